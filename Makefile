@@ -1,0 +1,43 @@
+# edgecam — developer and install targets. `make run` and `make test` work on a
+# fresh Debian/Raspberry Pi OS machine: they install what they need.
+
+SHELL := /bin/bash
+# Debian's python3 (not a pyenv one under /root, which ProtectHome= hides from services).
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+VENV ?= .venv
+SHARED ?= ../shared
+APT_PACKAGES := ffmpeg libsystemd-dev pkg-config python3-venv
+DEV_EXTRAS := litert,opencv,systemd,dev
+SOURCE ?= $(SHARED)/images
+
+.PHONY: run test lint deps venv clean
+
+## run: the daemon in the foreground on $(SOURCE), printing each result (Ctrl-C stops it)
+run: venv
+	$(VENV)/bin/edgecam fetch-model --dir .run/models \
+	    $(if $(wildcard $(SHARED)/models),--base-url file://$(abspath $(SHARED)/models))
+	$(VENV)/bin/edgecam run -c config/demo.yaml --source $(SOURCE) --print
+
+## test: lint and the whole test suite (what CI runs)
+test: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest
+
+## deps: Debian packages the tests and systemd-python's build need (root only)
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "install first: sudo apt-get install $$missing"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml | deps
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[$(DEV_EXTRAS)]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,54 @@
+"""User-facing errors and the exit codes they map to.
+
+Everything a user can get wrong (a config, a model file, an image, a camera)
+raises one of these. The CLI prints `edgecam: <message>` and exits with the
+code, never a traceback. The codes follow sysexits(3) so that systemd units
+(RestartPreventExitStatus=) and scripts can tell a bad config from a crash.
+"""
+
+EX_DATAERR = 65  # input data unusable: bad image, bad model, bad labels
+EX_NOINPUT = 66  # a file that must exist does not
+EX_UNAVAILABLE = 69  # a camera, a stream or another daemon's socket is in the way
+EX_SOFTWARE = 70  # internal error: a bug, reported with a traceback
+EX_TEMPFAIL = 75  # a download that may succeed later
+EX_CONFIG = 78  # the configuration is invalid
+
+
+class EdgecamError(Exception):
+    """A mistake or condition the user can fix; its message is one line."""
+
+    exit_code = EX_DATAERR
+
+
+class ConfigError(EdgecamError):
+    """The configuration is invalid; `lines` holds every `FILE:LINE: key: problem`."""
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class ModelError(EdgecamError):
+    """The model or labels file cannot be used as an image classifier."""
+
+    exit_code = EX_DATAERR
+
+
+class MissingFileError(EdgecamError):
+    """A file named by the user does not exist."""
+
+    exit_code = EX_NOINPUT
+
+
+class SourceError(EdgecamError):
+    """A camera or stream cannot be opened or read."""
+
+    exit_code = EX_UNAVAILABLE
+
+
+class DownloadError(EdgecamError):
+    """A model download failed or did not match its checksum."""
+
+    exit_code = EX_TEMPFAIL

@@ -1,0 +1,48 @@
+"""Reads a labels file and lines it up with a model's outputs.
+
+Classifiers come with 1001 outputs (index 0 = `background`) or 1000, and
+labels files with or without the `background` line; some label files number
+their lines (`0  background`, Coral style). Lining them up here means every
+result's `index` is the model's output index and its label is right.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from edgecam.errors import MissingFileError, ModelError
+
+_NUMBERED = re.compile(r"^\s*(\d+)[\s:]+(.*\S)\s*$")
+BACKGROUND = "background"
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """The labels of a file, one a line (blank lines skipped); numbered lines are placed by number."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MissingFileError(f"labels file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ModelError(f"{path}: cannot read labels: {reason}") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ModelError(f"{path}: the labels file is empty")
+    numbered = [_NUMBERED.match(line) for line in lines]
+    if all(numbered) and len(lines) > 1:
+        by_index = {int(m.group(1)): m.group(2) for m in numbered if m}
+        return [by_index.get(i, str(i)) for i in range(max(by_index) + 1)]
+    return lines
+
+
+def align_labels(labels: list[str], outputs: int, path: str | Path) -> list[str]:
+    """One label per model output, adding or removing a leading `background`."""
+    if len(labels) == outputs:
+        return labels
+    if len(labels) == outputs + 1 and labels[0].lower() == BACKGROUND:
+        return labels[1:]
+    if len(labels) + 1 == outputs:
+        return [BACKGROUND, *labels]
+    raise ModelError(
+        f"{path}: {len(labels)} labels but the model has {outputs} outputs")
