@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +17,7 @@ from pathlib import Path
 from edgecam import __version__
 from edgecam.config import load_config, to_yaml
 from edgecam.errors import EX_DATAERR, EX_NOINPUT, ConfigError, EdgecamError
-
-log = logging.getLogger("edgecam")
+from edgecam.logs import setup_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("-c", "--config", metavar="FILE",
                          help="config file (default: /etc/edgecam/edgecam.yaml if it exists, "
                               "else the built-in defaults)")
+
+    run = commands.add_parser("run", help="run the daemon in the foreground (what systemd starts)")
+    config_option(run)
+    run.add_argument("--source", metavar="SRC", help="override camera.source")
+    run.add_argument("--print", action="store_true", dest="print_results",
+                     help="also write every emitted result as a JSON line on stdout")
+    run.set_defaults(func=_run)
 
     check = commands.add_parser("check-config", help="validate the config and print it")
     config_option(check)
@@ -46,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
     classify.set_defaults(func=_classify)
 
+    tail = commands.add_parser("tail", help="print the running daemon's results")
+    tail.add_argument("--socket", metavar="PATH",
+                      help="the daemon's socket (default: outputs.socket.path of the config)")
+    config_option(tail)
+    tail.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    tail.set_defaults(func=_tail)
+
     fetch = commands.add_parser("fetch-model", help="download the default model and labels")
     fetch.add_argument("--dir", type=Path, metavar="DIR",
                        help="where to install them (default: /var/lib/edgecam/models)")
@@ -54,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
                             "Coral's public test data); file:// works")
     fetch.set_defaults(func=_fetch_model)
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edgecam.service import Daemon
+
+    return Daemon(args.config, source=args.source, print_results=args.print_results).run()
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from edgecam.tail import tail
+
+    path = args.socket or load_config(args.config).outputs.socket.path
+    return tail(path, args.json)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -105,15 +130,9 @@ def _fetch_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def setup_logging(level: str = "info") -> None:
-    """Plain one-line logs on stderr; journald adds its own timestamps."""
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr, force=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging("warning" if args.command != "fetch-model" else "info")
+    setup_logging("info" if args.command in ("run", "fetch-model") else "warning")
     try:
         return args.func(args)
     except ConfigError as exc:

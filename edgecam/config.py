@@ -99,7 +99,7 @@ class CameraConfig:
     fps: float = setting(30.0, "frames per second asked of the camera; still images cycle at this rate",
                          min=0.1, max=240)
     realtime: bool = setting(True, "video files play at their own frame rate (false: as fast as possible)")
-    loop: bool = setting(False, "video files and image folders start again at the end")
+    loop: bool = setting(False, "video files start again at the end (image folders always cycle)")
     stall_timeout_s: float = setting(
         5.0, "a source that delivers no frame for this long is closed and reopened", min=0.5, max=600)
 
@@ -189,6 +189,10 @@ class _Loader:
             if not isinstance(key, str):
                 self.error(key_node, keypath or "(top)", "keys must be plain names")
                 continue
+            if not _is_plain_name(key):
+                # Shown quoted at the section's path: a key with blanks would break `FILE:LINE: key: `.
+                self.error(key_node, keypath or "(top)", f"keys must be plain names, got {key!r}")
+                continue
             if key in seen:
                 self.error(key_node, where, "duplicate key")
                 continue
@@ -217,6 +221,10 @@ class _Loader:
         except yaml.YAMLError as exc:
             self.error(node, where, str(getattr(exc, "problem", exc)))
             return False, None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # PyYAML's constructors fail this way on explicit tags: `!!int abc`, `!!bool maybe`.
+            self.error(node, where, f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}")
+            return False, None
         if raw is None and _allows_none(hint):
             return True, None
         try:
@@ -231,7 +239,7 @@ class _Loader:
 
     def resolve(self, value: str) -> str:
         path = Path(value).expanduser()
-        return str(path if path.is_absolute() else self.base_dir / path)
+        return os.path.normpath(path if path.is_absolute() else self.base_dir / path)
 
 
 def _check_type(raw: Any, kind: type, meta: Any) -> Any:
@@ -289,6 +297,11 @@ def _is_null(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
 
 
+def _is_plain_name(key: str) -> bool:
+    """A key that can be shown unquoted in `FILE:LINE: key.path: problem`: no blanks, printable."""
+    return bool(key) and key.isprintable() and " " not in key
+
+
 def _unknown_key(key: str, fields: dict[str, Any]) -> str:
     close = difflib.get_close_matches(key, list(fields), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -304,8 +317,16 @@ def parse_config(text: str, filename: str, base_dir: Path | None = None) -> Conf
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise ConfigError([f"{filename}:{line}: (yaml): {exc.problem or exc.context}"]) from None
+    except yaml.reader.ReaderError as exc:
+        # Not a MarkedYAMLError, and its str() spans two lines.
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError([f"{filename}:{line}: (yaml): unacceptable character #x{exc.character:04x}: "
+                           f"{exc.reason}"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{filename}:1: (yaml): {exc}"]) from None
+        raise ConfigError([f"{filename}:1: (yaml): {str(exc).splitlines()[0]}"]) from None
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level.
+        raise ConfigError([f"{filename}:1: (yaml): nested too deeply"]) from None
     config = loader.build(Config, root, "")
     if loader.errors:
         raise ConfigError(loader.errors)

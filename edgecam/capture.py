@@ -1,0 +1,165 @@
+"""The capture thread: keeps a source delivering frames into the slot, whatever it does.
+
+A reader thread per opened source calls `read()` in a loop and puts each
+image, stamped as a Frame, into the latest-wins slot: capture never waits for
+inference. The capture thread supervises it: a source that ends, fails or
+delivers nothing for the stall timeout is torn down and reopened with capped
+exponential backoff. A read that never returns (OpenCV on a dead RTSP/TCP
+stream) is abandoned: its thread is left to finish on its own and closes its
+source when it does, while a fresh source takes over. Every stall, loss,
+reconnect and abandoned read is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from edgecam.errors import EdgecamError
+from edgecam.frames import Frame
+from edgecam.slot import FrameSlot
+from edgecam.sources.base import Source
+from edgecam.stats import Stats
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 10.0
+_POLL_S = 0.1
+_JOIN_S = 1.0
+_STALL_FRAMES = 3  # a slow source gets at least this many frame intervals before it counts as stalled
+
+
+class Capture:
+    """Runs `make_source()` sources until stopped; `ended` is set when a file source finishes."""
+
+    def __init__(self, make_source: Callable[[], Source], slot: FrameSlot, stats: Stats,
+                 stall_timeout_s: float, first_source: Source | None = None) -> None:
+        self._make_source = make_source
+        self._slot = slot
+        self._stats = stats
+        self._stall_timeout_s = stall_timeout_s
+        self._first_source = first_source
+        self._stop = threading.Event()
+        self.ended = threading.Event()
+        self._seq = 0
+        self._last_frame = time.monotonic()
+        #: monotonic time the capture thread last showed it is not stuck (for the watchdog)
+        self.alive_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="edgecam-capture", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("capture thread did not stop within %.1f s", timeout)
+
+    @property
+    def flowing(self) -> bool:
+        """Whether frames are arriving (within the stall timeout)."""
+        return time.monotonic() - self._last_frame < self._stall_timeout_s
+
+    def _run(self) -> None:
+        delay = BACKOFF_FIRST_S
+        source = self._first_source
+        while not self._stop.is_set():
+            self.alive_at = time.monotonic()
+            if source is None:
+                source = self._open()
+            if source is not None:
+                delivered = self._run_source(source)
+                source = None
+                if self.ended.is_set() or self._stop.is_set():
+                    break
+                if delivered:
+                    delay = BACKOFF_FIRST_S
+            self._stats.count("reconnects")
+            log.info("reopening the source in %.1f s", delay)
+            self._wait_alive(delay)
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    def _open(self) -> Source | None:
+        try:
+            source = self._make_source()
+            source.open()
+        except EdgecamError as exc:
+            self._stats.count("source_errors")
+            log.warning("%s", exc)
+            return None
+        return source
+
+    def _run_source(self, source: Source) -> bool:
+        """Reads `source` in a reader thread until it ends, stalls or we stop; True if it delivered."""
+        reader_stop = threading.Event()
+        state = _ReaderState()
+        reader = threading.Thread(target=self._read_loop, args=(source, reader_stop, state),
+                                  name="edgecam-reader", daemon=True)
+        stall_s = max(self._stall_timeout_s, _STALL_FRAMES * source.frame_interval_s)
+        self._last_frame = time.monotonic()
+        reader.start()
+        while not self._stop.wait(_POLL_S):
+            self.alive_at = time.monotonic()
+            if not reader.is_alive():
+                if state.ended and source.finite:
+                    log.info("source %s ended", source.name)
+                    self.ended.set()
+                else:
+                    self._stats.count("source_lost")
+                    log.warning("source %s: lost (%s)", source.name, state.reason or "no more frames")
+                break
+            silent = time.monotonic() - self._last_frame
+            if silent > stall_s:
+                self._stats.count("stalls")
+                log.warning("source %s: stalled, no frame for %.1f s", source.name, silent)
+                break
+        reader_stop.set()
+        reader.join(_JOIN_S)
+        if reader.is_alive():
+            self._stats.count("abandoned_reads")
+            log.warning("source %s: read still blocked; abandoned (it closes when it returns)",
+                        source.name)
+        return state.delivered
+
+    def _read_loop(self, source: Source, stop: threading.Event, state: _ReaderState) -> None:
+        try:
+            while not stop.is_set():
+                image = source.read(stop)
+                if stop.is_set():
+                    break
+                if image is None:
+                    state.ended = True
+                    break
+                self._seq += 1
+                self._last_frame = time.monotonic()
+                state.delivered = True
+                self._stats.count("captured")
+                self._slot.put(Frame.capture(self._seq, image))
+        except Exception as exc:  # a driver error must not kill capture: it is a lost source
+            state.reason = f"{type(exc).__name__}: {exc}"
+        finally:
+            try:
+                source.close()
+            except Exception as exc:
+                log.warning("source %s: close failed: %s", source.name, exc)
+
+    def _wait_alive(self, seconds: float) -> None:
+        """Waits, still showing the watchdog that this thread is alive."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.wait(min(_POLL_S * 5, max(0.0, deadline - time.monotonic()))):
+            self.alive_at = time.monotonic()
+            if time.monotonic() >= deadline:
+                break
+
+
+class _ReaderState:
+    """What a reader thread reports back to the supervisor."""
+
+    def __init__(self) -> None:
+        self.delivered = False
+        self.ended = False
+        self.reason = ""

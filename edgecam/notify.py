@@ -1,0 +1,79 @@
+"""sd_notify(3) without libsystemd: READY, STATUS, RELOADING, STOPPING and the watchdog.
+
+The protocol is one datagram of `KEY=value` lines to $NOTIFY_SOCKET, so it
+needs no library and works on a Pi without python3-systemd. Without
+NOTIFY_SOCKET (a plain foreground run) every call does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        address = env.get("NOTIFY_SOCKET", "")
+        if address.startswith("@"):
+            address = "\0" + address[1:]
+        self._address = address or None
+        self._socket: socket.socket | None = None
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        ours = not pid or (pid.isdigit() and int(pid) == os.getpid())
+        #: how often systemd wants WATCHDOG=1, or None when no watchdog is set
+        self.watchdog_s = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 and ours else None
+        if self._address:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+
+    def send(self, *fields: str) -> None:
+        if self._socket is None or self._address is None:
+            return
+        try:
+            self._socket.sendto("\n".join(fields).encode(), self._address)
+        except OSError as exc:
+            log.debug("sd_notify failed: %s", exc)
+
+    def ready(self, status: str) -> None:
+        self.send("READY=1", f"STATUS={status}")
+
+    def status(self, status: str) -> None:
+        self.send(f"STATUS={status}")
+
+    def reloading(self) -> None:
+        self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+
+    def stopping(self) -> None:
+        self.send("STOPPING=1", "STATUS=stopping")
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+
+class Watchdog:
+    """Sends WATCHDOG=1 when the pipeline shows progress, at most twice per watchdog period.
+
+    Called from the inference thread after a result (or while it waits on a
+    source that is being reconnected), never from a timer: a timer would keep
+    pinging while the pipeline is stuck, defeating the point.
+    """
+
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+        self._interval = notifier.watchdog_s / 2 if notifier.watchdog_s else None
+        self._last = 0.0
+
+    def kick(self) -> None:
+        if self._interval is None:
+            return
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            self._notifier.send("WATCHDOG=1")

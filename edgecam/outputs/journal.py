@@ -1,0 +1,59 @@
+"""The journal output: one structured entry per emitted result, one stats line a minute.
+
+Through systemd-python where installed (apt python3-systemd on Raspberry Pi
+OS), so `journalctl EDGECAM_LABEL=…` filters; else one readable line on
+stderr, which systemd still puts in the journal, without the fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from edgecam.results import Result
+from edgecam.stats import status_line
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL_S = 60.0
+Sender = Callable[..., None]
+
+
+def systemd_sender() -> Sender | None:
+    """systemd.journal.send, or None where systemd-python is not installed."""
+    try:
+        from systemd import journal
+    except ImportError:
+        return None
+    return journal.send
+
+
+class JournalOutput:
+    name = "journal"
+    stats_interval_s = STATS_INTERVAL_S
+
+    def __init__(self, sender: Sender | None) -> None:
+        self._send = sender
+
+    def emit(self, result: Result) -> None:
+        if self._send is None:
+            print(f"edgecam: {result.text()} [index {result.top.index}, seq {result.seq}]",
+                  file=sys.stderr, flush=True)
+            return
+        self._send(**result.journal_fields())
+
+    def stats(self, snapshot: dict[str, Any]) -> None:
+        text = f"stats: {status_line(snapshot, None)}"
+        if self._send is None:
+            print(f"edgecam: {text}", file=sys.stderr, flush=True)
+            return
+        frames = snapshot["frames"]
+        self._send(MESSAGE=text, PRIORITY="6", SYSLOG_IDENTIFIER="edgecam",
+                   EDGECAM_FRAMES_CAPTURED=str(frames["captured"]),
+                   EDGECAM_FRAMES_CLASSIFIED=str(frames["classified"]),
+                   EDGECAM_FRAMES_DROPPED=str(frames["dropped"]))
+
+    def close(self) -> None:
+        """Nothing to release: each entry is one datagram."""

@@ -1,0 +1,243 @@
+"""The Unix socket output: JSON lines to every connected client, never waiting for one.
+
+One `edgecam-socket` thread does all socket I/O with a selector: it accepts
+clients, discards whatever they send (garbage or huge lines included), and
+writes queued lines without blocking. Each client has a bounded send buffer;
+a client that stops reading is disconnected when it fills (counted), so a
+stuck `nc -U` never slows the pipeline or the other clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import socket
+import stat
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from edgecam.errors import EdgecamError, SourceError
+from edgecam.results import Result, json_line, stats_message
+from edgecam.stats import Stats
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL_S = 5.0
+MAX_PENDING_BYTES = 64 * 1024  # per client, on top of the kernel's socket buffer
+MAX_QUEUED_LINES = 1024
+_RECV_BYTES = 65536
+
+
+class _Client:
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.pending = bytearray()
+
+
+class SocketOutput:
+    """Serves results at `path`; start() binds (raising one clear line), close() removes the file."""
+
+    name = "socket"
+    stats_interval_s = STATS_INTERVAL_S
+
+    def __init__(self, path: str, mode: str, stats: Stats) -> None:
+        self.path = path
+        self.mode = mode
+        self._stats = stats
+        self._lines: deque[bytes] = deque(maxlen=MAX_QUEUED_LINES)
+        self._clients: dict[int, _Client] = {}
+        self._selector = selectors.DefaultSelector()
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._listener: socket.socket | None = None
+        self._inode: int | None = None
+        self._thread = threading.Thread(target=self._run, name="edgecam-socket", daemon=True)
+
+    def start(self) -> None:
+        self._listener = self._bind()
+        self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread.start()
+        log.info("socket %s: serving results (mode %s)", self.path, self.mode)
+
+    def chmod(self, mode: str) -> None:
+        """Applies a new file mode to the live socket (a reload that changed only the mode)."""
+        try:
+            os.chmod(self.path, int(mode, 8))
+        except OSError as exc:
+            raise EdgecamError(f"outputs.socket.mode: cannot chmod {self.path}: {exc.strerror}"
+                               ) from None
+        self.mode = mode
+
+    def emit(self, result: Result) -> None:
+        self._queue(json_line(result.message()))
+
+    def stats(self, snapshot: dict[str, Any]) -> None:
+        self._queue(json_line(stats_message(snapshot)))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake()
+        if self._thread.is_alive():
+            self._thread.join(1.0)
+        for client in list(self._clients.values()):
+            self._drop(client, counted=False)
+        if self._listener is not None:
+            self._listener.close()
+            self._remove_file()
+            self._listener = None
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _queue(self, line: bytes) -> None:
+        if len(self._lines) == self._lines.maxlen:
+            self._stats.count("socket_messages_dropped")
+        self._lines.append(line)
+        self._wake()
+
+    def _wake(self) -> None:
+        # A full pipe means the thread is already due to wake; a closed one, that it stopped.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    def _bind(self) -> socket.socket:
+        path = Path(self.path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EdgecamError(f"outputs.socket.path: cannot create {path.parent}: {exc.strerror}"
+                               ) from None
+        self._remove_stale(path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            listener.bind(str(path))
+            os.chmod(path, int(self.mode, 8))
+            listener.listen(64)
+            listener.setblocking(False)
+        except OSError as exc:
+            listener.close()
+            raise EdgecamError(f"outputs.socket.path: cannot serve on {path}: {exc.strerror}"
+                               ) from None
+        self._inode = path.stat().st_ino
+        return listener
+
+    def _remove_stale(self, path: Path) -> None:
+        """Replaces a socket file nobody listens on; refuses a live one or a non-socket."""
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise EdgecamError(f"outputs.socket.path: {path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError as exc:
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                raise EdgecamError(f"outputs.socket.path: cannot check {path}: {exc.strerror}"
+                                   ) from None
+            log.info("socket %s: removing a stale socket file", path)
+            path.unlink(missing_ok=True)
+            return
+        finally:
+            probe.close()
+        raise SourceError(f"outputs.socket.path: {path} is in use by another running edgecam")
+
+    def _remove_file(self) -> None:
+        """Removes the socket file if it is still ours (not one a newer daemon bound)."""
+        try:
+            if os.stat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for key, events in self._selector.select(timeout=1.0):
+                if key.data == "accept":
+                    self._accept()
+                elif key.data == "wake":
+                    self._drain_wake()
+                elif events & selectors.EVENT_READ:
+                    self._read(key.data)
+                if key.data not in ("accept", "wake") and events & selectors.EVENT_WRITE:
+                    self._flush(key.data)
+            self._broadcast()
+            self._stats.set_gauge("socket_clients", len(self._clients))
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: keep serving those we have
+                log.warning("socket %s: accept failed: %s", self.path, exc.strerror)
+                return
+            conn.setblocking(False)
+            client = _Client(conn)
+            self._clients[conn.fileno()] = client
+            self._selector.register(conn, selectors.EVENT_READ, client)
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _read(self, client: _Client) -> None:
+        """Discards what a client sends; an empty read means it hung up."""
+        try:
+            data = client.conn.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client, counted=False)
+
+    def _broadcast(self) -> None:
+        while self._lines:
+            line = self._lines.popleft()
+            for client in list(self._clients.values()):
+                client.pending += line
+                if len(client.pending) > MAX_PENDING_BYTES:
+                    log.warning("socket %s: a client stopped reading; disconnected", self.path)
+                    self._drop(client, counted=True)
+        for client in list(self._clients.values()):
+            if client.pending:
+                self._flush(client)
+
+    def _flush(self, client: _Client) -> None:
+        if client.conn.fileno() not in self._clients:
+            return
+        try:
+            sent = client.conn.send(client.pending)
+            del client.pending[:sent]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._drop(client, counted=False)
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.pending else 0)
+        self._selector.modify(client.conn, events, client)
+
+    def _drop(self, client: _Client, counted: bool) -> None:
+        fd = client.conn.fileno()
+        if self._clients.pop(fd, None) is None:
+            return
+        if counted:
+            self._stats.count("socket_clients_dropped")
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(client.conn)
+        client.conn.close()

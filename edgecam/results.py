@@ -1,0 +1,50 @@
+"""What one classified frame produces, and how it reads on each output.
+
+One place defines the socket message, the journal fields and the readable
+line, so `edgecam tail`, `journalctl` and `--print` always agree.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from edgecam.classifier import Classification, Label
+
+
+@dataclass(frozen=True)
+class Result:
+    seq: int
+    ts: float  # capture time, seconds since the epoch
+    latency_ms: float  # capture to result
+    classification: Classification
+
+    @property
+    def top(self) -> Label:
+        return self.classification.top
+
+    def message(self) -> dict[str, Any]:
+        """The socket / --print message (DESIGN.md contract)."""
+        return {"type": "classification", "seq": self.seq, "ts": round(self.ts, 3),
+                "latency_ms": round(self.latency_ms, 1),
+                "labels": [label.as_dict() for label in self.classification.labels]}
+
+    def text(self) -> str:
+        return f"{self.top.label} {self.top.score:.2f} ({self.latency_ms:.0f} ms)"
+
+    def journal_fields(self) -> dict[str, str]:
+        top = self.top
+        return {"MESSAGE": self.text(), "PRIORITY": "6", "SYSLOG_IDENTIFIER": "edgecam",
+                "EDGECAM_LABEL": top.label, "EDGECAM_INDEX": str(top.index),
+                "EDGECAM_SCORE": f"{top.score:.4f}", "EDGECAM_LATENCY_MS": f"{self.latency_ms:.1f}",
+                "EDGECAM_SEQ": str(self.seq)}
+
+
+def stats_message(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "stats", "ts": round(time.time(), 3), **snapshot}
+
+
+def json_line(message: dict[str, Any]) -> bytes:
+    return (json.dumps(message, separators=(", ", ": ")) + "\n").encode()

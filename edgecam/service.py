@@ -1,0 +1,272 @@
+"""The daemon's life cycle: start in order, run, reload on SIGHUP, stop in reverse.
+
+Start: config → classifier → outputs → source → capture thread → inference
+thread → first result → READY=1. The main thread then only handles signals,
+STATUS= and periodic stats; SIGTERM/SIGINT stop everything in reverse order
+in `finally`. SIGHUP re-reads the config; a config that does not load, or a
+model that does not, is refused as a whole and the daemon keeps running on
+the old one. Only what changed is rebuilt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from edgecam.capture import Capture
+from edgecam.classifier import Classifier
+from edgecam.config import Config, load_config
+from edgecam.errors import EX_SOFTWARE, ConfigError, EdgecamError
+from edgecam.faults import Faults
+from edgecam.filter import ResultFilter
+from edgecam.inference import Inference, InferenceSettings
+from edgecam.logs import set_level
+from edgecam.notify import Notifier, Watchdog
+from edgecam.outputs import Output, Outputs
+from edgecam.outputs.journal import JournalOutput, Sender, systemd_sender
+from edgecam.outputs.socket import SocketOutput
+from edgecam.outputs.stdout import PrintOutput
+from edgecam.slot import FrameSlot
+from edgecam.sources import Source, make_source
+from edgecam.stats import Stats, status_line
+
+log = logging.getLogger(__name__)
+
+_LOOP_S = 0.5
+_STATUS_S = 5.0
+_IDLE_ALIVE_S = 2.0  # the capture thread must have shown life this recently to excuse a pause
+
+
+class Daemon:
+    """`edgecam run`. Side effects (sd_notify, the journal) are injectable for tests."""
+
+    def __init__(self, config_path: str | None, *, source: str | None = None,
+                 print_results: bool = False, notifier: Notifier | None = None,
+                 journal_sender: Callable[[], Sender | None] = systemd_sender) -> None:
+        self._config_path = config_path
+        self._source_override = source
+        self._print_results = print_results
+        self._notifier = notifier or Notifier()
+        self._journal_sender = journal_sender
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._stats = Stats()
+        self._slot = FrameSlot(lambda: self._stats.drop("overwritten"))
+        self._config: Config | None = None
+        self._outputs: Outputs | None = None
+        self._capture: Capture | None = None
+        self._inference: Inference | None = None
+        self._print: PrintOutput | None = PrintOutput() if print_results else None
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        self._stop.set()
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload.set()
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Runs until stopped; returns the exit code. User errors at start raise EdgecamError."""
+        self._install_signals()
+        try:
+            if not self._start():
+                return 0
+            return self._serve()
+        finally:
+            self._shutdown()
+
+    def _load(self) -> Config:
+        config = load_config(self._config_path)
+        if self._source_override:
+            config = dataclasses.replace(
+                config, camera=dataclasses.replace(config.camera, source=self._source_override))
+        return config
+
+    def _start(self) -> bool:
+        """Starts every part in order; False if a stop signal came first."""
+        config = self._config = self._load()
+        set_level(config.log_level)
+        self._notifier.status("loading the model")
+        classifier = Classifier.from_config(config.model)
+        if self._stop.is_set():
+            return False
+        outputs = self._outputs = Outputs(self._build_outputs(config, {}), self._stats)
+        outputs.start()
+        source = self._first_source(config, classifier)
+        if self._stop.is_set():
+            return False
+        settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs))
+        self._inference = Inference(settings, self._slot, self._stats, outputs,
+                                    Watchdog(self._notifier), self._source_idle, Faults())
+        self._start_capture(config, classifier, source)
+        self._inference.start()
+        self._notifier.status("waiting for the first frame")
+        while not self._inference.first_result.wait(_LOOP_S / 5):
+            if self._stop.is_set() or self._finished() is not None:
+                return not self._stop.is_set()
+            self._stats.tick()
+        self._notifier.ready(self._status())
+        log.info("running: %s → %s", config.camera.source,
+                 ", ".join(o.name for o in outputs.outputs) or "no outputs")
+        return True
+
+    def _serve(self) -> int:
+        last_status = time.monotonic()
+        while not self._stop.wait(_LOOP_S):
+            now = time.monotonic()
+            self._stats.tick(now)
+            if self._reload.is_set():
+                self._reload.clear()
+                self._apply_reload()
+            code = self._finished()
+            if code is not None:
+                return code
+            snapshot = self._stats.snapshot()
+            assert self._outputs is not None
+            self._outputs.stats(snapshot, now)
+            if now - last_status >= _STATUS_S:
+                last_status = now
+                self._notifier.status(self._status(snapshot))
+        return 0
+
+    def _finished(self) -> int | None:
+        """An exit code once the pipeline cannot go on: a file source ended, or inference died."""
+        if self._inference is not None and self._inference.error is not None:
+            log.error("stopping: inference failed: %s", self._inference.error)
+            return EX_SOFTWARE
+        if self._capture is not None and self._capture.ended.is_set():
+            log.info("stopping: the source ended")
+            return 0
+        return None
+
+    def _shutdown(self) -> None:
+        """Stops in reverse order; every step runs even if an earlier one fails."""
+        self._notifier.stopping()
+        for step in (self._stop_capture, self._stop_inference, self._close_outputs):
+            try:
+                step()
+            except Exception:
+                log.exception("error while stopping")
+        self._notifier.close()
+
+    def _stop_capture(self) -> None:
+        if self._capture is not None:
+            self._capture.stop(timeout=0.5)
+
+    def _stop_inference(self) -> None:
+        if self._inference is not None:
+            self._inference.stop(timeout=0.5)
+
+    def _close_outputs(self) -> None:
+        if self._outputs is not None:
+            self._outputs.close(timeout=0.5)
+
+    # -- parts -------------------------------------------------------------------------------
+
+    def _first_source(self, config: Config, classifier: Classifier) -> Source | None:
+        """Opens the source once, so a missing camera or file fails the start with one line.
+
+        A network stream that is down is not a user mistake (the camera may be
+        rebooting): it is left to the capture thread, which keeps retrying.
+        """
+        source = make_source(config.camera, classifier.input_size)
+        if source.network:
+            return None
+        source.open()
+        return source
+
+    def _start_capture(self, config: Config, classifier: Classifier, source: Source | None) -> None:
+        camera, input_size = config.camera, classifier.input_size
+        self._capture = Capture(lambda: make_source(camera, input_size), self._slot, self._stats,
+                                camera.stall_timeout_s, first_source=source)
+        self._capture.start()
+
+    def _source_idle(self) -> bool:
+        """True while no frames come but the capture thread is alive and handling it."""
+        capture = self._capture
+        return (capture is not None and not capture.flowing
+                and time.monotonic() - capture.alive_at < _IDLE_ALIVE_S)
+
+    def _build_outputs(self, config: Config, current: dict[str, Output]) -> list[Output]:
+        """The outputs `config` asks for, reusing those in `current` whose settings are unchanged."""
+        outputs: list[Output] = []
+        if config.outputs.journal.enabled:
+            outputs.append(current.get("journal") or JournalOutput(self._journal_sender()))
+        if config.outputs.socket.enabled:
+            socket_config = config.outputs.socket
+            existing = current.get("socket")
+            if isinstance(existing, SocketOutput) and existing.path == socket_config.path:
+                if existing.mode != socket_config.mode:
+                    existing.chmod(socket_config.mode)
+                outputs.append(existing)
+            else:
+                server = SocketOutput(socket_config.path, socket_config.mode, self._stats)
+                server.start()
+                outputs.append(server)
+        if self._print is not None:
+            outputs.append(self._print)
+        return outputs
+
+    def _status(self, snapshot: dict | None = None) -> str:
+        latest = self._inference.latest if self._inference else None
+        return status_line(snapshot or self._stats.snapshot(),
+                           f"{latest.top.label} {latest.top.score:.2f}" if latest else None)
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def _apply_reload(self) -> None:
+        self._notifier.reloading()
+        try:
+            self._reload_config()
+        finally:
+            self._notifier.ready(self._status())
+
+    def _reload_config(self) -> None:
+        old = self._config
+        assert old is not None and self._inference is not None and self._outputs is not None
+        try:
+            new = self._load()
+        except ConfigError as exc:
+            for line in exc.lines:
+                log.error("%s", line)
+            log.error("reload refused: %d error(s); still running on the previous config",
+                      len(exc.lines))
+            return
+        settings = self._inference.settings
+        classifier = settings.classifier
+        try:
+            if new.model != old.model:
+                classifier = Classifier.from_config(new.model)
+            current = {o.name: o for o in self._outputs.outputs}
+            outputs = self._build_outputs(new, current) if new.outputs != old.outputs else None
+        except EdgecamError as exc:
+            log.error("reload refused: %s; still running on the previous config", exc)
+            return
+        set_level(new.log_level)
+        result_filter = (ResultFilter(new.outputs) if new.outputs != old.outputs
+                         else settings.filter)
+        self._inference.settings = InferenceSettings(classifier, new.pipeline, result_filter)
+        if outputs is not None:
+            self._outputs.replace(outputs)
+        if new.camera != old.camera or classifier.input_size != settings.classifier.input_size:
+            assert self._capture is not None
+            self._capture.stop(timeout=1.0)
+            self._slot.clear()
+            self._start_capture(new, classifier, None)
+        self._config = new
+        changed = [name for name in ("camera", "model", "pipeline", "outputs", "log_level")
+                   if getattr(new, name) != getattr(old, name)]
+        log.info("reloaded: %s", ", ".join(changed) if changed else "nothing changed")

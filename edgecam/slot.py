@@ -1,0 +1,40 @@
+"""The frame slot between capture and inference: one frame, latest wins.
+
+A queue would let frames pile up behind a slow model and latency would grow
+without bound; one slot keeps only the newest frame, and every frame it
+overwrites before inference took it is counted as a drop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from edgecam.frames import Frame
+
+
+class FrameSlot:
+    def __init__(self, on_overwrite: Callable[[], None]) -> None:
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._on_overwrite = on_overwrite
+
+    def put(self, frame: Frame) -> None:
+        """Stores the newest frame; never blocks the capture thread for longer than the lock."""
+        with self._cond:
+            if self._frame is not None:
+                self._on_overwrite()
+            self._frame = frame
+            self._cond.notify()
+
+    def take(self, timeout: float) -> Frame | None:
+        """The newest frame not yet taken, waiting up to `timeout` seconds; None if none came."""
+        with self._cond:
+            if self._frame is None:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame
+
+    def clear(self) -> None:
+        with self._cond:
+            self._frame = None

@@ -1,0 +1,57 @@
+"""The interface every frame source implements, and the pacing they share.
+
+A source is opened, read until it returns None (the end of a file, or a lost
+camera or stream) and closed. The capture thread owns the life cycle:
+stall detection, reconnects and backoff live there, so each source only
+knows how to talk to its device.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Source(ABC):
+    """A camera, stream or file; `read` returns BGR (or gray/BGRA) uint8 images."""
+
+    #: a human name for logs: the device, URL or path
+    name: str
+    #: a network stream: worth retrying at start-up rather than refusing to start
+    network: bool = False
+    #: a file that ends (a video without `loop`): its end stops the daemon instead of a reconnect
+    finite: bool = False
+    #: the seconds between frames this source is asked for (0: as fast as it comes)
+    frame_interval_s: float = 0.0
+
+    @abstractmethod
+    def open(self) -> None:
+        """Opens the device; raises SourceError with one clear line when it cannot."""
+
+    @abstractmethod
+    def read(self, stop: threading.Event) -> np.ndarray | None:
+        """The next image; None when the source ended or was lost. Returns early once `stop` is set."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Releases the device; safe to call more than once."""
+
+
+class Pacer:
+    """Releases frames at a fixed rate (still images, video files played in real time)."""
+
+    def __init__(self, fps: float) -> None:
+        self.interval = 1.0 / fps if fps > 0 else 0.0
+        self._next = time.monotonic()
+
+    def wait(self, stop: threading.Event) -> None:
+        if not self.interval:
+            return
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+        # Do not try to catch up after a pause: a late frame sets the new schedule.
+        self._next = max(self._next + self.interval, time.monotonic())

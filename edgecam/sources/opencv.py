@@ -1,0 +1,80 @@
+"""OpenCV sources: V4L2 devices (path or index), network streams and video files.
+
+OpenCV's FFmpeg backend can block in `read()` for a long time on a dead
+network stream; its open/read timeouts are set here, and the capture thread
+does not trust them either (it watches for stalls and abandons the read).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecam.errors import SourceError
+from edgecam.sources.base import Pacer, Source
+
+log = logging.getLogger(__name__)
+
+
+class OpenCVSource(Source):
+    """A cv2.VideoCapture; `kind` is "device", "stream" or "file"."""
+
+    def __init__(self, target: str, kind: str, *, width: int, height: int, fps: float,
+                 realtime: bool = True, loop: bool = False, timeout_s: float = 5.0) -> None:
+        self.name = target
+        self.kind = kind
+        self.network = kind == "stream"
+        self.finite = kind == "file" and not loop
+        self._target: str | int = int(target) if target.isdigit() else target
+        self._width, self._height, self._fps = width, height, fps
+        self._realtime, self._loop = realtime, loop
+        self._timeout_ms = int(timeout_s * 1000)
+        self._capture: cv2.VideoCapture | None = None
+        self._pacer = Pacer(0)
+
+    def open(self) -> None:
+        if self.kind != "stream" and isinstance(self._target, str) and not Path(self._target).exists():
+            what = "no such device" if self.kind == "device" else "no such file"
+            raise SourceError(f"camera.source: {self.name}: {what}")
+        backend = cv2.CAP_V4L2 if self.kind == "device" else cv2.CAP_FFMPEG
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms,
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms]
+        capture = cv2.VideoCapture(self._target, backend, params)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(f"camera.source: cannot open {self.name}")
+        if self.kind == "device":
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self._width)
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self._height)
+            capture.set(cv2.CAP_PROP_FPS, self._fps)
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer stale frames queued in the driver
+        native_fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        if self.kind == "file":
+            self._pacer = Pacer(native_fps if self._realtime else 0.0)
+            self.frame_interval_s = self._pacer.interval
+        else:
+            self.frame_interval_s = 1.0 / native_fps if native_fps > 0 else 0.0
+        self._capture = capture
+        log.info("source %s opened (%s, %dx%d, %.3g fps)", self.name, self.kind,
+                 int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                 int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), native_fps)
+
+    def read(self, stop: threading.Event) -> np.ndarray | None:
+        capture = self._capture
+        if capture is None:
+            return None
+        self._pacer.wait(stop)
+        ok, image = capture.read()
+        if not ok and self.kind == "file" and self._loop:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = capture.read()
+        return image if ok and image is not None and image.size else None
+
+    def close(self) -> None:
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.release()

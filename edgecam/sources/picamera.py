@@ -1,0 +1,272 @@
+"""The Raspberry Pi camera through picamera2 (libcamera).
+
+This is the only module that imports picamera2, and only in `open()`:
+importing picamera2 starts libcamera and probes /dev/video* for the ISP, so
+doing it at import time would touch the hardware in every command, test and
+machine without a camera.
+
+The ISP scales, not the CPU. Two streams are configured: `main` at
+camera.width x camera.height (which also fixes the field of view, since the
+ISP crops the sensor to main's aspect ratio) and `lores` at the model's input
+size in YUV420, the one lores format every Pi accepts (the Pi 4's VC4 ISP
+refuses anything else; the Pi 5's PiSP would also take RGB). Only lores is
+read: converting a 224x224 YUV420 frame to BGR costs a fraction of a
+millisecond, and the pipeline's crop and resize are then near-free because
+the frame already has the model's size. On both ISPs lores shows main's
+field squashed to the model's aspect ratio (VC4 crops one region for both
+outputs; picamera2 gives lores main's crop unless asked otherwise), so a
+4:3 main gives a slightly stretched square frame; a square main avoids that.
+
+picamera2 facts this relies on (checked in raspberrypi/picamera2 0.3.36,
+picamera2/picamera2.py and request.py):
+- `Picamera2.global_camera_info()` lists the cameras; `[]` when there is none,
+  and `Picamera2(0)` then fails with IndexError. A camera held by another
+  process fails in libcamera's acquire() ("Failed to acquire camera: Device
+  or resource busy"), wrapped in RuntimeError("Camera __init__ sequence did
+  not complete.").
+- `capture_request(wait=False)` returns a job; `Picamera2.wait(job, timeout)`
+  raises TimeoutError when no frame came in time, so a read can never block
+  forever; `cancel_all_and_flush()` (0.3.20+) clears jobs queued behind a
+  hung camera so that `stop()` can run.
+- `request.make_array(name)` already copies the buffer out, so the request is
+  released right after it, before any conversion.
+- YUV420 arrays are (height * 3 / 2, stride) with Y, then U, then V planes
+  (I420); bytes past the width on each row are padding, cut after conversion.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgecam.config import CameraConfig
+from edgecam.errors import SourceError
+from edgecam.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+NOT_INSTALLED = ("camera.source: picamera2 is not installed (on Raspberry Pi OS: sudo apt install "
+                 "python3-picamera2, and make the virtualenv with --system-site-packages)")
+
+#: camera buffers per stream: one held by picamera2 as "latest", one being read, the rest in flight.
+BUFFER_COUNT = 4
+#: how often a read waiting for a frame looks at its stop event
+_POLL_S = 0.1
+#: how long close() waits for a capture that completed while it was being abandoned
+_ABANDON_WAIT_S = 0.2
+
+
+class Picamera2Source(Source):
+    """Frames from the Pi camera's `lores` stream, as BGR images at the model's input size."""
+
+    name = "picamera2"
+
+    def __init__(self, camera: CameraConfig, input_size: tuple[int, int]) -> None:
+        self._main_size = (camera.width, camera.height)
+        self._input_size = input_size
+        self._fps = camera.fps
+        self.frame_interval_s = 1.0 / camera.fps
+        # A read that sees no frame for this long reports the camera lost (returns None), so the
+        # capture thread closes and reopens it; never shorter than two frame intervals.
+        self._timeout_s = max(camera.stall_timeout_s, 2 * self.frame_interval_s)
+        self._camera: Any = None
+        self._pending: Any = None  # a capture job a read gave up waiting for, reused by the next read
+        self._lores_width = 0
+
+    def open(self) -> None:
+        try:
+            import libcamera
+            from picamera2 import Picamera2
+        except ImportError:
+            # Also the case where picamera2 was pip-installed into a venv that cannot see
+            # the system's libcamera bindings: the fix is the same.
+            raise SourceError(NOT_INSTALLED) from None
+        except Exception as exc:  # e.g. a numpy ABI mismatch between the venv and the system packages
+            raise SourceError(f"camera.source: picamera2 cannot be imported: {_reason(exc)}") from None
+
+        try:
+            cameras = Picamera2.global_camera_info()
+        except Exception as exc:
+            raise SourceError(f"camera.source: picamera2: cannot list cameras: {_reason(exc)}") from None
+        if not cameras:
+            raise SourceError(_no_camera())
+        model = cameras[0].get("Model", "camera")
+        try:
+            camera = Picamera2(0)
+        except IndexError:  # unplugged between the listing and the open
+            raise SourceError(_no_camera()) from None
+        except Exception as exc:
+            reason = _reason(exc)
+            hint = " (is another program, or another edgecam, using the camera?)" if _busy(reason) else ""
+            raise SourceError(f"camera.source: picamera2 camera 0 ({model}): cannot open: {reason}{hint}"
+                              ) from None
+
+        try:
+            config = self._configuration(camera, libcamera)
+            camera.configure(config)
+            camera.start()
+        except Exception as exc:
+            _close_camera(camera)
+            raise SourceError(f"camera.source: picamera2 camera 0 ({model}): cannot start: {_reason(exc)}"
+                              ) from None
+        lores = camera.stream_configuration("lores")
+        self._lores_width = lores["size"][0]
+        self._camera, self._pending = camera, None
+        main = camera.stream_configuration("main")
+        log.info("source picamera2 opened (%s, main %dx%d %s, lores %dx%d %s, %.3g fps)", model,
+                 *main["size"], main["format"], *lores["size"], lores["format"], self._fps)
+        if tuple(lores["size"]) != tuple(self._input_size):
+            log.info("camera lores stream is %dx%d, not the model's %dx%d: frames are resized on the CPU",
+                     *lores["size"], *self._input_size)
+
+    def _configuration(self, camera: Any, libcamera: Any) -> dict[str, Any]:
+        """A video configuration: main at the configured size, lores at the model's input size.
+
+        lores may not be larger than main (picamera2 refuses it), and sizes must be even.
+        The colour space is fixed to SMPTE 170M (BT.601, limited range), the one OpenCV's
+        YUV->BGR conversion assumes; picamera2 would pick Rec.709 for a main of 720p or more.
+        The frame rate is a fixed frame duration, on cameras that have the control (USB
+        cameras driven through libcamera may not).
+        """
+        main_w, main_h = self._main_size
+        lores_w = min(self._input_size[0], main_w) // 2 * 2
+        lores_h = min(self._input_size[1], main_h) // 2 * 2
+        controls: dict[str, Any] = {}
+        if "FrameDurationLimits" in camera.camera_controls:
+            frame_us = round(1_000_000 / self._fps)
+            controls["FrameDurationLimits"] = (frame_us, frame_us)
+        return camera.create_video_configuration(
+            main={"size": (main_w, main_h), "format": "RGB888"},
+            lores={"size": (lores_w, lores_h), "format": "YUV420"},
+            colour_space=libcamera.ColorSpace.Smpte170m(),
+            buffer_count=BUFFER_COUNT,
+            controls=controls,
+        )
+
+    def read(self, stop: threading.Event) -> np.ndarray | None:
+        camera = self._camera
+        if camera is None:
+            return None
+        request = self._next_request(camera, stop)
+        if request is None:
+            return None
+        try:
+            yuv = request.make_array("lores")  # a copy: the buffer can go straight back to the camera
+        except Exception as exc:
+            log.warning("picamera2: cannot read the lores buffer: %s", _reason(exc))
+            return None
+        finally:
+            request.release()
+        image = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
+        if image.shape[1] != self._lores_width:  # rows padded to the stride
+            image = np.ascontiguousarray(image[:, : self._lores_width])
+        return image
+
+    def _next_request(self, camera: Any, stop: threading.Event) -> Any:
+        """The next completed request, or None once `stop` is set or no frame came in time.
+
+        A capture job given up on stays pending and is the one the next read waits for:
+        a second job would take a second buffer, and a job abandoned in picamera2's queue
+        takes a request that nobody ever releases.
+        """
+        if self._pending is None:
+            try:
+                self._pending = camera.capture_request(wait=False)
+            except Exception as exc:
+                log.warning("picamera2: cannot request a frame: %s", _reason(exc))
+                return None
+        job = self._pending
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                request = camera.wait(job, timeout=max(0.0, min(_POLL_S, remaining)))
+            except TimeoutError:
+                if stop.is_set():
+                    return None
+                if remaining <= 0:
+                    log.warning("picamera2: no frame for %.1f s", self._timeout_s)
+                    return None
+                continue
+            except Exception as exc:  # the job failed or was cancelled
+                self._pending = None
+                log.warning("picamera2: capture failed: %s", _reason(exc))
+                return None
+            self._pending = None
+            return request
+
+    def close(self) -> None:
+        """Stops and closes the camera, whatever fails on the way; safe to call twice.
+
+        A process that keeps the camera acquired stops every later start, ours included,
+        so close() is attempted even when stop() raises.
+        """
+        camera, self._camera = self._camera, None
+        job, self._pending = self._pending, None
+        if camera is None:
+            return
+        # Pending jobs would queue stop() behind them (it runs in picamera2's event loop).
+        cancel = getattr(camera, "cancel_all_and_flush", None)
+        if cancel is not None:
+            try:
+                cancel()
+            except Exception as exc:
+                log.warning("picamera2: cancel_all_and_flush failed: %s", _reason(exc))
+        if job is not None:
+            _release_late_result(camera, job)
+        _close_camera(camera)
+
+
+def _close_camera(camera: Any) -> None:
+    """stop() then close(), each guarded: close() must run even when stop() fails."""
+    try:
+        camera.stop()
+    except Exception as exc:
+        log.warning("picamera2: stop failed: %s", _reason(exc))
+    try:
+        camera.close()
+    except Exception as exc:
+        log.warning("picamera2: close failed, the camera may stay busy: %s", _reason(exc))
+
+
+def _release_late_result(camera: Any, job: Any) -> None:
+    """Releases the request of an abandoned capture job that completed after all."""
+    try:
+        request = camera.wait(job, timeout=_ABANDON_WAIT_S)
+    except Exception:  # cancelled, failed or still waiting: there is no request to give back
+        return
+    try:
+        request.release()
+    except Exception as exc:
+        log.debug("picamera2: releasing an abandoned request failed: %s", _reason(exc))
+
+
+def _no_camera() -> str:
+    return ("camera.source: picamera2: no camera found (check the ribbon cable and that "
+            "`rpicam-hello --list-cameras` lists it)")
+
+
+def _busy(reason: str) -> bool:
+    text = reason.lower()
+    return "busy" in text or "in use" in text
+
+
+def _reason(exc: BaseException) -> str:
+    """The most specific message in an exception chain, as one line.
+
+    picamera2 wraps libcamera's errors ("Failed to acquire camera: Device or resource
+    busy") in generic ones ("Camera __init__ sequence did not complete."); the innermost
+    cause is the one that tells the user what to do.
+    """
+    innermost = exc
+    seen = {id(exc)}
+    while innermost.__cause__ is not None and id(innermost.__cause__) not in seen:
+        innermost = innermost.__cause__
+        seen.add(id(innermost))
+    text = str(innermost).strip() or str(exc).strip() or type(innermost).__name__
+    return " ".join(text.split())

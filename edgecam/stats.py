@@ -1,0 +1,111 @@
+"""Pipeline statistics: counters, rates and latency percentiles, shared by every thread.
+
+One lock guards everything; each update is a few dictionary operations, so
+the capture and inference threads never wait on it for long. Rates are
+measured over the last RATE_WINDOW_S seconds from samples the service loop
+takes with `tick()`; percentiles over the last LATENCY_WINDOW results.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from typing import Any
+
+import numpy as np
+
+RATE_WINDOW_S = 10.0
+LATENCY_WINDOW = 1000
+
+DROP_REASONS = ("overwritten", "stale", "bad_frame")
+SOURCE_EVENTS = ("stalls", "source_lost", "reconnects", "source_errors", "abandoned_reads")
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._gauges: dict[str, float] = {}
+        self._latency: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._inference: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._samples: deque[tuple[float, int, int]] = deque()
+        self.started = time.monotonic()
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def drop(self, reason: str) -> None:
+        self.count(f"dropped_{reason}")
+
+    def set_gauge(self, name: str, value: float) -> None:
+        with self._lock:
+            self._gauges[name] = value
+
+    def classified(self, latency_ms: float, inference_ms: float) -> None:
+        with self._lock:
+            self._counts["classified"] += 1
+            self._latency.append(latency_ms)
+            self._inference.append(inference_ms)
+
+    def get(self, name: str) -> int:
+        with self._lock:
+            return self._counts[name]
+
+    def tick(self, now: float | None = None) -> None:
+        """Samples the frame counters for the rates; call about once a second."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._samples.append((now, self._counts["captured"], self._counts["classified"]))
+            while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
+                self._samples.popleft()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything, as the `stats` socket message carries it (without `type` and `ts`)."""
+        with self._lock:
+            counts = Counter(self._counts)
+            latency = np.array(self._latency, dtype=np.float64)
+            inference = np.array(self._inference, dtype=np.float64)
+            samples = list(self._samples)
+            gauges = dict(self._gauges)
+        input_fps = classified_fps = 0.0
+        if len(samples) >= 2:
+            (t0, cap0, cls0), (t1, cap1, cls1) = samples[0], samples[-1]
+            if t1 > t0:
+                input_fps, classified_fps = (cap1 - cap0) / (t1 - t0), (cls1 - cls0) / (t1 - t0)
+        dropped = {reason: counts[f"dropped_{reason}"] for reason in DROP_REASONS}
+        return {
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "frames": {"captured": counts["captured"], "classified": counts["classified"],
+                       "dropped": sum(dropped.values()), "dropped_by_reason": dropped},
+            "rates": {"input_fps": round(input_fps, 2), "classified_fps": round(classified_fps, 2)},
+            "latency_ms": _percentiles(latency),
+            "inference_ms": _percentiles(inference),
+            "source": {event: counts[event] for event in SOURCE_EVENTS},
+            "outputs": {"emitted": counts["emitted"],
+                        "socket_clients": int(gauges.get("socket_clients", 0)),
+                        "socket_clients_dropped": counts["socket_clients_dropped"],
+                        "socket_messages_dropped": counts["socket_messages_dropped"],
+                        "output_errors": counts["output_errors"]},
+        }
+
+
+def _percentiles(values: np.ndarray) -> dict[str, float | None]:
+    if not values.size:
+        return {"p50": None, "p99": None}
+    p50, p99 = np.percentile(values, [50, 99])
+    return {"p50": round(float(p50), 2), "p99": round(float(p99), 2)}
+
+
+def status_line(snapshot: dict[str, Any], last_label: str | None) -> str:
+    """The one-line summary `systemctl status edgecam` shows (sd_notify STATUS=)."""
+    frames, rates = snapshot["frames"], snapshot["rates"]
+    p99 = snapshot["latency_ms"]["p99"]
+    parts = [f"{rates['classified_fps']:.1f} fps classified of {rates['input_fps']:.1f} captured",
+             f"dropped {frames['dropped']}",
+             f"p99 {p99:.0f} ms" if p99 is not None else "no results yet",
+             f"{snapshot['outputs']['socket_clients']} client(s)"]
+    if last_label:
+        parts.append(f"last: {last_label}")
+    return ", ".join(parts)

@@ -1,0 +1,50 @@
+"""`edgecam tail`: print the running daemon's results as they arrive on its socket."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from typing import Any, TextIO
+
+from edgecam.errors import EX_UNAVAILABLE, SourceError
+
+
+def tail(path: str, raw_json: bool, out: TextIO = sys.stdout) -> int:
+    """Copies the socket's lines to `out` until the daemon closes it; 69 if it went away."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        conn.connect(path)
+    except OSError as exc:
+        conn.close()
+        hint = " (is edgecam running?)" if isinstance(exc, FileNotFoundError | ConnectionRefusedError) \
+            else " (are you in the edgecam group?)" if isinstance(exc, PermissionError) else ""
+        raise SourceError(f"cannot connect to {path}: {exc.strerror}{hint}") from None
+    with conn, conn.makefile("r", encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if raw_json:
+                out.write(line)
+            else:
+                text = _readable(line)
+                if text:
+                    out.write(text + "\n")
+            out.flush()
+    print(f"edgecam: {path}: the daemon closed the connection", file=sys.stderr)
+    return EX_UNAVAILABLE
+
+
+def _readable(line: str) -> str | None:
+    try:
+        message: dict[str, Any] = json.loads(line)
+    except ValueError:
+        return None
+    if message.get("type") == "classification":
+        labels = ", ".join(f"{item['label']} {item['score']:.2f}" for item in message["labels"])
+        return f"#{message['seq']:<7} {message['latency_ms']:6.1f} ms  {labels}"
+    if message.get("type") == "stats":
+        frames, rates = message["frames"], message["rates"]
+        p99 = message["latency_ms"]["p99"]
+        return (f"[stats] captured {frames['captured']} classified {frames['classified']} "
+                f"dropped {frames['dropped']}  {rates['classified_fps']:.1f}/"
+                f"{rates['input_fps']:.1f} fps  p99 {p99 if p99 is not None else '-'} ms")
+    return None
