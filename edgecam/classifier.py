@@ -15,7 +15,7 @@ from edgecam.config import ModelConfig
 from edgecam.errors import MissingFileError, ModelError
 from edgecam.labels import align_labels, read_labels
 from edgecam.preprocess import Preprocessor
-from edgecam.runtime import interpreter_class
+from edgecam.runtime import interpreter_class, quiet_runtime
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class Classifier:
         self.top_k = top_k
         interpreter_cls, self.runtime = interpreter_class()
         self.threads = threads or os.cpu_count() or 1
-        self._interpreter = _open_interpreter(interpreter_cls, model_path, self.threads)
+        with quiet_runtime():
+            self._interpreter = _open_interpreter(interpreter_cls, model_path, self.threads)
         inp, out = _check_signature(self._interpreter, model_path)
         self._input_index = inp["index"]
         self._output_index = out["index"]

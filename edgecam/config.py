@@ -225,6 +225,10 @@ class _Loader:
             # PyYAML's constructors fail this way on explicit tags: `!!int abc`, `!!bool maybe`.
             self.error(node, where, f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}")
             return False, None
+        if meta["parse"] is _parse_mode and type(raw) is int and node.style is None:
+            # A mode's digits are octal as written: YAML 1.1 reads `0660` as octal but `440` as
+            # decimal, which would silently become 0670.
+            raw = node.value
         if raw is None and _allows_none(hint):
             return True, None
         try:

@@ -10,6 +10,7 @@ a local copy (EDGECAM_MODEL_BASE_URL).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import tempfile
@@ -67,8 +68,9 @@ def fetch_model(directory: Path, base_url: str, files: tuple[ModelFile, ...] = D
 
 def _download(url: str, target: Path, sha256: str) -> None:
     try:
-        temp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, then renamed or removeddir=target.parent, prefix=f".{target.name}.",
-                                           suffix=".part", delete=False)
+        # Beside the target (same filesystem: the rename is atomic), under a hidden name.
+        temp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, then renamed or removed
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False)
     except OSError as exc:
         raise EdgecamError(f"cannot write to {target.parent}: {exc.strerror}") from None
     try:
@@ -99,6 +101,10 @@ def _copy_hashing(url: str, out) -> str:
         raise DownloadError(f"{url}: {exc.reason}; nothing installed") from None
     except (OSError, ValueError) as exc:
         raise DownloadError(f"{url}: {exc}; nothing installed") from None
+    except http.client.HTTPException as exc:
+        # e.g. IncompleteRead: the connection was cut in the middle of a chunked response.
+        raise DownloadError(f"{url}: broken HTTP response ({type(exc).__name__}); nothing installed"
+                            ) from None
     return digest.hexdigest()
 
 

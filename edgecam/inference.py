@@ -91,7 +91,8 @@ class Inference:
                 if self._source_idle():
                     self._watchdog.kick()  # nothing to classify, but the source is being handled
                 continue
-            if frame.age_ms() > settings.pipeline.max_frame_age_ms:
+            started = time.monotonic()
+            if frame.age_ms(started) > settings.pipeline.max_frame_age_ms:
                 self._stats.drop("stale")
                 continue
             try:
@@ -99,8 +100,10 @@ class Inference:
             except FrameFormatError as exc:
                 self._bad_frame(exc)
                 continue
-            latency_ms = frame.age_ms()
-            result = Result(frame.seq, frame.captured_wall, latency_ms, classification)
+            done = time.monotonic()
+            latency_ms = frame.age_ms(done)
+            result = Result(frame.seq, frame.captured_wall, latency_ms, (done - started) * 1000,
+                            classification)
             self._stats.classified(latency_ms, classification.inference_ms)
             self.latest = result
             self.first_result.set()

@@ -19,6 +19,7 @@ class Result:
     seq: int
     ts: float  # capture time, seconds since the epoch
     latency_ms: float  # capture to result
+    inference_ms: float  # start of inference (preprocessing included) to result
     classification: Classification
 
     @property
@@ -28,7 +29,7 @@ class Result:
     def message(self) -> dict[str, Any]:
         """The socket / --print message (DESIGN.md contract)."""
         return {"type": "classification", "seq": self.seq, "ts": round(self.ts, 3),
-                "latency_ms": round(self.latency_ms, 1),
+                "latency_ms": round(self.latency_ms, 1), "inference_ms": round(self.inference_ms, 1),
                 "labels": [label.as_dict() for label in self.classification.labels]}
 
     def text(self) -> str:

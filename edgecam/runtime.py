@@ -8,13 +8,22 @@ fallbacks keep older installs working. Which one loaded is logged, because
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from edgecam.errors import EdgecamError
 
 log = logging.getLogger(__name__)
+
+# What the runtimes print on their own at every model load: noise in the journal.
+_NOISE = re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\s*$")
 
 _RUNTIMES = (
     ("LiteRT", "ai_edge_litert.interpreter"),
@@ -35,3 +44,29 @@ def interpreter_class() -> tuple[type, str]:
     raise EdgecamError(
         "no TensorFlow Lite runtime is installed: pip install 'edgecam[litert]' "
         "(or 'edgecam[tflite]' where LiteRT has no wheel)")
+
+
+@contextlib.contextmanager
+def quiet_runtime() -> Iterator[None]:
+    """Drops the runtime's start-up INFO line from stderr, passing everything else through.
+
+    The C++ runtime writes straight to file descriptor 2, so Python cannot filter it
+    as a log record: stderr is pointed at a temporary file for the duration, then
+    whatever landed there (other threads' logs included) is written back, minus the
+    noise. A file, not a pipe, so a writer can never block on it.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+                if not _NOISE.match(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()

@@ -1,0 +1,41 @@
+"""Shared fixtures: where ../shared's models and photos are, and a way to run the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The `daemons` fixture (the real daemon as a subprocess) lives in harness.py.
+pytest_plugins = ("harness",)
+
+# ../shared beside the checkout (read-only in CI; never copied into the project).
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+MODELS = SHARED / "models"
+IMAGES = SHARED / "images"
+
+# A safety net against a hung child, not a speed check: generous on purpose.
+CLI_TIMEOUT_S = 300
+
+
+@pytest.fixture
+def default_model() -> Path:
+    return MODELS / "mobilenet_v2_1.0_224_quant.tflite"
+
+
+@pytest.fixture
+def labels_path() -> Path:
+    return MODELS / "imagenet_labels.txt"
+
+
+def run_edgecam(*args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Runs `python -m edgecam ARGS` in a child, as a user would; never raises on a non-zero exit.
+
+    Keyword arguments go to subprocess.run (env=, cwd=, timeout=...).
+    """
+    kw.setdefault("timeout", CLI_TIMEOUT_S)
+    return subprocess.run([sys.executable, "-m", "edgecam", *map(str, args)],
+                          capture_output=True, text=True, check=False, **kw)

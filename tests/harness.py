@@ -1,0 +1,170 @@
+"""Runs the real daemon (`python -m edgecam run`) for integration tests, and cleans up after it.
+
+`daemons` is a fixture that starts daemons with a config written under
+tmp_path (the real model and photos from ../shared) and, in its finalizer,
+stops every one it started, by pid: SIGTERM, then SIGKILL. Tests read the
+real Unix socket with `Client`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MODELS = SHARED / "models"
+IMAGES = SHARED / "images"
+DEFAULT_MODEL = MODELS / "mobilenet_v2_1.0_224_quant.tflite"
+LABELS = MODELS / "imagenet_labels.txt"
+EXPECTED_TOP1 = {"cat.bmp": "Egyptian cat", "grace_hopper.bmp": "military uniform",
+                 "parrot.jpg": "macaw"}
+
+
+def base_config(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A config using the real model, the photos folder and a socket under tmp_path."""
+    config: dict[str, Any] = {
+        "camera": {"source": str(IMAGES), "fps": 20},
+        "model": {"path": str(DEFAULT_MODEL), "labels": str(LABELS), "threads": 1},
+        "outputs": {"emit": "every_frame", "journal": {"enabled": False},
+                    "socket": {"path": str(tmp_path / "run" / "results.sock")}},
+    }
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    return config
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Polls until `predicate()` is truthy; the timeout only bounds a hang, it is never a measure."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Client:
+    """A socket client reading JSON lines."""
+
+    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self._buffer = b""
+
+    def message(self) -> dict[str, Any]:
+        while b"\n" not in self._buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the daemon closed the connection")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def messages(self, kind: str, count: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while len(found) < count:
+            message = self.message()
+            if message["type"] == kind:
+                found.append(message)
+        return found
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Daemon:
+    """One `edgecam run` process; its stderr goes to a log file the test can read."""
+
+    def __init__(self, config_path: Path, config: dict[str, Any], args: list[str],
+                 env: dict[str, str] | None) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.socket_path = Path(config["outputs"]["socket"]["path"])
+        self.log_path = config_path.with_suffix(".log")
+        self.stdout_path = config_path.with_suffix(".out")
+        with self.log_path.open("wb") as log, self.stdout_path.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edgecam", "run", "-c", str(config_path), *args],
+                stdout=out, stderr=log, env={**os.environ, **(env or {})})
+        self._clients: list[Client] = []
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stdout_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout_path.read_text().splitlines() if line]
+
+    def wait_socket(self, timeout: float = 60.0) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(self.socket_path))
+            except OSError:
+                return False
+            finally:
+                probe.close()
+            return True
+        wait_for(ready, timeout, f"the socket {self.socket_path} to accept")
+
+    def client(self, timeout: float = 30.0) -> Client:
+        self.wait_socket()
+        client = Client(self.socket_path, timeout)
+        self._clients.append(client)
+        return client
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.proc.pid, signum)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM and wait; SIGKILL if it does not exit (a failure the caller can assert on)."""
+        for client in self._clients:
+            client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Starts daemons: `daemons(config_dict, *args, env=...)`; all stopped at teardown."""
+    started: list[Daemon] = []
+
+    def start(config: dict[str, Any], *args: str, env: dict[str, str] | None = None,
+              name: str = "edgecam") -> Daemon:
+        path = write_config(tmp_path / f"{name}-{len(started)}.yaml", config)
+        daemon = Daemon(path, config, list(args), env)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()

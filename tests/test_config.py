@@ -1,0 +1,308 @@
+"""The config loader: strict schema, every error as `FILE:LINE: key.path: problem`, all at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_edgecam
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgecam.config import Config, load_config, parse_config
+from edgecam.errors import EX_CONFIG, ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+ERROR_LINE = re.compile(r"^[^:]+:\d+: \S+: .+")
+
+
+def write(tmp_path: Path, text: str, name: str = "edgecam.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def config_errors(path: Path) -> list[str]:
+    """The error lines loading `path` gives (the test fails if it loads)."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == "\n".join(caught.value.lines)
+    return caught.value.lines
+
+
+def only_error(path: Path) -> str:
+    lines = config_errors(path)
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# --- one test per kind of mistake: each names the file, the line and the key path -----------------
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path: Path) -> None:
+    """A typo must never be silently ignored, and the fix should be obvious."""
+    path = write(tmp_path, "camera:\n  width: 640\n  hieght: 480\n")
+    line = only_error(path)
+    assert line.startswith(f"{path}:3: camera.hieght: unknown key")
+    assert "did you mean 'height'?" in line
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    path = write(tmp_path, "model:\n  top_k: three\n")
+    line = only_error(path)
+    assert line.startswith(f"{path}:2: model.top_k: ")
+    assert "whole number" in line and "'three'" in line
+
+
+def test_a_boolean_is_not_a_number(tmp_path: Path) -> None:
+    """YAML's `yes` is a boolean; it must not sneak in as 1."""
+    path = write(tmp_path, "pipeline:\n  max_fps: yes\n")
+    assert only_error(path).startswith(f"{path}:2: pipeline.max_fps: expected a number")
+
+
+def test_out_of_range_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "camera:\n  source: 0\n  fps: 500\n")
+    line = only_error(path)
+    assert line.startswith(f"{path}:3: camera.fps: ")
+    assert "out of range (0.1..240)" in line
+
+
+def test_bad_choice(tmp_path: Path) -> None:
+    path = write(tmp_path, "outputs:\n  emit: sometimes\n")
+    line = only_error(path)
+    assert line.startswith(f"{path}:2: outputs.emit: ")
+    assert "on_change, every_frame" in line
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    assert only_error(path) == f"{path}:1: (file): not found"
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "camera:\n  width: 640\nmodel:\n  top_k: 3: 4\n")
+    line = only_error(path)
+    assert line.startswith(f"{path}:4: (yaml): ")
+    assert "mapping values are not allowed" in line
+
+
+def test_duplicate_key(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys; an edit that shadows another must be caught."""
+    path = write(tmp_path, "camera:\n  width: 640\n  height: 480\n  width: 800\n")
+    assert only_error(path) == f"{path}:4: camera.width: duplicate key"
+
+
+def test_section_given_as_a_list(tmp_path: Path) -> None:
+    path = write(tmp_path, "outputs:\n  socket:\n    - path: /run/x.sock\n")
+    line = only_error(path)
+    assert line.startswith(f"{path}:3: outputs.socket: expected a section of keys")
+    assert "a list" in line
+
+
+def test_every_error_is_reported_at_once_in_file_order(tmp_path: Path) -> None:
+    """A user editing over SSH should see all mistakes in one go, top to bottom."""
+    path = write(tmp_path, (
+        "camera:\n"  # 1
+        "  widht: 640\n"  # 2 unknown key
+        "  fps: 0\n"  # 3 out of range
+        "model:\n"  # 4
+        "  top_k: many\n"  # 5 wrong type
+        "  resize: fit\n"  # 6 bad choice
+        "pipeline: [1, 2]\n"  # 7 a section as a list
+        "outputs:\n"  # 8
+        "  socket:\n"  # 9
+        "    mode: rw\n"  # 10 not an octal mode
+        "log_level: loud\n"  # 11 bad choice
+        "camera: {}\n"  # 12 duplicate section
+    ))
+    lines = config_errors(path)
+    expected = [(2, "camera.widht"), (3, "camera.fps"), (5, "model.top_k"), (6, "model.resize"),
+                (7, "pipeline"), (10, "outputs.socket.mode"), (11, "log_level"), (12, "camera")]
+    assert [line.split(": ", 2)[:2] for line in lines] == [
+        [f"{path}:{number}", key] for number, key in expected]
+    assert all(ERROR_LINE.match(line) for line in lines)
+
+
+# --- what a valid file becomes ----------------------------------------------------------------------
+
+
+def test_shipped_config_is_exactly_the_builtin_defaults() -> None:
+    """The README promises config/edgecam.yaml shows the defaults; the two must not drift apart."""
+    assert load_config(REPO / "config" / "edgecam.yaml") == Config()
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n", "~\n"])
+def test_empty_file_gives_defaults(tmp_path: Path, text: str) -> None:
+    assert load_config(write(tmp_path, text)) == Config()
+
+
+def test_empty_section_gives_its_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "camera:\nmodel: {}\n"))
+    assert config == Config()
+
+
+def test_unquoted_octal_mode_stays_the_mode_meant(tmp_path: Path) -> None:
+    """YAML 1.1 reads an unquoted 0660 as the int 432; the socket must still get rw-rw----."""
+    config = load_config(write(tmp_path, "outputs:\n  socket:\n    mode: 0660\n"))
+    assert config.outputs.socket.mode == "0660"
+    quoted = load_config(write(tmp_path, "outputs:\n  socket:\n    mode: \"0640\"\n", "q.yaml"))
+    assert quoted.outputs.socket.mode == "0640"
+
+
+@pytest.mark.parametrize(("written", "expected"), [("440", "0440"), ("644", "0644"), ("600", "0600"),
+                                                   ("'660'", "0660")])
+def test_mode_digits_are_octal_even_without_the_leading_zero(tmp_path: Path, written: str, expected: str
+                                                             ) -> None:
+    """YAML reads `440` as decimal 440 (= 0o670): read literally, it would grant group write."""
+    config = load_config(write(tmp_path, f"outputs:\n  socket:\n    mode: {written}\n"))
+    assert config.outputs.socket.mode == expected
+
+
+@pytest.mark.parametrize("written", ["999", "1777", "rw", "yes", "-1", "[6, 6, 0]"])
+def test_bad_modes_are_errors(tmp_path: Path, written: str) -> None:
+    path = write(tmp_path, f"outputs:\n  socket:\n    mode: {written}\n")
+    assert only_error(path).startswith(f"{path}:3: outputs.socket.mode: ")
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    """`edgecam run -c` from any working directory must find the same model and photos."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = write(folder, (
+        "camera:\n  source: photos/\n"
+        "model:\n  path: models/m.tflite\n  labels: /abs/labels.txt\n"
+        "outputs:\n  socket:\n    path: run/results.sock\n"
+    ))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(Path("..") / "etc" / "edgecam.yaml")
+    base = folder.resolve()
+    assert config.camera.source == str(base / "photos")
+    assert config.model.path == str(base / "models" / "m.tflite")
+    assert config.model.labels == "/abs/labels.txt"
+    assert config.outputs.socket.path == str(base / "run" / "results.sock")
+    assert Path(config.camera.source).is_absolute()
+    assert path.parent == folder
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("0", "0"),
+    ("\"2\"", "2"),
+    ("picamera2", "picamera2"),
+    ("rtsp://cam.local:554/stream", "rtsp://cam.local:554/stream"),
+    ("http://10.0.0.2/video.mjpg", "http://10.0.0.2/video.mjpg"),
+    ("/dev/video0", "/dev/video0"),
+])
+def test_sources_that_are_not_relative_files_are_left_alone(tmp_path: Path, written: str, expected: str
+                                                           ) -> None:
+    config = load_config(write(tmp_path, f"camera:\n  source: {written}\n"))
+    assert config.camera.source == expected
+
+
+# --- edgecam check-config ---------------------------------------------------------------------------
+
+
+def test_check_config_prints_the_effective_config(tmp_path: Path) -> None:
+    path = write(tmp_path, "camera:\n  source: photos\n  fps: 2\nmodel:\n  top_k: 5\n")
+    result = run_edgecam("check-config", "-c", path)
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    assert printed == dataclasses.asdict(load_config(path))
+    assert printed["camera"]["source"] == str(tmp_path.resolve() / "photos")
+    assert printed["model"]["top_k"] == 5
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_lists_every_error_and_exits_78(tmp_path: Path) -> None:
+    """The exit code tells a bad config (EX_CONFIG) from a crash; systemd units rely on it."""
+    path = write(tmp_path, "camera:\n  fps: -1\nmodel:\n  top_kk: 3\nlog_level: [debug]\n")
+    result = run_edgecam("check-config", "-c", path)
+    assert result.returncode == EX_CONFIG == 78
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert [line.split(": ", 2)[:2] for line in lines] == [
+        [f"{path}:2", "camera.fps"], [f"{path}:4", "model.top_kk"], [f"{path}:5", "log_level"]]
+    assert all(re.match(rf"^{re.escape(str(path))}:\d+: \S+: .+", line) for line in lines)
+    assert result.stdout == ""
+
+
+def test_check_config_with_a_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.yaml"
+    result = run_edgecam("check-config", "-c", path)
+    assert result.returncode == 78
+    assert result.stderr.splitlines() == [f"{path}:1: (file): not found"]
+
+
+# --- fuzzing: anything at all is a Config or a ConfigError of well-formed lines ---------------------
+
+FUZZ = settings(max_examples=200, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+
+def _schema_words(cls: type) -> set[str]:
+    """Every key name in the schema, so fuzzing reaches past the top level."""
+    words = set()
+    for name, hint in typing.get_type_hints(cls).items():
+        words.add(name)
+        if dataclasses.is_dataclass(hint):
+            words |= _schema_words(hint)
+    return words
+
+
+_SCHEMA_WORDS = sorted(_schema_words(Config))
+_TOKENS = [*_SCHEMA_WORDS, ":", ": ", "\n", "\n  ", "\n    ", "- ", "[", "]", "{", "}", ",", "#", "&a ",
+           "*a", "!!int ", "!!float ", "!!bool ", "!!str ", "!!binary ", "!!timestamp ", "!x ", "? ",
+           "<<: ", "'", "\"", "|", ">", "---", "...", "0660", "0x1f", "1e3", ".nan", "-.inf", "~",
+           "yes", "null", "2001-12-14", "\t", "\\", "%YAML 1.1\n", " ", "a b", "\x00", "\x85", "\ufeff"]
+
+
+def assert_config_or_clean_error(text: str) -> None:
+    try:
+        config = parse_config(text, "fuzz.yaml", Path("/base"))
+    except ConfigError as exc:
+        assert exc.lines, "a ConfigError with no lines"
+        for line in exc.lines:
+            assert ERROR_LINE.match(line) and "\n" not in line, line
+            assert line.startswith("fuzz.yaml:"), line
+    else:
+        assert isinstance(config, Config)
+
+
+@FUZZ
+@given(st.text())
+def test_fuzz_any_text(text: str) -> None:
+    assert_config_or_clean_error(text)
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(_TOKENS), max_size=40).map("".join))
+def test_fuzz_yaml_looking_text(text: str) -> None:
+    assert_config_or_clean_error(text)
+
+
+_scalars = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+            | st.sampled_from(["0660", "picamera2", "0", "crop", "every_frame", "debug"]))
+_keys = st.sampled_from(_SCHEMA_WORDS) | st.text(max_size=10) | st.integers() | st.booleans()
+_trees = st.recursive(_scalars, lambda children: st.lists(children, max_size=4)
+                      | st.dictionaries(_keys, children, max_size=5), max_leaves=25)
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(_SCHEMA_WORDS) | st.text(max_size=10), _trees, max_size=6)
+       | _trees)
+def test_fuzz_any_structure(tree: object) -> None:
+    assert_config_or_clean_error(yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
+
+
+def test_deeply_nested_yaml_is_a_config_error() -> None:
+    """PyYAML's composer recurses per nesting level; a pathological file must not crash the loader."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config("camera: " + "[" * 5000, "deep.yaml")
+    assert all(ERROR_LINE.match(line) for line in caught.value.lines)

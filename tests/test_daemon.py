@@ -1,0 +1,211 @@
+"""The real daemon end to end: real model, real threads, real Unix sockets.
+
+Time limits here only bound a hang; no assertion measures speed.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+from harness import EXPECTED_TOP1, Client, base_config, wait_for, write_config
+
+MAX_AGE_MS = 100.0
+
+
+def test_fast_source_drops_frames_and_latency_stays_bounded(tmp_path: Path, daemons) -> None:
+    """A source far faster than the model: frames are dropped (counted), never queued."""
+    config = base_config(tmp_path, camera={"realtime": False},
+                         pipeline={"max_frame_age_ms": MAX_AGE_MS})
+    daemon = daemons(config)
+    client = daemon.client()
+    results = client.messages("classification", 300)
+    for message in results:
+        assert message["latency_ms"] <= MAX_AGE_MS + message["inference_ms"] + 0.2, message
+    seqs = [m["seq"] for m in results]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert seqs[-1] - seqs[0] > len(seqs), "every captured frame was classified: nothing dropped"
+    stats = client.messages("stats", 1)[0]
+    frames = stats["frames"]
+    assert frames["dropped_by_reason"]["overwritten"] > 0
+    assert frames["dropped"] == sum(frames["dropped_by_reason"].values())
+    # Every captured frame is classified, dropped or still in flight (the slot and the model).
+    assert 0 <= frames["captured"] - frames["classified"] - frames["dropped"] <= 2, frames
+    assert stats["latency_ms"]["p99"] is not None
+
+
+def test_photos_are_classified_and_printed(tmp_path: Path, daemons) -> None:
+    """--print writes the same JSON messages as the socket, with the photos' labels."""
+    daemon = daemons(base_config(tmp_path, camera={"fps": 10}), "--print")
+    client = daemon.client()
+    labels = {m["labels"][0]["label"] for m in client.messages("classification", 6)}
+    assert labels == set(EXPECTED_TOP1.values())
+    printed = wait_for(lambda: daemon.stdout_lines(), 30, "printed results")
+    assert printed[0]["type"] == "classification"
+    assert set(printed[0]["labels"][0]) == {"index", "label", "score"}
+    assert daemon.stop() == 0
+
+
+def test_twenty_clients_get_the_same_results_and_a_stuck_one_is_dropped(
+        tmp_path: Path, daemons) -> None:
+    config = base_config(tmp_path, camera={"realtime": False})
+    daemon = daemons(config)
+    daemon.wait_socket()
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(str(daemon.socket_path))  # connects and never reads
+    clients: list[Client] = []
+    try:
+        clients.extend(Client(daemon.socket_path) for _ in range(20))
+        # Align every client on the first seq all of them will see.
+        firsts = [c.messages("classification", 1)[0]["seq"] for c in clients]
+        start = max(firsts)
+        streams = []
+        for client in clients:
+            seqs = []
+            while len(seqs) < 50:
+                message = client.messages("classification", 1)[0]
+                if message["seq"] > start:
+                    seqs.append(message["seq"])
+            streams.append(seqs)
+        assert all(s == streams[0] for s in streams)
+
+        def stuck_dropped() -> bool:
+            stats = clients[0].messages("stats", 1)[0]
+            return stats["outputs"]["socket_clients_dropped"] >= 1
+        wait_for(stuck_dropped, 120, "the stuck client to be disconnected")
+        # The others still receive results after the stuck one was dropped.
+        assert clients[0].messages("classification", 5)
+    finally:
+        stuck.close()
+        for client in clients:
+            client.close()
+    assert daemon.stop() == 0
+    assert not daemon.socket_path.exists(), "the socket file is removed on exit"
+
+
+def test_clients_come_and_go_and_may_send_garbage(tmp_path: Path, daemons) -> None:
+    daemon = daemons(base_config(tmp_path))
+    daemon.wait_socket()
+    for _ in range(50):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(str(daemon.socket_path))
+        conn.sendall(b"garbage\x00\xff" * 100 + b"x" * 200_000 + b"\n")
+        conn.close()
+    client = daemon.client()
+    assert client.messages("classification", 3)
+    assert daemon.proc.poll() is None
+
+
+def test_sigterm_stops_quickly_and_removes_the_socket(tmp_path: Path, daemons) -> None:
+    daemon = daemons(base_config(tmp_path))
+    daemon.client().messages("classification", 1)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.proc.wait(30) == 0
+    assert not daemon.socket_path.exists()
+    assert "Traceback" not in daemon.log()
+
+
+def test_second_daemon_on_the_same_socket_is_refused(tmp_path: Path, daemons) -> None:
+    config = base_config(tmp_path)
+    first = daemons(config)
+    first.client().messages("classification", 1)
+    second = daemons(config)
+    assert second.proc.wait(60) == 69
+    assert "in use by another running edgecam" in second.log()
+    assert "Traceback" not in second.log()
+    assert first.proc.poll() is None
+    assert first.client().messages("classification", 1)
+
+
+def test_stale_socket_file_is_replaced(tmp_path: Path, daemons) -> None:
+    config = base_config(tmp_path)
+    path = Path(config["outputs"]["socket"]["path"])
+    path.parent.mkdir(parents=True)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens: what a crashed daemon leaves
+    daemon = daemons(config)
+    assert daemon.client().messages("classification", 1)
+    assert oct(path.stat().st_mode & 0o777) == "0o660"
+
+
+def test_sighup_applies_a_valid_change(tmp_path: Path, daemons) -> None:
+    """min_score 0.99 lets only the macaw (0.996) through; lowering it lets the others in."""
+    config = base_config(tmp_path, outputs={"min_score": 0.99})
+    daemon = daemons(config)
+    client = daemon.client()
+    assert {m["labels"][0]["label"] for m in client.messages("classification", 5)} == {"macaw"}
+    config["outputs"]["min_score"] = 0.3
+    write_config(daemon.config_path, config)
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded: outputs" in daemon.log(), 30, "the reload")
+    labels = {m["labels"][0]["label"] for m in client.messages("classification", 12)}
+    assert labels == set(EXPECTED_TOP1.values())
+
+
+def test_sighup_with_a_broken_config_keeps_the_old_one(tmp_path: Path, daemons) -> None:
+    daemon = daemons(base_config(tmp_path))
+    client = daemon.client()
+    client.messages("classification", 1)
+    path = daemon.config_path
+    path.write_text(path.read_text() + "pipeline:\n  max_fps: fast\nbogus: 1\n")
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in daemon.log(), 30, "the refused reload")
+    log = daemon.log()
+    assert f"{path}:" in log and "pipeline.max_fps" in log and "bogus: unknown key" in log
+    assert client.messages("classification", 3)
+    assert daemon.proc.poll() is None
+
+
+def test_reload_with_a_garbage_model_keeps_the_old_model(tmp_path: Path, daemons) -> None:
+    daemon = daemons(base_config(tmp_path))
+    client = daemon.client()
+    client.messages("classification", 1)
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"\x00not a model" * 100)
+    config = dict(daemon.config)
+    config["model"] = {**config["model"], "path": str(garbage)}
+    write_config(daemon.config_path, config)
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in daemon.log(), 30, "the refused reload")
+    assert "garbage.tflite" in daemon.log()
+    labels = {m["labels"][0]["label"] for m in client.messages("classification", 6)}
+    assert labels == set(EXPECTED_TOP1.values())
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing-source", "nowhere: no such file"),
+    ("missing-model", "model file not found"),
+])
+def test_start_up_mistakes_are_one_line(tmp_path: Path, daemons, problem: str,
+                                        message: str) -> None:
+    config = base_config(tmp_path)
+    if problem == "missing-source":
+        config["camera"]["source"] = str(tmp_path / "nowhere")
+    else:
+        config["model"]["path"] = str(tmp_path / "none.tflite")
+    daemon = daemons(config)
+    assert daemon.proc.wait(60) != 0
+    log = daemon.log()
+    assert message in log and "Traceback" not in log
+
+
+def test_a_video_file_source_ends_the_daemon_cleanly(tmp_path: Path, daemons) -> None:
+    """A file without `loop` plays once; then the daemon exits 0 (nothing to restart)."""
+    pytest.importorskip("cv2")
+    import cv2
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 341))
+    frame = cv2.imread(str(Path(__file__).resolve().parents[2] / "shared/images/cat.bmp"))
+    for _ in range(10):
+        writer.write(frame)
+    writer.release()
+    config = base_config(tmp_path, camera={"source": str(video), "realtime": True})
+    daemon = daemons(config, "--print")
+    assert daemon.proc.wait(60) == 0
+    labels = [m["labels"][0]["label"] for m in daemon.stdout_lines()]
+    assert labels and set(labels) == {"Egyptian cat"}
