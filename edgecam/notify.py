@@ -69,9 +69,14 @@ class Watchdog:
         self._notifier = notifier
         self._interval = notifier.watchdog_s / 2 if notifier.watchdog_s else None
         self._last = 0.0
+        self._armed = False
+
+    def arm(self) -> None:
+        """Starts the pings once READY=1 was sent, so systemd sees READY before any ping."""
+        self._armed = True
 
     def kick(self) -> None:
-        if self._interval is None:
+        if self._interval is None or not self._armed:
             return
         now = time.monotonic()
         if now - self._last >= self._interval:

@@ -109,8 +109,9 @@ class Daemon:
         if self._stop.is_set():
             return False
         settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs))
-        self._inference = Inference(settings, self._slot, self._stats, outputs,
-                                    Watchdog(self._notifier), self._source_idle, Faults())
+        watchdog = Watchdog(self._notifier)
+        self._inference = Inference(settings, self._slot, self._stats, outputs, watchdog,
+                                    self._source_idle, Faults())
         self._start_capture(config, classifier, source)
         self._inference.start()
         self._notifier.status("waiting for the first frame")
@@ -119,6 +120,7 @@ class Daemon:
                 return not self._stop.is_set()
             self._stats.tick()
         self._notifier.ready(self._status())
+        watchdog.arm()
         log.info("running: %s → %s", config.camera.source,
                  ", ".join(o.name for o in outputs.outputs) or "no outputs")
         return True

@@ -7,15 +7,14 @@ machine without a camera.
 
 The ISP scales, not the CPU. Two streams are configured: `main` at
 camera.width x camera.height (which also fixes the field of view, since the
-ISP crops the sensor to main's aspect ratio) and `lores` at the model's input
-size in YUV420, the one lores format every Pi accepts (the Pi 4's VC4 ISP
-refuses anything else; the Pi 5's PiSP would also take RGB). Only lores is
-read: converting a 224x224 YUV420 frame to BGR costs a fraction of a
-millisecond, and the pipeline's crop and resize are then near-free because
-the frame already has the model's size. On both ISPs lores shows main's
-field squashed to the model's aspect ratio (VC4 crops one region for both
-outputs; picamera2 gives lores main's crop unless asked otherwise), so a
-4:3 main gives a slightly stretched square frame; a square main avoids that.
+ISP crops the sensor to main's aspect ratio) and `lores` in YUV420, the one
+lores format every Pi accepts (the Pi 4's VC4 ISP refuses anything else; the
+Pi 5's PiSP would also take RGB). Only lores is read. On both ISPs lores
+shows main's whole field scaled to lores' size, so lores keeps main's aspect
+ratio at the smallest size that covers the model's input (298x224 for a 4:3
+main and a 224x224 model): `model.resize` then crops or stretches it as for
+every other source, and converting and cropping a frame that small costs a
+fraction of a millisecond.
 
 picamera2 facts this relies on (checked in raspberrypi/picamera2 0.3.36,
 picamera2/picamera2.py and request.py):
@@ -37,6 +36,7 @@ picamera2/picamera2.py and request.py):
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -71,9 +71,10 @@ class Picamera2Source(Source):
         self._input_size = input_size
         self._fps = camera.fps
         self.frame_interval_s = 1.0 / camera.fps
-        # A read that sees no frame for this long reports the camera lost (returns None), so the
-        # capture thread closes and reopens it; never shorter than two frame intervals.
-        self._timeout_s = max(camera.stall_timeout_s, 2 * self.frame_interval_s)
+        # A backstop: the capture supervisor notices a stall first (stall_timeout_s, or three
+        # frame intervals) and sets `stop`; if nobody does, a read that sees no frame for twice
+        # that long reports the camera lost (returns None) instead of waiting forever.
+        self._timeout_s = 2 * max(camera.stall_timeout_s, 3 * self.frame_interval_s)
         self._camera: Any = None
         self._pending: Any = None  # a capture job a read gave up waiting for, reused by the next read
         self._lores_width = 0
@@ -120,22 +121,21 @@ class Picamera2Source(Source):
         main = camera.stream_configuration("main")
         log.info("source picamera2 opened (%s, main %dx%d %s, lores %dx%d %s, %.3g fps)", model,
                  *main["size"], main["format"], *lores["size"], lores["format"], self._fps)
-        if tuple(lores["size"]) != tuple(self._input_size):
-            log.info("camera lores stream is %dx%d, not the model's %dx%d: frames are resized on the CPU",
-                     *lores["size"], *self._input_size)
 
     def _configuration(self, camera: Any, libcamera: Any) -> dict[str, Any]:
-        """A video configuration: main at the configured size, lores at the model's input size.
+        """A video configuration: main at the configured size, lores just covering the model input.
 
-        lores may not be larger than main (picamera2 refuses it), and sizes must be even.
+        lores keeps main's aspect ratio (see the module docstring); it may not be larger
+        than main (picamera2 refuses it), and sizes must be even.
         The colour space is fixed to SMPTE 170M (BT.601, limited range), the one OpenCV's
         YUV->BGR conversion assumes; picamera2 would pick Rec.709 for a main of 720p or more.
         The frame rate is a fixed frame duration, on cameras that have the control (USB
         cameras driven through libcamera may not).
         """
         main_w, main_h = self._main_size
-        lores_w = min(self._input_size[0], main_w) // 2 * 2
-        lores_h = min(self._input_size[1], main_h) // 2 * 2
+        cover = max(self._input_size[0] / main_w, self._input_size[1] / main_h)
+        lores_w = min(main_w, math.ceil(main_w * cover)) // 2 * 2
+        lores_h = min(main_h, math.ceil(main_h * cover)) // 2 * 2
         controls: dict[str, Any] = {}
         if "FrameDurationLimits" in camera.camera_controls:
             frame_us = round(1_000_000 / self._fps)

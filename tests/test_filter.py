@@ -1,0 +1,89 @@
+"""The result filter: min_score, on_change with hysteresis, heartbeat, every_frame."""
+
+from __future__ import annotations
+
+from edgecam.classifier import Classification, Label
+from edgecam.config import OutputsConfig
+from edgecam.filter import CONFIRM_FRAMES, ResultFilter
+from edgecam.results import Result
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def result(*scored: tuple[int, float], seq: int = 1) -> Result:
+    labels = tuple(Label(index, f"label{index}", score) for index, score in scored)
+    return Result(seq, 0.0, 10.0, 5.0, Classification(labels, 5.0))
+
+
+def make(clock: Clock | None = None, **overrides) -> ResultFilter:
+    return ResultFilter(OutputsConfig(**overrides), clock or Clock())
+
+
+def test_every_frame_emits_what_clears_min_score() -> None:
+    f = make(emit="every_frame", min_score=0.5)
+    assert f.offer(result((1, 0.6), (2, 0.1)))
+    assert f.offer(result((1, 0.6), (2, 0.1)))
+    assert not f.offer(result((1, 0.4), (2, 0.3)))
+
+
+def test_a_decisive_change_is_emitted_at_once_and_repeats_are_not() -> None:
+    f = make()
+    assert f.offer(result((1, 0.9), (2, 0.05)))
+    assert not f.offer(result((1, 0.9), (2, 0.05)))
+    assert f.offer(result((2, 0.8), (1, 0.1)))
+
+
+def test_two_similar_labels_alternating_every_frame_never_flap() -> None:
+    """Neither leads decisively nor stays on top: after the first, nothing is emitted."""
+    clock = Clock()
+    f = make(clock, heartbeat_s=0)
+    emitted = sum(f.offer(result((1, 0.45), (2, 0.40)) if i % 2 else result((2, 0.46), (1, 0.41)))
+                  for i in range(1000))
+    assert emitted == 0
+
+
+def test_a_label_that_stays_on_top_takes_over_after_confirm_frames() -> None:
+    f = make()
+    assert f.offer(result((1, 0.9), (2, 0.05)))
+    close = result((2, 0.5), (1, 0.4))
+    outcomes = [f.offer(close) for _ in range(CONFIRM_FRAMES)]
+    assert outcomes == [False] * (CONFIRM_FRAMES - 1) + [True]
+    assert f.current == 2
+
+
+def test_below_min_score_is_never_emitted_and_resets_the_streak() -> None:
+    f = make(min_score=0.3)
+    assert not f.offer(result((1, 0.2), (2, 0.1)))
+    close = result((2, 0.5), (1, 0.4))
+    assert not f.offer(close)
+    assert not f.offer(result((3, 0.1), (2, 0.05)))
+    assert not f.offer(close)
+    assert not f.offer(close)
+    assert f.offer(close)
+
+
+def test_heartbeat_repeats_the_current_label() -> None:
+    clock = Clock()
+    f = make(clock, heartbeat_s=10)
+    steady = result((1, 0.9), (2, 0.05))
+    assert f.offer(steady)
+    clock.now += 9.9
+    assert not f.offer(steady)
+    clock.now += 0.2
+    assert f.offer(steady)
+    assert not f.offer(steady)
+
+
+def test_heartbeat_zero_means_never() -> None:
+    clock = Clock()
+    f = make(clock, heartbeat_s=0)
+    steady = result((1, 0.9), (2, 0.05))
+    assert f.offer(steady)
+    clock.now += 1e6
+    assert not f.offer(steady)

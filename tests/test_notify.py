@@ -1,0 +1,76 @@
+"""sd_notify as systemd sees it: a real datagram socket bound by the test, NOTIFY_SOCKET set.
+
+Following python-systemd's own test/test_daemon.py: bind a real socket, point
+NOTIFY_SOCKET at it, and read what the daemon sends.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import base_config, wait_for
+
+
+class NotifySocket:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.received: list[str] = []
+
+    def drain(self) -> list[str]:
+        """Every field received so far (one entry per KEY=value line)."""
+        while True:
+            try:
+                datagram = self.sock.recv(4096)
+            except BlockingIOError:
+                return self.received
+            self.received.extend(datagram.decode().splitlines())
+
+    def keys(self) -> list[str]:
+        return [field.split("=", 1)[0] for field in self.drain()]
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.sock.close()
+
+
+def test_ready_status_watchdog_stopping_in_order(tmp_path: Path, daemons,
+                                                 notify_socket: NotifySocket) -> None:
+    env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"}
+    daemon = daemons(base_config(tmp_path), env=env)
+    wait_for(lambda: notify_socket.keys().count("WATCHDOG") >= 3, 60, "three WATCHDOG=1 pings")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.proc.wait(30) == 0
+    keys = notify_socket.keys()
+    ready = keys.index("READY")
+    assert "STATUS" in keys[:ready], "STATUS while starting"
+    assert keys.index("WATCHDOG") > ready, "no ping before READY"
+    assert keys[-2:] == ["STOPPING", "STATUS"]
+    statuses = [f for f in notify_socket.received if f.startswith("STATUS=")]
+    assert any("fps classified" in s for s in statuses)
+
+
+def test_a_stuck_inference_stops_the_watchdog_pings(tmp_path: Path, daemons,
+                                                    notify_socket: NotifySocket) -> None:
+    """The fault hook hangs the inference thread; pings must stop (so systemd restarts us)."""
+    env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "400000",
+           "EDGECAM_FAULT_HANG_AFTER": "30"}
+    daemon = daemons(base_config(tmp_path, camera={"fps": 50}), env=env)
+    wait_for(lambda: "fault injected" in daemon.log(), 60, "the injected hang")
+    before = notify_socket.keys().count("WATCHDOG")
+    assert before >= 1
+    # Ten watchdog half-periods: a ping from a live pipeline would arrive in any one of them.
+    # A slow machine can only make a missing ping more certain, never fail this.
+    time.sleep(2.0)
+    assert notify_socket.keys().count("WATCHDOG") == before
+    assert daemon.proc.poll() is None, "the process itself is still there: only systemd acts"
