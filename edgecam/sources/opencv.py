@@ -33,6 +33,10 @@ class OpenCVSource(Source):
         self._width, self._height, self._fps = width, height, fps
         self._realtime, self._loop = realtime, loop
         self._timeout_ms = int(timeout_s * 1000)
+        # The capture thread's stall detection (after timeout_s without a frame) must fire first:
+        # a read timeout equal to it won the race and turned every stall into a "lost" source.
+        # OpenCV's read timeout only ends the read the capture thread has already given up on.
+        self._read_timeout_ms = int(max(2 * timeout_s, timeout_s + 1.0) * 1000)
         self._capture: cv2.VideoCapture | None = None
         self._pacer = Pacer(0)
 
@@ -42,7 +46,7 @@ class OpenCVSource(Source):
             raise SourceError(f"camera.source: {self.name}: {what}")
         backend = cv2.CAP_V4L2 if self.kind == "device" else cv2.CAP_FFMPEG
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms,
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms]
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._read_timeout_ms]
         capture = cv2.VideoCapture(self._target, backend, params)
         if not capture.isOpened():
             capture.release()
