@@ -10,7 +10,7 @@ APT_PACKAGES := ffmpeg libsystemd-dev pkg-config python3-venv
 DEV_EXTRAS := litert,opencv,systemd,dev
 SOURCE ?= $(SHARED)/images
 
-.PHONY: run test lint deps venv clean
+.PHONY: run test deps venv install uninstall clean
 
 ## run: the daemon in the foreground on $(SOURCE), printing each result (Ctrl-C stops it)
 run: venv
@@ -22,6 +22,14 @@ run: venv
 test: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
+
+## install: edgecam as a systemd service (root): user, /opt/edgecam, unit, config, model
+install:
+	PYTHON=$(PYTHON) bash systemd/install.sh install
+
+## uninstall: remove it again; keeps /etc/edgecam and the models unless PURGE=1
+uninstall:
+	PURGE=$(PURGE) bash systemd/install.sh uninstall
 
 ## deps: Debian packages the tests and systemd-python's build need (root only)
 deps:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-# The `daemons` fixture (the real daemon as a subprocess) lives in harness.py.
-pytest_plugins = ("harness",)
+# Fixtures kept beside their helpers: `daemons` (the real daemon as a subprocess) in
+# harness.py, `sandbox` (a real systemd with throw-away /etc, /opt, /var/lib) in sandbox.py.
+pytest_plugins = ("harness", "sandbox")
 
 # ../shared beside the checkout (read-only in CI; never copied into the project).
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -1,0 +1,222 @@
+"""edgecam as a Pi user runs it: `make install` under a real systemd 252, journald and all.
+
+The sandbox (tests/sandbox.py) boots systemd in namespaces with throw-away
+/etc, /opt and /var/lib, so `make install` really creates the user, the
+virtualenv, the unit and the config, and systemd really starts, reloads,
+restarts and stops the service. The tests run in file order on one install.
+Waits are bounded only to catch hangs; nothing here measures speed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from harness import EXPECTED_TOP1, IMAGES, MODELS, wait_for
+from sandbox import Sandbox
+
+pytestmark = pytest.mark.sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = "/var/lib/edgecam-photos"  # a copy the service user can read (the checkout may be in /root)
+CONFIG = "/etc/edgecam/edgecam.yaml"
+SOCKET = "/run/edgecam/results.sock"
+EXPOSURE_GOAL = 2.0
+
+
+def service_config(**outputs: object) -> str:
+    config = {"camera": {"source": PHOTOS, "fps": 4},
+              "model": {"threads": 1},
+              "outputs": {"heartbeat_s": 5, **outputs}}
+    return "# edited by the test, as a user would\n" + yaml.safe_dump(config, sort_keys=False)
+
+
+def install(sandbox: Sandbox) -> str:
+    return sandbox.run("env", f"EDGECAM_MODEL_BASE_URL=file://{MODELS}", "make", "-s", "-C",
+                       str(REPO), "install", timeout=900).stdout
+
+
+def write_config(sandbox: Sandbox, text: str) -> None:
+    sandbox.run("tee", CONFIG, input=text)
+
+
+def labels_since(sandbox: Sandbox, cursor: str) -> list[str]:
+    return [e["EDGECAM_LABEL"] for e in sandbox.journal(f"--after-cursor={cursor}")
+            if "EDGECAM_LABEL" in e]
+
+
+def cursor(sandbox: Sandbox) -> str:
+    entries = sandbox.journal("-n", "1")
+    return entries[-1]["__CURSOR"] if entries else ""
+
+
+def active(sandbox: Sandbox) -> bool:
+    return sandbox.systemctl("is-active", "edgecam", check=False).stdout.strip() == "active"
+
+
+@pytest.fixture(scope="module")
+def installed(sandbox: Sandbox) -> Iterator[Sandbox]:
+    sandbox.sh(f"mkdir -p {PHOTOS} /etc/edgecam && cp {IMAGES}/* {PHOTOS}/ && chmod -R a+rX {PHOTOS}")
+    write_config(sandbox, service_config())
+    print(install(sandbox))
+    yield sandbox
+
+
+def test_install_starts_the_service_after_ready(installed: Sandbox) -> None:
+    props = installed.show("Type", "ActiveState", "User", "ActiveEnterTimestampMonotonic",
+                           "ExecMainStartTimestampMonotonic")
+    assert props["Type"] == "notify" and props["User"] == "edgecam"
+    assert props["ActiveState"] == "active"
+    # Active only once READY=1 came, which is after the model loaded and a frame was classified.
+    loaded = [e for e in installed.journal() if "224x224 uint8 input" in str(e.get("MESSAGE"))]
+    assert loaded, "the model load is logged"
+    assert int(props["ActiveEnterTimestampMonotonic"]) > int(loaded[0]["__MONOTONIC_TIMESTAMP"])
+
+
+def test_journal_has_the_photos_labels_as_fields(installed: Sandbox) -> None:
+    def all_labels() -> set[str]:
+        return {e["EDGECAM_LABEL"] for e in installed.journal() if "EDGECAM_LABEL" in e}
+    wait_for(lambda: all_labels() >= set(EXPECTED_TOP1.values()), 120, "the three labels")
+    entry = next(e for e in installed.journal() if e.get("EDGECAM_LABEL") == "Egyptian cat")
+    assert entry["EDGECAM_INDEX"] == "286" and entry["PRIORITY"] == "6"
+    assert entry["SYSLOG_IDENTIFIER"] == "edgecam"
+    assert re.fullmatch(r"Egyptian cat 0\.\d\d \(\d+ ms\)", entry["MESSAGE"])
+    assert {"EDGECAM_SCORE", "EDGECAM_LATENCY_MS", "EDGECAM_SEQ"} <= set(entry)
+    filtered = installed.run("journalctl", "-u", "edgecam", "EDGECAM_LABEL=macaw", "-o", "json",
+                             "--no-pager").stdout.splitlines()
+    assert filtered and all('"EDGECAM_LABEL":"macaw"' in line for line in filtered)
+
+
+def test_status_shows_the_status_line(installed: Sandbox) -> None:
+    out = installed.systemctl("status", "edgecam", "--no-pager", check=False).stdout
+    assert re.search(r"Status: \".*fps classified.*\"", out), out
+
+
+def test_socket_answers_the_edgecam_group_only(installed: Sandbox) -> None:
+    installed.sh("id reader >/dev/null 2>&1 || useradd --no-create-home reader; "
+                 "usermod -aG edgecam reader; id outsider >/dev/null 2>&1 || "
+                 "useradd --no-create-home outsider")
+    client = ("import socket; s = socket.socket(socket.AF_UNIX); s.settimeout(60); "
+              f"s.connect('{SOCKET}'); print(s.makefile().readline())")
+    member = installed.run("setpriv", "--reuid=reader", "--regid=reader", "--init-groups",
+                           "/usr/bin/python3", "-c", client)
+    assert '"type": "' in member.stdout
+    outsider = installed.run("setpriv", "--reuid=outsider", "--regid=outsider", "--init-groups",
+                             "/usr/bin/python3", "-c", client, check=False)
+    assert outsider.returncode != 0 and "Permission denied" in outsider.stderr
+
+
+def test_reload_applies_a_valid_edit(installed: Sandbox) -> None:
+    write_config(installed, service_config(min_score=0.99))  # only the macaw scores 0.996
+    mark = cursor(installed)
+    installed.systemctl("reload", "edgecam")
+    wait_for(lambda: len(labels_since(installed, mark)) >= 1 and any(
+        "reloaded" in m for m in installed.messages(f"--after-cursor={mark}")), 120, "the reload")
+    mark = cursor(installed)
+    wait_for(lambda: len(labels_since(installed, mark)) >= 2, 120, "results after the reload")
+    assert set(labels_since(installed, mark)) == {"macaw"}
+    write_config(installed, service_config())
+    installed.systemctl("reload", "edgecam")
+
+
+def test_reload_with_a_broken_edit_keeps_running(installed: Sandbox) -> None:
+    broken = service_config() + "pipeline:\n  max_fps: -3\ncamera_typo: 1\n"
+    write_config(installed, broken)
+    mark = cursor(installed)
+    installed.systemctl("reload", "edgecam")
+    wait_for(lambda: any("reload refused" in m for m in installed.messages(f"--after-cursor={mark}")),
+             120, "the refused reload")
+    errors = "\n".join(installed.messages(f"--after-cursor={mark}"))
+    lines = broken.splitlines()
+    assert f"{CONFIG}:{lines.index('  max_fps: -3') + 1}: pipeline.max_fps:" in errors
+    assert f"{CONFIG}:{lines.index('camera_typo: 1') + 1}: camera_typo: unknown key" in errors
+    assert active(installed)
+    mark = cursor(installed)
+    wait_for(lambda: labels_since(installed, mark), 120, "results on the old config")
+    write_config(installed, service_config())
+
+
+def test_kill_9_is_restarted(installed: Sandbox) -> None:
+    before = installed.show("MainPID", "NRestarts")
+    installed.run("kill", "-9", before["MainPID"])
+    wait_for(lambda: installed.show("NRestarts")["NRestarts"] != before["NRestarts"] and active(
+        installed), 120, "the restart after kill -9")
+    assert installed.show("MainPID")["MainPID"] != before["MainPID"]
+
+
+def test_a_hung_pipeline_is_restarted_by_the_watchdog(installed: Sandbox) -> None:
+    """The fault hook hangs inference after 5 frames; the pings stop; systemd restarts it."""
+    dropin = "/run/systemd/system/edgecam.service.d"
+    installed.sh(f"mkdir -p {dropin} && printf '[Service]\\nWatchdogSec=3\\n"
+                 f"Environment=EDGECAM_FAULT_HANG_AFTER=5\\n' > {dropin}/fault.conf")
+    try:
+        installed.systemctl("daemon-reload")
+        installed.systemctl("restart", "edgecam")
+        restarts = installed.show("NRestarts")["NRestarts"]
+        mark = cursor(installed)
+        wait_for(lambda: installed.show("NRestarts")["NRestarts"] != restarts, 120,
+                 "the watchdog restart")
+        assert any("Watchdog timeout" in m for m in installed.run(
+            "journalctl", "--no-pager", f"--after-cursor={mark}").stdout.splitlines())
+    finally:
+        installed.sh(f"rm -rf {dropin}")
+        installed.systemctl("daemon-reload")
+        installed.systemctl("restart", "edgecam")
+
+
+def test_stop_is_prompt_and_removes_the_socket(installed: Sandbox) -> None:
+    wait_for(lambda: active(installed), 120, "the service to be active")
+    installed.run("test", "-S", SOCKET)
+    mark = cursor(installed)
+    installed.systemctl("stop", "edgecam")
+    after = "\n".join(installed.messages(f"--after-cursor={mark}"))
+    assert "timed out" not in after and "SIGKILL" not in after
+    assert installed.show("Result")["Result"] == "success"
+    assert installed.run("test", "-e", SOCKET, check=False).returncode != 0
+    installed.systemctl("start", "edgecam")
+
+
+def test_unit_verifies_and_exposure_is_low(installed: Sandbox) -> None:
+    verify = installed.run("systemd-analyze", "verify", "/etc/systemd/system/edgecam.service",
+                           check=False)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+    security = installed.run("systemd-analyze", "security", "edgecam.service", "--no-pager",
+                             check=False).stdout
+    overall = re.search(r"Overall exposure level for edgecam\.service: (\d+\.\d+)", security)
+    assert overall, security
+    print(f"\nsystemd-analyze security edgecam.service: exposure {overall.group(1)}")
+    assert float(overall.group(1)) <= EXPOSURE_GOAL
+
+
+INSTALLED_TREE = ("find /opt/edgecam /etc/edgecam /var/lib/edgecam/models "
+                  "/etc/systemd/system/edgecam.service -xdev -not -path '*/__pycache__*' "
+                  "-printf '%p %s %m %u %T@\\n' | LC_ALL=C sort; id edgecam")
+
+
+def test_install_twice_is_identical_and_keeps_an_edited_config(installed: Sandbox) -> None:
+    edited = service_config() + "# a comment the user added\n"
+    write_config(installed, edited)
+    before = installed.sh(INSTALLED_TREE).stdout
+    pid = installed.show("MainPID")["MainPID"]
+    install(installed)
+    assert installed.sh(INSTALLED_TREE).stdout == before
+    assert installed.run("cat", CONFIG).stdout == edited
+    assert installed.show("MainPID")["MainPID"] == pid, "nothing changed: no restart"
+
+
+def test_uninstall_keeps_config_and_models_and_purge_removes_them(installed: Sandbox) -> None:
+    installed.run("make", "-s", "-C", str(REPO), "uninstall")
+    assert installed.systemctl("is-active", "edgecam", check=False).stdout.strip() != "active"
+    assert installed.run("test", "-e", "/opt/edgecam", check=False).returncode != 0
+    assert installed.run("test", "-e", "/etc/systemd/system/edgecam.service",
+                         check=False).returncode != 0
+    installed.run("test", "-f", CONFIG)
+    installed.run("test", "-f", "/var/lib/edgecam/models/mobilenet_v2_1.0_224_quant.tflite")
+    installed.run("make", "-s", "-C", str(REPO), "uninstall", "PURGE=1")
+    assert installed.run("test", "-e", "/etc/edgecam", check=False).returncode != 0
+    assert installed.run("test", "-e", "/var/lib/edgecam", check=False).returncode != 0
+    assert installed.run("id", "edgecam", check=False).returncode != 0
+
