@@ -84,7 +84,7 @@ class SocketOutput:
         self._stop.set()
         self._wake()
         if self._thread.is_alive():
-            self._thread.join(1.0)
+            self._thread.join(0.5)
         for client in list(self._clients.values()):
             self._drop(client, counted=False)
         if self._listener is not None:

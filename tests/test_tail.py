@@ -1,0 +1,46 @@
+"""`edgecam tail` against the real daemon's socket, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import base_config
+
+
+def read_lines(socket_path: Path, *args: str, count: int) -> list[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "edgecam", "tail", "--socket", str(socket_path),
+                             *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        return [proc.stdout.readline() for _ in range(count)]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_tail_prints_readable_results(tmp_path: Path, daemons) -> None:
+    daemon = daemons(base_config(tmp_path))
+    daemon.wait_socket()
+    lines = read_lines(daemon.socket_path, count=3)
+    assert all(line.startswith("#") and " ms " in line for line in lines), lines
+    assert any("Egyptian cat" in line or "macaw" in line or "military uniform" in line
+               for line in lines)
+
+
+def test_tail_json_passes_the_messages_through(tmp_path: Path, daemons) -> None:
+    daemon = daemons(base_config(tmp_path))
+    daemon.wait_socket()
+    messages = [json.loads(line) for line in read_lines(daemon.socket_path, "--json", count=2)]
+    assert {m["type"] for m in messages} <= {"classification", "stats"}
+
+
+def test_tail_without_a_daemon_is_one_clear_line(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "edgecam", "tail", "--socket",
+                             str(tmp_path / "none.sock")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 69
+    assert result.stderr.strip().count("\n") == 0
+    assert "is edgecam running?" in result.stderr and "Traceback" not in result.stderr
