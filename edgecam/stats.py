@@ -87,6 +87,8 @@ class Stats:
                         "socket_clients": int(gauges.get("socket_clients", 0)),
                         "socket_clients_dropped": counts["socket_clients_dropped"],
                         "socket_messages_dropped": counts["socket_messages_dropped"],
+                        "socket_rebinds": counts["socket_rebinds"],
+                        "queue_dropped": counts["output_queue_dropped"],
                         "output_errors": counts["output_errors"]},
         }
 

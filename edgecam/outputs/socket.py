@@ -17,6 +17,7 @@ import selectors
 import socket
 import stat
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 STATS_INTERVAL_S = 5.0
 MAX_PENDING_BYTES = 64 * 1024  # per client, on top of the kernel's socket buffer
 MAX_QUEUED_LINES = 1024
+CHECK_INTERVAL_S = 1.0
 _RECV_BYTES = 65536
 
 
@@ -56,6 +58,8 @@ class SocketOutput:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._listener: socket.socket | None = None
         self._inode: int | None = None
+        self._checked = 0.0
+        self._rebind_failing = False
         self._thread = threading.Thread(target=self._run, name="edgecam-socket", daemon=True)
 
     def start(self) -> None:
@@ -172,6 +176,38 @@ class SocketOutput:
                     self._flush(key.data)
             self._broadcast()
             self._stats.set_gauge("socket_clients", len(self._clients))
+            self._check_file()
+
+    def _check_file(self) -> None:
+        """Serves on a fresh socket file if ours was removed (an `rm -r /run/edgecam`, say).
+
+        Clients already connected keep their connections. While the folder cannot be
+        written (made read-only), this retries every CHECK_INTERVAL_S and warns once.
+        """
+        now = time.monotonic()
+        if now - self._checked < CHECK_INTERVAL_S:
+            return
+        self._checked = now
+        try:
+            if os.stat(self.path).st_ino == self._inode:
+                return
+        except OSError:
+            pass
+        try:
+            listener = self._bind()
+        except EdgecamError as exc:
+            if not self._rebind_failing:
+                log.warning("socket %s was removed and cannot be recreated: %s", self.path, exc)
+                self._rebind_failing = True
+            return
+        assert self._listener is not None
+        self._selector.unregister(self._listener)
+        self._listener.close()
+        self._listener = listener
+        self._selector.register(listener, selectors.EVENT_READ, "accept")
+        self._rebind_failing = False
+        self._stats.count("socket_rebinds")
+        log.warning("socket %s was removed; serving on a new one", self.path)
 
     def _accept(self) -> None:
         assert self._listener is not None

@@ -1,0 +1,280 @@
+"""Faults and hostile input: the daemon stays up (or exits with one clear line) and loses nothing silently.
+
+Counts can be scaled down with EDGECAM_STRESS_SCALE (e.g. 0.1) on a slow machine;
+CI runs them at full scale (1.0). Waits only bound hangs; nothing measures speed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from harness import DEFAULT_MODEL, IMAGES, LABELS, base_config, wait_for, write_config
+
+from edgecam.capture import Capture
+from edgecam.classifier import Classifier
+from edgecam.config import OutputsConfig, PipelineConfig
+from edgecam.faults import Faults
+from edgecam.filter import ResultFilter
+from edgecam.inference import Inference, InferenceSettings
+from edgecam.notify import Notifier, Watchdog
+from edgecam.outputs import Outputs
+from edgecam.slot import FrameSlot
+from edgecam.sources.base import Source
+from edgecam.stats import Stats
+
+SCALE = float(os.environ.get("EDGECAM_STRESS_SCALE", "1"))
+
+
+def scaled(count: int) -> int:
+    return max(1, int(count * SCALE))
+
+
+# -- odd frames through the real pipeline, in process -------------------------------------------
+
+class ListSource(Source):
+    """Hands out the given frames one at a time (each waits until inference took the last)."""
+
+    name = "odd frames"
+    finite = True
+
+    def __init__(self, frames: list, slot: FrameSlot, fail_first_read: bool = False) -> None:
+        self._frames = list(frames)
+        self._slot = slot
+        self._fail = fail_first_read
+
+    def open(self) -> None:
+        pass
+
+    def read(self, stop: threading.Event) -> np.ndarray | None:
+        if self._fail:
+            self._fail = False
+            raise OSError("corrupt read")
+        while self._slot._frame is not None and not stop.is_set():  # test pacing only
+            stop.wait(0.005)
+        return self._frames.pop(0) if self._frames else None
+
+    def close(self) -> None:
+        pass
+
+
+class Collect:
+    name = "collect"
+    stats_interval_s = 0.0
+
+    def __init__(self) -> None:
+        self.results: list = []
+
+    def emit(self, result) -> None:
+        self.results.append(result)
+
+    def stats(self, snapshot) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_odd_frames_are_classified_or_dropped_and_counted() -> None:
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 255, (480, 640, 3), np.uint8)
+    good = [photo[:, :, 0], np.dstack([photo, photo[:, :, :1]]), photo[:1, :1], photo[:, :, :1],
+            rng.integers(0, 255, (2160, 3840, 3), np.uint8), photo]
+    bad = [np.zeros((0, 0, 3), np.uint8), photo.astype(np.float32), np.zeros((4, 4, 5), np.uint8),
+           np.zeros((2, 2, 2, 2), np.uint8)]
+    frames = [frame for pair in zip(good, bad + [photo] * 2, strict=True) for frame in pair]
+    stats = Stats()
+    slot = FrameSlot(lambda: stats.drop("overwritten"))
+    collect = Collect()
+    outputs = Outputs([collect], stats)
+    outputs.start()
+    settings = InferenceSettings(
+        Classifier(str(DEFAULT_MODEL), str(LABELS), threads=1),
+        PipelineConfig(max_frame_age_ms=60_000), ResultFilter(OutputsConfig(emit="every_frame",
+                                                                             min_score=0.0)))
+    inference = Inference(settings, slot, stats, outputs, Watchdog(Notifier({})), lambda: False,
+                          Faults({}))
+    first = ListSource(frames, slot, fail_first_read=True)
+    sources = iter([first, ListSource(frames, slot)])
+    capture = Capture(lambda: next(sources), slot, stats, stall_timeout_s=30)
+    inference.start()
+    capture.start()
+    try:
+        wait_for(capture.ended.is_set, 120, "the odd frames to be read")
+        wait_for(lambda: stats.get("classified") + stats.get("dropped_bad_frame")
+                 + stats.get("dropped_overwritten") >= len(frames), 120, "every frame accounted for")
+    finally:
+        capture.stop()
+        inference.stop()
+        outputs.close()
+    assert inference.error is None
+    assert stats.get("source_lost") == 1, "the corrupt read is a lost source, then a reconnect"
+    assert stats.get("captured") == len(frames)
+    assert stats.get("dropped_bad_frame") == len(bad)
+    assert stats.get("classified") == len(frames) - len(bad)
+    assert len(collect.results) == stats.get("classified")
+
+
+# -- signals and reloads ------------------------------------------------------------------------
+
+def test_a_thousand_sighups_alternating_valid_and_broken_configs(tmp_path: Path, daemons) -> None:
+    config = base_config(tmp_path)
+    daemon = daemons(config)
+    client = daemon.client()
+    client.messages("classification", 1)
+    valid = [dict(config, outputs={**config["outputs"], "min_score": score}) for score in (0.3, 0.31)]
+    broken = "camera:\n  fps: many\nmodel: [\n"
+    for i in range(scaled(1000)):
+        if i % 2:
+            daemon.config_path.write_text(broken)
+        else:
+            write_config(daemon.config_path, valid[i // 2 % 2])
+        daemon.signal(signal.SIGHUP)
+    write_config(daemon.config_path, valid[0])
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: daemon.log().count("reload") >= 2, 60, "reloads to be handled")
+    assert daemon.proc.poll() is None
+    assert client.messages("classification", 5), "still classifying"
+    assert "Traceback" not in daemon.log()
+
+
+def test_sigterm_before_ready_exits_cleanly(tmp_path: Path, daemons) -> None:
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(60)
+    try:
+        daemon = daemons(base_config(tmp_path), env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+        first = notify.recv(4096).decode()
+        assert first.startswith("STATUS=loading"), first  # start-up is under way, not READY
+        daemon.signal(signal.SIGTERM)
+        assert daemon.proc.wait(60) == 0
+        notify.settimeout(0.5)
+        rest = []
+        while True:
+            try:
+                rest.append(notify.recv(4096).decode())
+            except TimeoutError:
+                break
+        assert not any("READY=1" in m for m in rest)
+        assert "Traceback" not in daemon.log()
+    finally:
+        notify.close()
+
+
+def test_sigterm_during_a_reload_exits_cleanly(tmp_path: Path, daemons) -> None:
+    config = base_config(tmp_path)
+    daemon = daemons(config)
+    daemon.client().messages("classification", 1)
+    config["model"] = {**config["model"], "threads": 2}  # forces a model rebuild
+    write_config(daemon.config_path, config)
+    daemon.signal(signal.SIGHUP)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.proc.wait(60) == 0
+    assert not daemon.socket_path.exists()
+    assert "Traceback" not in daemon.log()
+
+
+# -- the socket ---------------------------------------------------------------------------------
+
+def test_ten_thousand_connect_disconnect_cycles(tmp_path: Path, daemons) -> None:
+    daemon = daemons(base_config(tmp_path))
+    daemon.wait_socket()
+    for i in range(scaled(10_000)):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(str(daemon.socket_path))
+        if i % 100 == 0:
+            conn.sendall(b"\xff\x00 not json\n")
+        conn.close()
+    client = daemon.client()
+    stats = client.messages("stats", 1)[0]
+    assert stats["outputs"]["socket_clients"] <= 2, "closed clients are forgotten"
+    assert client.messages("classification", 2)
+    fds = len(os.listdir(f"/proc/{daemon.pid}/fd"))
+    assert fds < 100, f"{fds} open descriptors: closed clients leak"
+
+
+def test_socket_folder_removed_then_read_only(tmp_path: Path, daemons) -> None:
+    daemon = daemons(base_config(tmp_path))
+    listener = daemon.client()
+    folder = daemon.socket_path.parent
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+    wait_for(lambda: daemon.socket_path.exists(), 60, "the socket to be recreated")
+    assert daemon.client().messages("classification", 1)
+    assert listener.messages("classification", 1), "a client connected before keeps reading"
+    # Now remove it again and make the folder unwritable: the daemon warns and keeps running.
+    folder_ro = folder
+    daemon.socket_path.unlink()
+    folder_ro.chmod(0o555)
+    try:
+        if os.geteuid() == 0:
+            subprocess.run(["mount", "--bind", "-o", "ro", str(folder_ro), str(folder_ro)],
+                           check=False)
+        wait_for(lambda: "cannot be recreated" in daemon.log() or daemon.socket_path.exists(), 60,
+                 "the daemon to notice")
+        assert daemon.proc.poll() is None
+        assert listener.messages("classification", 1)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(folder_ro)], check=False)
+        folder_ro.chmod(0o755)
+    wait_for(lambda: daemon.socket_path.exists(), 60, "the socket to come back once writable")
+    assert daemon.client().messages("classification", 1)
+
+
+# -- a source that flaps ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def three_frame_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """Three frames of the cat as an MPEG-TS byte string (made once by ffmpeg)."""
+    out = tmp_path_factory.mktemp("clip") / "three.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-loop", "1", "-i", str(IMAGES / "cat.bmp"),
+                    "-frames:v", "3", "-r", "25", "-vf", "scale=320:240", "-c:v", "mpeg1video",
+                    "-q:v", "2", "-f", "mpegts", str(out)], check=True, timeout=120)
+    return out.read_bytes()
+
+
+@pytest.fixture
+def flapping_server(three_frame_clip: bytes) -> Iterator[tuple[int, list[int]]]:
+    """A TCP server that sends the 3-frame clip to each connection, then hangs up."""
+    served: list[int] = []
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.sendall(three_frame_clip)
+            served.append(1)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], served
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_a_source_that_flaps_a_hundred_times(tmp_path: Path, daemons, flapping_server) -> None:
+    port, served = flapping_server
+    flaps = scaled(100)
+    config = base_config(tmp_path, camera={"source": f"tcp://127.0.0.1:{port}",
+                                           "stall_timeout_s": 2})
+    daemon = daemons(config)
+    daemon.wait_socket()
+    wait_for(lambda: len(served) >= flaps, 600, f"{flaps} connections")
+    stats = daemon.client().messages("stats", 1)[0]
+    assert stats["source"]["source_lost"] + stats["source"]["stalls"] >= flaps - 2
+    assert stats["frames"]["classified"] >= flaps, "frames from the connections were classified"
+    assert daemon.proc.poll() is None
+    fds = len(os.listdir(f"/proc/{daemon.pid}/fd"))
+    threads = len(os.listdir(f"/proc/{daemon.pid}/task"))
+    assert fds < 100 and threads < 40, (fds, threads)
