@@ -278,3 +278,18 @@ def test_a_source_that_flaps_a_hundred_times(tmp_path: Path, daemons, flapping_s
     fds = len(os.listdir(f"/proc/{daemon.pid}/fd"))
     threads = len(os.listdir(f"/proc/{daemon.pid}/task"))
     assert fds < 100 and threads < 40, (fds, threads)
+
+
+# -- journal discipline -------------------------------------------------------------------------
+
+def test_a_static_scene_emits_only_the_heartbeat(tmp_path: Path, daemons) -> None:
+    """on_change with a static scene: one entry, then one per heartbeat_s (each output alike)."""
+    heartbeat_s = 1.0
+    config = base_config(tmp_path, camera={"source": str(IMAGES / "cat.bmp"), "fps": 20},
+                         outputs={"emit": "on_change", "heartbeat_s": heartbeat_s})
+    daemon = daemons(config)
+    client = daemon.client()
+    stats = client.messages("stats", 3)[-1]
+    emitted, uptime = stats["outputs"]["emitted"], stats["uptime_s"]
+    assert 1 <= emitted <= 1 + uptime / heartbeat_s + 1, stats
+    assert stats["frames"]["classified"] > 3 * emitted, "most frames were classified, not emitted"

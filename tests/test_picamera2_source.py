@@ -28,6 +28,7 @@ is classified by the real model.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -320,3 +321,15 @@ def test_close_cancels_a_pending_capture_before_stopping(rig: Rig) -> None:
     assert names.index("cancel_all_and_flush") < names.index("stop") < names.index("close")
     assert not rig.instances[0].is_open
     assert rig.unreleased() == []
+
+
+def test_libcamera_logging_is_quiet_unless_asked(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LIBCAMERA_LOG_LEVELS", raising=False)
+    src = source()
+    src.open()
+    src.close()
+    assert os.environ["LIBCAMERA_LOG_LEVELS"] == "*:WARN"
+    monkeypatch.setenv("LIBCAMERA_LOG_LEVELS", "*:DEBUG")
+    src.open()
+    src.close()
+    assert os.environ["LIBCAMERA_LOG_LEVELS"] == "*:DEBUG"

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from typing import Any
@@ -55,6 +56,7 @@ NOT_INSTALLED = ("camera.source: picamera2 is not installed (on Raspberry Pi OS:
 
 #: camera buffers per stream: one held by picamera2 as "latest", one being read, the rest in flight.
 BUFFER_COUNT = 4
+LIBCAMERA_LOG_LEVELS = "*:WARN"
 #: how often a read waiting for a frame looks at its stop event
 _POLL_S = 0.1
 #: how long close() waits for a capture that completed while it was being abandoned
@@ -80,6 +82,9 @@ class Picamera2Source(Source):
         self._lores_width = 0
 
     def open(self) -> None:
+        # libcamera logs every frame's details at INFO; keep warnings and errors unless
+        # the user asked for more (the systemd unit sets the same).
+        os.environ.setdefault("LIBCAMERA_LOG_LEVELS", LIBCAMERA_LOG_LEVELS)
         try:
             import libcamera
             from picamera2 import Picamera2
