@@ -6,8 +6,8 @@ SHELL := /bin/bash
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 VENV ?= .venv
 SHARED ?= ../shared
-APT_PACKAGES := ffmpeg libsystemd-dev pkg-config python3-venv
-DEV_EXTRAS := litert,opencv,systemd,dev
+APT_PACKAGES := ffmpeg libsystemd-dev pkg-config python3-venv mosquitto mosquitto-clients openssl
+DEV_EXTRAS := litert,opencv,systemd,dev,mqtt,metrics
 SOURCE ?= $(SHARED)/images
 
 .PHONY: run test deps venv install uninstall clean

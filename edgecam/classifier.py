@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 
 from edgecam.config import ModelConfig
 from edgecam.errors import MissingFileError, ModelError
+from edgecam.filesig import signatures
 from edgecam.labels import align_labels, read_labels
 from edgecam.preprocess import Preprocessor
 from edgecam.runtime import interpreter_class, quiet_runtime
@@ -46,22 +48,31 @@ class Classification:
         return self.labels[0]
 
 
-class Classifier:
-    """A quantized (or float) image classifier on LiteRT / TensorFlow Lite."""
+class ImageModel:
+    """A .tflite model with one (1, H, W, 3) image input and one output, loaded once.
 
-    def __init__(self, model_path: str, labels_path: str, *, threads: int = 0, top_k: int = 3,
-                 resize: str = "crop") -> None:
+    What an image classifier and an embedding extractor share: the runtime, the interpreter
+    (created once, reused for every frame), the signature checks, the preprocessing written
+    in place into the input tensor, a test inference at load, and the dequantized output.
+    `kind` names the model in errors ("image classifier", "embedding extractor");
+    `output_ok(shape)` says whether the output shape fits it, `expected` describes the fit.
+    """
+
+    def __init__(self, model_path: str, *, threads: int = 0, resize: str = "crop",
+                 kind: str = "image classifier",
+                 output_ok: Callable[[tuple[int, ...]], bool] | None = None,
+                 expected: str = "[1, classes]") -> None:
         self.model_path = model_path
-        self.top_k = top_k
         interpreter_cls, self.runtime = interpreter_class()
         self.threads = threads or os.cpu_count() or 1
         with quiet_runtime():
             self._interpreter = _open_interpreter(interpreter_cls, model_path, self.threads)
-        inp, out = _check_signature(self._interpreter, model_path)
+        inp, out = _check_signature(self._interpreter, model_path, kind,
+                                    output_ok or _is_class_scores, expected)
+        self.input_dtype = np.dtype(inp["dtype"])
         self._input_index = inp["index"]
         self._output_index = out["index"]
-        outputs = int(out["shape"][-1])
-        self.labels = align_labels(read_labels(labels_path), outputs, labels_path)
+        self.outputs = int(out["shape"][-1])
         _, height, width, _ = (int(d) for d in inp["shape"])
         self.input_size = (width, height)
         in_scale, in_zero = inp["quantization"]
@@ -69,13 +80,48 @@ class Classifier:
         out_scale, out_zero = out["quantization"]
         self._out_quantized = out["dtype"] != np.float32 and out_scale != 0
         self._out_scale, self._out_zero = np.float32(out_scale), np.float32(out_zero)
-        self._scores = np.empty(outputs, np.float32)
+        self._values = np.empty(self.outputs, np.float32)
         try:
             self._interpreter.invoke()
         except Exception as exc:
             raise ModelError(f"{model_path}: inference fails: {_first_line(exc)}") from None
+
+    def run(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The dequantized output for a BGR (or BGRA, or gray) uint8 image, and invoke()'s ms.
+
+        The array is a buffer the next call overwrites: copy what must outlive it.
+        """
+        self._preprocessor.write(image, self._interpreter.tensor(self._input_index))
+        started = time.perf_counter()
+        self._interpreter.invoke()
+        inference_ms = (time.perf_counter() - started) * 1000
+        raw = self._interpreter.tensor(self._output_index)().reshape(-1)
+        values = self._values
+        if self._out_quantized:
+            np.subtract(raw, self._out_zero, out=values, casting="unsafe")
+            values *= self._out_scale
+        else:
+            np.copyto(values, raw, casting="unsafe")
+        del raw
+        return values, inference_ms
+
+
+class Classifier:
+    """A quantized (or float) image classifier on LiteRT / TensorFlow Lite."""
+
+    def __init__(self, model_path: str, labels_path: str, *, threads: int = 0, top_k: int = 3,
+                 resize: str = "crop") -> None:
+        self.model_path = model_path
+        self.top_k = top_k
+        self.loaded_files = signatures(model_path, labels_path)
+        self._model = ImageModel(model_path, threads=threads, resize=resize)
+        self.runtime, self.threads = self._model.runtime, self._model.threads
+        self.input_size = self._model.input_size
+        outputs = self._model.outputs
+        self.labels = align_labels(read_labels(labels_path), outputs, labels_path)
+        width, height = self.input_size
         log.info("model %s: %dx%d %s input, %d labels, %s, %d thread(s)", Path(model_path).name,
-                 width, height, np.dtype(inp["dtype"]).name, outputs, self.runtime, self.threads)
+                 width, height, self._model.input_dtype.name, outputs, self.runtime, self.threads)
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> Classifier:
@@ -84,18 +130,7 @@ class Classifier:
 
     def classify(self, image: np.ndarray) -> Classification:
         """The top-k labels of a BGR (or BGRA, or gray) uint8 image."""
-        self._preprocessor.write(image, self._interpreter.tensor(self._input_index))
-        started = time.perf_counter()
-        self._interpreter.invoke()
-        inference_ms = (time.perf_counter() - started) * 1000
-        raw = self._interpreter.tensor(self._output_index)()[0]
-        scores = self._scores
-        if self._out_quantized:
-            np.subtract(raw, self._out_zero, out=scores, casting="unsafe")
-            scores *= self._out_scale
-        else:
-            np.copyto(scores, raw, casting="unsafe")
-        del raw
+        scores, inference_ms = self._model.run(image)
         k = min(self.top_k, scores.size)
         best = np.argpartition(scores, -k)[-k:]
         best = best[np.argsort(scores[best])[::-1]]
@@ -116,25 +151,31 @@ def _open_interpreter(interpreter_cls: type, model_path: str, threads: int) -> A
     return interpreter
 
 
-def _check_signature(interpreter: Any, model_path: str) -> tuple[dict, dict]:
-    """Refuses anything but one (1, H, W, 3) image input and one (1, N) output."""
+def _is_class_scores(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 2 and shape[0] == 1
+
+
+def _check_signature(interpreter: Any, model_path: str, kind: str,
+                     output_ok: Callable[[tuple[int, ...]], bool], expected: str
+                     ) -> tuple[dict, dict]:
+    """Refuses anything but one (1, H, W, 3) image input and one output that `output_ok` accepts."""
     inputs = interpreter.get_input_details()
     outputs = interpreter.get_output_details()
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ModelError(f"{model_path}: not an image classifier: {len(inputs)} inputs and "
+        raise ModelError(f"{model_path}: not an {kind}: {len(inputs)} inputs and "
                          f"{len(outputs)} outputs (expected 1 and 1)")
     inp, out = inputs[0], outputs[0]
     shape = tuple(int(d) for d in inp["shape"])
     if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
-        raise ModelError(f"{model_path}: not an image classifier: input shape {list(shape)} "
+        raise ModelError(f"{model_path}: not an {kind}: input shape {list(shape)} "
                          "(expected [1, height, width, 3])")
     if inp["dtype"] not in _INPUT_TYPES:
         raise ModelError(f"{model_path}: input type {np.dtype(inp['dtype']).name} is not supported "
                          "(uint8, int8 or float32)")
     out_shape = tuple(int(d) for d in out["shape"])
-    if len(out_shape) != 2 or out_shape[0] != 1:
-        raise ModelError(f"{model_path}: not an image classifier: output shape {list(out_shape)} "
-                         "(expected [1, classes])")
+    if not output_ok(out_shape):
+        raise ModelError(f"{model_path}: not an {kind}: output shape {list(out_shape)} "
+                         f"(expected {expected})")
     return inp, out
 
 

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgecam import __version__
@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     config_option(classify)
     classify.add_argument("--model", metavar="M", help="a .tflite model (default: model.path)")
     classify.add_argument("--labels", metavar="L", help="its labels file (default: model.labels)")
+    classify.add_argument("--head", metavar="FILE",
+                          help="classify with the classes learned in this head file (default: "
+                               "model.head); --model is then its embedding extractor")
     classify.add_argument("--top-k", type=int, metavar="K", help="labels per image")
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
     classify.set_defaults(func=_classify)
@@ -57,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     config_option(tail)
     tail.add_argument("--json", action="store_true", help="print the raw JSON lines")
     tail.set_defaults(func=_tail)
+
+    _learn_parser(commands, config_option)
 
     fetch = commands.add_parser("fetch-model", help="download the default model and labels")
     fetch.add_argument("--dir", type=Path, metavar="DIR",
@@ -92,14 +97,14 @@ def _check_config(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     import cv2
 
-    from edgecam.classifier import Classifier
+    from edgecam.imprint import make_classifier
 
     model = load_config(args.config).model
-    overrides = {"path": args.model, "labels": args.labels, "top_k": args.top_k}
+    overrides = {"path": args.model, "labels": args.labels, "top_k": args.top_k, "head": args.head}
     model = dataclasses.replace(model, **{k: v for k, v in overrides.items() if v is not None})
     if model.top_k < 1:
         raise EdgecamError("--top-k must be at least 1")
-    classifier = Classifier.from_config(model)
+    classifier = make_classifier(model)
     status = 0
     for image_path in args.images:
         image = cv2.imread(image_path, cv2.IMREAD_COLOR) if Path(image_path).is_file() else None
@@ -119,6 +124,132 @@ def _classify(args: argparse.Namespace) -> int:
             for label in result.labels:
                 print(f"  {label.score:5.3f}  {label.label} ({label.index})")
     return status
+
+
+def _learn_parser(commands: argparse._SubParsersAction,
+                 config_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    learn = commands.add_parser(
+        "learn", help="teach it your own classes from a few photos (weight imprinting)",
+        description="Few-shot learning: classes learned from a few examples each, kept in a head "
+                    "file (--head, else model.head, else /var/lib/edgecam/heads/default.head). "
+                    "model.path must be the embedding extractor. A running daemon picks changes "
+                    "up on reload (systemctl reload edgecam).")
+    actions = learn.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def head_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--head", metavar="FILE", help="the head file (default: model.head, else "
+                         "/var/lib/edgecam/heads/default.head)")
+        config_option(sub)
+
+    add = actions.add_parser("add", help="add examples to a class (creating it and the head)")
+    add.add_argument("label", metavar="LABEL")
+    add.add_argument("images", nargs="*", metavar="IMAGE", help="example photos")
+    add.add_argument("--from-camera", type=int, metavar="N",
+                     help="take N frames from the configured camera instead (stop the daemon first "
+                          "if it uses the same camera)")
+    add.add_argument("--countdown", type=float, default=3.0, metavar="S",
+                     help="with --from-camera: seconds to get ready (default: 3)")
+    add.add_argument("--spread", type=float, default=3.0, metavar="S",
+                     help="with --from-camera: seconds the N frames are spread over (default: 3)")
+    add.add_argument("--model", metavar="M", help="the embedding extractor (default: model.path)")
+    head_option(add)
+    add.set_defaults(func=_learn_add)
+
+    listing = actions.add_parser("list", help="list the learned classes")
+    listing.add_argument("--json", action="store_true", help="one JSON object")
+    head_option(listing)
+    listing.set_defaults(func=_learn_list)
+
+    remove = actions.add_parser("remove", help="forget a class")
+    remove.add_argument("label", metavar="LABEL")
+    head_option(remove)
+    remove.set_defaults(func=_learn_remove)
+
+    merge = actions.add_parser(
+        "merge", help="combine heads learned on several devices into OUT",
+        description="Adds the heads' per-class sums and example counts: the example-weighted "
+                    "average of the devices' class prototypes. Photos never leave a device.")
+    merge.add_argument("out", type=Path, metavar="OUT")
+    merge.add_argument("inputs", nargs="+", type=Path, metavar="IN")
+    merge.add_argument("--force", action="store_true",
+                       help="replace OUT even if it is not one of the heads merged")
+    merge.set_defaults(func=_learn_merge)
+
+
+def _learn_add(args: argparse.Namespace) -> int:
+    from edgecam import learn
+
+    config = load_config(args.config)
+    model = dataclasses.replace(config.model, path=args.model) if args.model else config.model
+    label = learn.check_label(args.label)
+    path = learn.head_path(args.head, model)
+    if args.from_camera is None and not args.images:
+        raise EdgecamError("give example IMAGE files, or --from-camera N")
+    if args.from_camera is not None and args.images:
+        raise EdgecamError("give example IMAGE files or --from-camera N, not both")
+    if args.from_camera is not None and not 1 <= args.from_camera <= 100:
+        raise EdgecamError("--from-camera takes 1 to 100 frames")
+    if args.countdown < 0 or args.spread < 0:
+        raise EdgecamError("--countdown and --spread are seconds, 0 or more")
+    if args.images:
+        images = learn.read_images(args.images)
+        embedder = learn.load_embedder(model)
+    else:
+        embedder = learn.load_embedder(model)
+        print(f"edgecam: {args.from_camera} frame(s) of {label!r} from {config.camera.source} "
+              f"over {args.spread:g} s, starting in {args.countdown:g} s", file=sys.stderr)
+        images = learn.capture_frames(
+            config.camera, embedder.input_size, args.from_camera, countdown_s=args.countdown,
+            spread_s=args.spread, say=lambda text: print(f"edgecam: {text}", file=sys.stderr))
+    done = learn.learn(model, path, label, images, embedder)
+    print(f"learned {done.added} example(s) of {done.label!r} ({done.ms_per_example:.0f} ms each): "
+          f"class {done.index}, {done.count} example(s) in all")
+    print(f"{path}{' (new)' if done.created else ''}: {len(done.labels)} class(es): "
+          f"{', '.join(done.labels)}")
+    return 0
+
+
+def _learn_list(args: argparse.Namespace) -> int:
+    from edgecam import learn
+    from edgecam.head import Head
+
+    model = load_config(args.config).model
+    path = learn.head_path(args.head, model)
+    head = Head.load(path)
+    matches = learn.matches_model(head, model.path)
+    if args.json:
+        print(json.dumps({"head": str(path), "extractor": {"sha256": head.extractor_sha256,
+                                                          "name": head.extractor_name,
+                                                          "dim": head.dim,
+                                                          "is_model_path": matches},
+                          "classes": [{"index": i, "label": c.label, "count": c.count}
+                                      for i, c in enumerate(head.classes)]}))
+        return 0
+    print(f"{path}: {len(head.classes)} class(es), extractor {learn.describe_extractor(head)}")
+    if matches is False:
+        print(f"  (not model.path {model.path}: classifying with this head needs its own extractor)")
+    for index, item in enumerate(head.classes):
+        print(f"  {index:3d}  {item.label}  ({item.count} example{'s' if item.count != 1 else ''})")
+    return 0
+
+
+def _learn_remove(args: argparse.Namespace) -> int:
+    from edgecam import learn
+
+    path = learn.head_path(args.head, load_config(args.config).model)
+    head, count = learn.remove(path, args.label)
+    print(f"removed {args.label.strip()!r} ({count} example(s)); {path}: {len(head.classes)} "
+          f"class(es) left{': ' if head.classes else ''}{', '.join(head.labels)}")
+    return 0
+
+
+def _learn_merge(args: argparse.Namespace) -> int:
+    from edgecam import learn
+
+    merged = learn.merge(args.out, args.inputs, force=args.force)
+    print(f"merged {len(args.inputs)} head(s) into {args.out}: {len(merged.classes)} class(es): "
+          + ", ".join(f"{c.label} ({c.count})" for c in merged.classes))
+    return 0
 
 
 def _fetch_model(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ import dataclasses
 import difflib
 import math
 import os
+import re
+import stat
 import types
 import typing
 from collections.abc import Callable
@@ -37,14 +39,17 @@ def setting(
     choices: tuple[str, ...] | None = None,
     parse: Callable[[Any], Any] | None = None,
     path: bool | Callable[[str], bool] = False,
+    check: Callable[[Any], None] | None = None,
 ) -> Any:
     """A schema field: default, description, and the checks the loader applies.
 
     `parse` converts or rejects a raw YAML value (raising ValueError with the
     problem); `path` marks a file path resolved against the config file's folder
-    (a predicate: only values for which it is true are paths).
+    (a predicate: only values for which it is true are paths); `check` vets the
+    final value, a path once resolved (raising ValueError: a file that must exist).
     """
-    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "parse": parse, "path": path}
+    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "parse": parse, "path": path,
+            "check": check}
     return field(default=default, metadata=meta)
 
 
@@ -86,6 +91,15 @@ def _parse_source(value: Any) -> str:
     return text
 
 
+def _parse_head_path(value: Any) -> str:
+    """A head file path; null (no head) never reaches here."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected the path of a head file, got {value!r}")
+    if not value.strip():
+        raise ValueError("must not be empty (leave the key out, or null, for no head)")
+    return value
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     source: str = setting(
@@ -114,6 +128,13 @@ class ModelConfig:
     top_k: int = setting(3, "labels reported per result", min=1, max=100)
     resize: str = setting("crop", "crop: keep the aspect ratio, cut the sides; stretch: squash",
                           choices=("crop", "stretch"))
+    head: str | None = setting(
+        None, "classes learned with `edgecam learn` (a head file); model.path is then the embedding "
+        "extractor the head was learned with, and model.labels is not used",
+        parse=_parse_head_path, path=True)
+    head_min_similarity: float = setting(
+        0.6, "with a head: an image whose cosine similarity to every class is lower is `unknown`",
+        min=0, max=1)
 
 
 @dataclass(frozen=True)
@@ -136,6 +157,148 @@ class SocketConfig:
     mode: str = setting("0660", "socket file permissions (octal, quoted)", parse=_parse_mode)
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+_HOST_V6 = re.compile(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
+
+
+def _host(text: str) -> str:
+    """A host name, an IPv4 address or an IPv6 address (brackets allowed); ValueError if not."""
+    if "://" in text:
+        raise ValueError(f"{text!r} is a URL; give the host name or address alone")
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if _HOST_V6.fullmatch(bare) or (bare == text and _HOST_NAME.fullmatch(text)):
+        return bare
+    raise ValueError(f"{text!r} is not a host name or address")
+
+
+def _parse_host(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a host name or address such as mqtt.local or 192.168.1.10")
+    return _host(value.strip())
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:9464` for IPv6, `:9464` for every interface) as (host, port)."""
+    if "://" in text:
+        raise ValueError(f"{text!r} is a URL; give HOST:PORT alone")
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or (host and ":" in host and not host.startswith("[")):
+        raise ValueError(f"{text!r} is not HOST:PORT (for IPv6: [ADDRESS]:PORT)")
+    number = int(port)
+    if not 1 <= number <= 65535:
+        raise ValueError(f"port {number} is out of range (1..65535)")
+    return (_host(host) if host else "0.0.0.0"), number
+
+
+def _parse_listen(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected HOST:PORT such as \"127.0.0.1:9464\"")
+    host, port = split_listen(value.strip())
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _parse_topic(value: Any, *, empty_ok: bool) -> str:
+    """An MQTT topic prefix: levels without wildcards; a trailing slash is dropped."""
+    if not isinstance(value, str):
+        raise ValueError("expected a topic such as edgecam/kitchen")
+    text = value.strip().removesuffix("/")
+    if not text:
+        if empty_ok:
+            return ""
+        raise ValueError("must not be empty")
+    if any(char in text for char in "+#\0") or text.startswith("$"):
+        raise ValueError(f"{text!r} may not contain + or # and may not start with $")
+    if "" in text.split("/"):
+        raise ValueError(f"{text!r} has an empty level (a leading or double /)")
+    return text
+
+
+def _parse_topic_prefix(value: Any) -> str:
+    return _parse_topic(value, empty_ok=True)
+
+
+def _parse_discovery_prefix(value: Any) -> str:
+    return _parse_topic(value, empty_ok=False)
+
+
+def _parse_client_id(value: Any) -> str:
+    if not isinstance(value, str) or (value and not value.isprintable()) or " " in value:
+        raise ValueError("expected a client id without blanks")
+    return value
+
+
+def _existing_file(value: str) -> None:
+    """A file named in the config must be there (unless we may not look: the daemon reads it)."""
+    if not value:
+        return
+    try:
+        mode = os.stat(value).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ValueError(f"{value}: no such file") from None
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{value}: not a file")
+
+
+@dataclass(frozen=True)
+class MqttTlsConfig:
+    ca_file: str = setting("", "CA certificate(s), PEM, the broker's certificate is checked against;"
+                           " setting it turns TLS on", path=bool, check=_existing_file)
+    cert_file: str = setting("", "client certificate, PEM (brokers that require one)", path=bool,
+                             check=_existing_file)
+    key_file: str = setting("", "the client certificate's private key, PEM (if not in cert_file)",
+                            path=bool, check=_existing_file)
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        if self.key_file and not self.cert_file:
+            found.append(("key_file", "needs cert_file, the certificate it belongs to"))
+        if (self.cert_file or self.key_file) and not self.ca_file:
+            found.append(("cert_file" if self.cert_file else "key_file",
+                          "a client certificate needs TLS: set ca_file too"))
+        return found
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = setting(False, "publish results, state and stats to an MQTT broker")
+    host: str = setting("localhost", "the broker's host name or address", parse=_parse_host)
+    port: int = setting(1883, "the broker's port (1883; 8883 is usual with TLS)", min=1, max=65535)
+    username: str = setting("", "user name; empty = anonymous")
+    password_file: str = setting("", "file holding the password (read at start, never in this file)",
+                                 path=bool, check=_existing_file)
+    tls: MqttTlsConfig = section(MqttTlsConfig)
+    client_id: str = setting("", "MQTT client id; empty = the topic prefix with - for /",
+                             parse=_parse_client_id)
+    topic_prefix: str = setting("", "topics start with this; empty = edgecam/<hostname>",
+                                parse=_parse_topic_prefix)
+    qos: int = setting(0, "MQTT quality of service for every message", min=0, max=2)
+    retain: bool = setting(True, "the current label is retained, so a new subscriber gets it at once")
+    keepalive_s: int = setting(60, "seconds between keepalives; the broker publishes the last will"
+                               " (offline) after 1.5 times this without a word", min=1, max=65535)
+    stats_interval_s: float = setting(30.0, "seconds between stats messages; 0 = none", min=0,
+                                      max=86_400)
+    queue_length: int = setting(100, "results kept while the broker is away; beyond that the oldest"
+                                " are dropped (counted)", min=1, max=100_000)
+    homeassistant: bool = setting(False, "announce a label sensor, a score sensor and a connectivity"
+                                  " sensor to Home Assistant (MQTT discovery)")
+    discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix",
+                                    parse=_parse_discovery_prefix)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.password_file and not self.username:
+            return [("password_file", "a password needs a username (outputs.mqtt.username)")]
+        return []
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = setting(False, "serve Prometheus metrics over HTTP at /metrics")
+    listen: str = setting("127.0.0.1:9464", "HOST:PORT to serve on (:9464 = every interface)",
+                          parse=_parse_listen)
+
+
 @dataclass(frozen=True)
 class OutputsConfig:
     min_score: float = setting(0.3, "results whose best score is lower are not emitted", min=0, max=1)
@@ -145,6 +308,8 @@ class OutputsConfig:
                                  " 0 = never", min=0, max=86_400)
     journal: JournalConfig = section(JournalConfig)
     socket: SocketConfig = section(SocketConfig)
+    mqtt: MqttConfig = section(MqttConfig)
+    metrics: MetricsConfig = section(MetricsConfig)
 
 
 @dataclass(frozen=True)
@@ -183,6 +348,8 @@ class _Loader:
         hints = typing.get_type_hints(cls)
         values: dict[str, Any] = {}
         seen: set[str] = set()
+        key_nodes: dict[str, yaml.Node] = {}
+        rejected = False
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             where = f"{keypath}.{key}" if keypath else str(key)
@@ -197,6 +364,7 @@ class _Loader:
                 self.error(key_node, where, "duplicate key")
                 continue
             seen.add(key)
+            key_nodes[key] = key_node
             spec = fields.get(key)
             if spec is None:
                 self.error(key_node, where, _unknown_key(key, fields))
@@ -208,7 +376,13 @@ class _Loader:
             ok, value = self.scalar(spec, hint, value_node, where)
             if ok:
                 values[key] = value
-        return cls(**values)
+            rejected = rejected or not ok
+        built = cls(**values)
+        # A section's own cross-field rules (`problems()`), once its fields are each valid.
+        if hasattr(built, "problems") and not rejected:
+            for key, problem in built.problems():
+                self.error(key_nodes.get(key, node), f"{keypath}.{key}" if keypath else key, problem)
+        return built
 
     def scalar(self, spec: dataclasses.Field, hint: Any, node: yaml.Node, where: str
                ) -> tuple[bool, Any]:
@@ -239,6 +413,12 @@ class _Loader:
         is_path = meta["path"]
         if isinstance(value, str) and (is_path(value) if callable(is_path) else is_path):
             value = self.resolve(value)
+        if meta.get("check") is not None:
+            try:
+                meta["check"](value)
+            except ValueError as exc:
+                self.error(node, where, str(exc))
+                return False, None
         return True, value
 
     def resolve(self, value: str) -> str:
@@ -333,7 +513,9 @@ def parse_config(text: str, filename: str, base_dir: Path | None = None) -> Conf
         raise ConfigError([f"{filename}:1: (yaml): nested too deeply"]) from None
     config = loader.build(Config, root, "")
     if loader.errors:
-        raise ConfigError(loader.errors)
+        # In file order: a section's cross-field problems come after its nested sections.
+        raise ConfigError(sorted(loader.errors,
+                                 key=lambda line: int(line[len(filename) + 1:].split(":", 1)[0])))
     return config
 
 

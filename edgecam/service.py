@@ -24,11 +24,14 @@ from edgecam.config import Config, load_config
 from edgecam.errors import EX_SOFTWARE, ConfigError, EdgecamError
 from edgecam.faults import Faults
 from edgecam.filter import ResultFilter
+from edgecam.imprint import make_classifier, refresh_classifier
 from edgecam.inference import Inference, InferenceSettings
 from edgecam.logs import set_level
 from edgecam.notify import Notifier, Watchdog
 from edgecam.outputs import Output, Outputs
 from edgecam.outputs.journal import JournalOutput, Sender, systemd_sender
+from edgecam.outputs.metrics import MetricsOutput
+from edgecam.outputs.mqtt import MqttOutput
 from edgecam.outputs.socket import SocketOutput
 from edgecam.outputs.stdout import PrintOutput
 from edgecam.slot import FrameSlot
@@ -100,7 +103,7 @@ class Daemon:
         config = self._config = self._load()
         set_level(config.log_level)
         self._notifier.status("loading the model")
-        classifier = Classifier.from_config(config.model)
+        classifier = make_classifier(config.model)
         if self._stop.is_set():
             return False
         outputs = self._outputs = Outputs(self._build_outputs(config, {}), self._stats)
@@ -218,6 +221,32 @@ class Daemon:
                 server = SocketOutput(socket_config.path, socket_config.mode, self._stats)
                 server.start()
                 outputs.append(server)
+        # MQTT: built first (a bad password or TLS file fails here, before anything changed), started
+        # last, after the old connection said `offline`: the broker allows one per client id.
+        old_mqtt = current.get("mqtt")
+        mqtt: MqttOutput | None = None
+        if config.outputs.mqtt.enabled:
+            mqtt_config = config.outputs.mqtt
+            if isinstance(old_mqtt, MqttOutput) and old_mqtt.unchanged(mqtt_config):
+                mqtt = old_mqtt
+            else:
+                mqtt = MqttOutput(mqtt_config, self._stats)
+        if config.outputs.metrics.enabled:
+            listen = config.outputs.metrics.listen
+            existing = current.get("metrics")
+            if isinstance(existing, MetricsOutput):
+                existing.listen_on(listen)  # the same instance: histograms go on counting
+                outputs.append(existing)
+            else:
+                metrics = MetricsOutput(listen, self._stats)
+                metrics.start()
+                outputs.append(metrics)
+        if mqtt is not None:
+            if mqtt is not old_mqtt:
+                if old_mqtt is not None:
+                    old_mqtt.close()
+                mqtt.start()
+            outputs.append(mqtt)
         if self._print is not None:
             outputs.append(self._print)
         return outputs
@@ -250,8 +279,8 @@ class Daemon:
         settings = self._inference.settings
         classifier = settings.classifier
         try:
-            if new.model != old.model:
-                classifier = Classifier.from_config(new.model)
+            # A head file rewritten by `edgecam learn` is re-read even if the config is unchanged.
+            classifier = refresh_classifier(classifier, old.model, new.model)
             current = {o.name: o for o in self._outputs.outputs}
             outputs = self._build_outputs(new, current) if new.outputs != old.outputs else None
         except EdgecamError as exc:
@@ -271,4 +300,6 @@ class Daemon:
         self._config = new
         changed = [name for name in ("camera", "model", "pipeline", "outputs", "log_level")
                    if getattr(new, name) != getattr(old, name)]
+        if classifier is not settings.classifier and new.model == old.model:
+            changed.append("model (files on disk)")
         log.info("reloaded: %s", ", ".join(changed) if changed else "nothing changed")

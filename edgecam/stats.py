@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ class Stats:
         self._latency: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._inference: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._samples: deque[tuple[float, int, int]] = deque()
+        #: called with (latency_ms, inference_ms) for every classified frame (the metrics' histograms)
+        self._observers: tuple[Callable[[float, float], None], ...] = ()
         self.started = time.monotonic()
 
     def count(self, name: str, n: int = 1) -> None:
@@ -43,11 +46,36 @@ class Stats:
         with self._lock:
             self._gauges[name] = value
 
+    def clear_gauge(self, name: str) -> None:
+        """Forgets a gauge (its output was removed): it is then reported as absent, not 0."""
+        with self._lock:
+            self._gauges.pop(name, None)
+
+    def observe(self, observer: Callable[[float, float], None]) -> None:
+        """Also hands every classified frame's (latency_ms, inference_ms) to `observer`."""
+        with self._lock:
+            self._observers = (*self._observers, observer)
+
+    def unobserve(self, observer: Callable[[float, float], None]) -> None:
+        with self._lock:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
     def classified(self, latency_ms: float, inference_ms: float) -> None:
         with self._lock:
             self._counts["classified"] += 1
             self._latency.append(latency_ms)
             self._inference.append(inference_ms)
+            observers = self._observers
+        for observer in observers:
+            try:
+                observer(latency_ms, inference_ms)
+            except Exception:  # an output's bug must not reach the inference thread
+                self.count("output_errors")
+
+    def values(self) -> tuple[dict[str, int], dict[str, float]]:
+        """Copies of every counter and gauge, read at once (what /metrics exports)."""
+        with self._lock:
+            return dict(self._counts), dict(self._gauges)
 
     def get(self, name: str) -> int:
         with self._lock:
@@ -89,7 +117,13 @@ class Stats:
                         "socket_messages_dropped": counts["socket_messages_dropped"],
                         "socket_rebinds": counts["socket_rebinds"],
                         "queue_dropped": counts["output_queue_dropped"],
-                        "output_errors": counts["output_errors"]},
+                        "output_errors": counts["output_errors"],
+                        # null while there is no MQTT output
+                        "mqtt_connected": (bool(gauges["mqtt_connected"]) if "mqtt_connected" in gauges
+                                           else None),
+                        "mqtt_published": counts["mqtt_published"],
+                        "mqtt_dropped": counts["mqtt_dropped"],
+                        "mqtt_reconnects": counts["mqtt_reconnects"]},
         }
 
 
@@ -108,6 +142,8 @@ def status_line(snapshot: dict[str, Any], last_label: str | None) -> str:
              f"dropped {frames['dropped']}",
              f"p99 {p99:.0f} ms" if p99 is not None else "no results yet",
              f"{snapshot['outputs']['socket_clients']} client(s)"]
+    if snapshot["outputs"].get("mqtt_connected") is False:
+        parts.append("MQTT broker unreachable")
     if last_label:
         parts.append(f"last: {last_label}")
     return ", ".join(parts)

@@ -44,8 +44,12 @@ def base_config(tmp_path: Path, **sections: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def write_config(path: Path, config: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+def write_config(path: Path, config: dict[str, Any] | str) -> Path:
+    """Writes a config (a dict, or raw text) atomically, as editors do: a reload never sees half a file."""
+    text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text)
+    os.replace(temp, path)
     return path
 
 
@@ -66,8 +70,16 @@ class Client:
     def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
+        # A full listen backlog (right after thousands of connects) answers EAGAIN: retry.
+        wait_for(lambda: self._connect(path), timeout, f"a connection to {path}")
         self._buffer = b""
+
+    def _connect(self, path: str | Path) -> bool:
+        try:
+            self.sock.connect(str(path))
+        except BlockingIOError:
+            return False
+        return True
 
     def message(self) -> dict[str, Any]:
         while b"\n" not in self._buffer:

@@ -31,8 +31,9 @@ def test_fast_source_drops_frames_and_latency_stays_bounded(tmp_path: Path, daem
     frames = stats["frames"]
     assert frames["dropped_by_reason"]["overwritten"] > 0
     assert frames["dropped"] == sum(frames["dropped_by_reason"].values())
-    # Every captured frame is classified, dropped or still in flight (the slot and the model).
-    assert 0 <= frames["captured"] - frames["classified"] - frames["dropped"] <= 2, frames
+    # Every captured frame is classified, dropped or still in flight: counted but not yet in
+    # the slot, in the slot, or in the model.
+    assert 0 <= frames["captured"] - frames["classified"] - frames["dropped"] <= 3, frames
     assert stats["latency_ms"]["p99"] is not None
 
 

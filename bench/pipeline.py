@@ -1,0 +1,458 @@
+"""Pipeline benchmark: edgecam's results per second and CPU per result against a bare invoke() loop.
+
+Run from the repository root:
+
+    .venv/bin/python bench/pipeline.py [--model M] [--threads N [N ...]] [--seconds S] [--rounds R]
+
+What is compared, on the same model and the same thread count:
+
+* ``bare``: a LiteRT ``Interpreter`` (the class ``edgecam.runtime.interpreter_class`` picks) fed
+  one fixed input, calling ``invoke()`` in a tight loop. Nothing can classify faster on this
+  machine with this model and thread count: it is the physical limit.
+* ``pipeline``: the real daemon, ``python -m edgecam run -c CONFIG``, with the photos folder as
+  ``camera.source`` at ``camera.realtime: false`` (a source that delivers frames as fast as it
+  can, far faster than the model, so the model should be the bottleneck), ``emit: every_frame``
+  with ``min_score: 0`` (every classified frame goes through the filter, the dispatcher and the
+  socket), the journal off and the socket under a temporary folder. This is the configuration
+  the issue's goal (>= 0.95 of the bare rate) is stated for.
+* ``pipeline@FPS`` (``--paced-fps``, default 240; 0 leaves it out): the same daemon with the
+  photos delivered in real time at FPS frames per second, i.e. a camera that is faster than
+  the model but waits for its next frame like a real one. Comparing it with ``pipeline`` tells
+  the cost of the source itself from the cost of the rest of the pipeline.
+
+Why the daemon runs as a subprocess: it is then exactly what `edgecam run` and systemd run
+(config loading, the service loop, stats ticks, every thread with its real wiring), and
+nothing in the benchmark process (the socket reader, the baseline's interpreter) shares its
+GIL. Composing the parts in-process would have to copy the daemon's wiring and would measure
+the copy. The measurement needs no hook in the daemon:
+
+* results: the daemon's own counter ``frames.classified`` and timestamp ``ts`` from two of its
+  periodic ``stats`` socket messages (one every 5 s). The first comes 5 s after start-up, so
+  the model load and the first frames are never measured; the window runs from that message
+  to the first one at least ``--seconds`` (x 0.9) later. Results/s = delta classified / delta ts.
+  The classification lines in between are read and counted as a cross-check.
+* CPU: utime + stime of the daemon process (all its threads) from /proc/PID/stat, sampled when
+  each of the two stats messages arrives. CPU per result = delta CPU / delta classified.
+* bare: the loop counts its own invokes over ``--seconds`` of perf_counter time, and CPU with
+  time.process_time() (the benchmark process runs nothing else meanwhile).
+
+Shared, noisy machines: only ratios against a baseline measured in the same run mean
+anything. Each round measures every variant once per thread count, one after the other
+(never two at once), in an order rotated from round to round; the ratios pipeline/bare are
+taken within each round and their median over the rounds is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import gc
+import importlib.metadata
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DEFAULT_MODEL = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+DEFAULT_IMAGES = SHARED / "images"
+if str(ROOT) not in sys.path:  # the edgecam of this checkout, as the daemon (run from ROOT) uses
+    sys.path.insert(0, str(ROOT))
+WARMUP_S = 1.0  # of the bare loop
+DAEMON_WARMUP_S = 3.0  # the daemon's uptime before its measured window may start
+START_TIMEOUT_S = 60.0
+STATS_TIMEOUT_S = 30.0  # beyond the expected arrival of a stats message
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Whatever the benchmark was started under must not leak into the daemon.
+_DAEMON_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
+                    "EDGECAM_FAULT_HANG_AFTER")
+
+
+@dataclass
+class Measurement:
+    variant: str
+    threads: int
+    round: int
+    results: int
+    wall_s: float
+    cpu_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.results / self.wall_s
+
+    @property
+    def cpu_per_result_ms(self) -> float:
+        return self.cpu_s / self.results * 1000 if self.results else float("nan")
+
+    @property
+    def cores(self) -> float:
+        return self.cpu_s / self.wall_s
+
+
+# -- baseline ---------------------------------------------------------------------------------
+
+
+def fixed_input(images: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """One photo resized to the input shape (the values do not change the work of a CNN)."""
+    files = sorted(p for p in images.iterdir() if p.is_file()) if images.is_dir() else [images]
+    for file in files:
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is not None:
+            _, height, width, _ = shape
+            rgb = cv2.cvtColor(cv2.resize(image, (width, height)), cv2.COLOR_BGR2RGB)
+            return rgb[np.newaxis].astype(dtype)
+    return np.zeros(shape, dtype)
+
+
+def measure_bare(model: Path, images: Path, threads: int, seconds: float, rnd: int) -> Measurement:
+    from edgecam.runtime import interpreter_class
+
+    interpreter_cls, _ = interpreter_class()
+    interpreter = interpreter_cls(model_path=str(model), num_threads=threads)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], fixed_input(images, tuple(detail["shape"]), detail["dtype"]))
+    invoke = interpreter.invoke
+    deadline = time.perf_counter() + WARMUP_S
+    while time.perf_counter() < deadline:
+        invoke()
+    count = 0
+    cpu0, start = time.process_time(), time.perf_counter()
+    deadline = start + seconds
+    while True:
+        invoke()
+        count += 1
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+    cpu = time.process_time() - cpu0
+    del invoke, interpreter
+    gc.collect()
+    return Measurement("bare", threads, rnd, count, now - start, cpu)
+
+
+# -- the daemon -------------------------------------------------------------------------------
+
+
+def daemon_config(model: Path, labels: Path, images: Path, threads: int, paced_fps: float,
+                  sock: Path) -> dict[str, Any]:
+    camera: dict[str, Any] = {"source": str(images), "realtime": bool(paced_fps)}
+    if paced_fps:
+        camera["fps"] = paced_fps
+    return {
+        "camera": camera,
+        "model": {"path": str(model), "labels": str(labels), "threads": threads},
+        "outputs": {"min_score": 0.0, "emit": "every_frame", "journal": {"enabled": False},
+                    "socket": {"enabled": True, "path": str(sock)}},
+        "log_level": "warning",
+    }
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of every thread of `pid`, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class DaemonRun:
+    """One `python -m edgecam run` in a temporary folder, stopped (by its pid) on exit."""
+
+    def __init__(self, config: dict[str, Any], workdir: Path) -> None:
+        self.workdir = workdir
+        self.sock_path = Path(config["outputs"]["socket"]["path"])
+        self.config_path = workdir / "edgecam.yaml"
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.log_path = workdir / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conn: socket.socket | None = None
+        self._buffer = b""
+        self.classification_lines = 0
+
+    def __enter__(self) -> DaemonRun:
+        env = {k: v for k, v in os.environ.items() if k not in _DAEMON_ENV_DROP}
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edgecam", "run", "-c", str(self.config_path)],
+                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        self.conn = self._connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def _failed(self, what: str) -> RuntimeError:
+        log = self.log_path.read_text(errors="replace").strip()
+        return RuntimeError(f"daemon: {what}\n{log}")
+
+    def _connect(self) -> socket.socket:
+        assert self.proc is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise self._failed(f"exited with {self.proc.returncode} at start-up")
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(str(self.sock_path))
+            except OSError:
+                conn.close()
+                time.sleep(0.05)
+                continue
+            return conn
+        raise self._failed(f"no socket at {self.sock_path} after {START_TIMEOUT_S:.0f} s")
+
+    def next_stats(self, timeout: float) -> tuple[dict[str, Any], float]:
+        """The daemon's next `stats` message and its CPU seconds when it arrived."""
+        assert self.conn is not None and self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                if line.startswith(b'{"type": "classification"'):
+                    self.classification_lines += 1
+                    continue
+                message = json.loads(line)
+                if message.get("type") == "stats":
+                    return message, process_cpu_s(self.proc.pid)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._failed(f"no stats message within {timeout:.0f} s")
+            self.conn.settimeout(remaining)
+            try:
+                data = self.conn.recv(1 << 20)
+            except TimeoutError:
+                continue
+            if not data:
+                raise self._failed("closed the socket")
+            self._buffer += data
+
+
+def measure_daemon(variant: str, model: Path, labels: Path, images: Path, threads: int,
+                   paced_fps: float, seconds: float, rnd: int) -> Measurement:
+    with tempfile.TemporaryDirectory(prefix="edgecam-bench-") as tmp:
+        workdir = Path(tmp)
+        config = daemon_config(model, labels, images, threads, paced_fps, workdir / "results.sock")
+        with DaemonRun(config, workdir) as run:
+            # The first stats message comes one stats interval (5 s) after the daemon is ready:
+            # start-up and the first frames are never measured.
+            first, cpu0 = run.next_stats(START_TIMEOUT_S)
+            while first.get("uptime_s", DAEMON_WARMUP_S) < DAEMON_WARMUP_S:
+                first, cpu0 = run.next_stats(START_TIMEOUT_S)
+            lines0 = run.classification_lines
+            last, cpu1 = first, cpu0
+            while last["ts"] - first["ts"] < seconds * 0.9:
+                last, cpu1 = run.next_stats(seconds + STATS_TIMEOUT_S)
+            lines = run.classification_lines - lines0
+    classified = last["frames"]["classified"] - first["frames"]["classified"]
+    captured = last["frames"]["captured"] - first["frames"]["captured"]
+    wall = last["ts"] - first["ts"]
+    extra = {
+        "paced_fps": paced_fps,
+        "input_fps": captured / wall,
+        "socket_lines": lines,
+        "emitted": last["outputs"]["emitted"] - first["outputs"]["emitted"],
+        "socket_messages_dropped": last["outputs"]["socket_messages_dropped"],
+        "inference_ms_p50": last["inference_ms"]["p50"],
+        "latency_ms_p50": last["latency_ms"]["p50"],
+    }
+    return Measurement(variant, threads, rnd, classified, wall, cpu1 - cpu0, extra)
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    model_name = "?"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model_name = line.split(":", 1)[1].strip()
+                break
+
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    from edgecam.runtime import interpreter_class
+
+    return {
+        "edgecam": source_revision(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": f"{len(os.sched_getaffinity(0))} (of {os.cpu_count()} CPUs)",
+        "cpu": model_name,
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "python": platform.python_version(),
+        "runtime": interpreter_class()[1],
+        "ai-edge-litert": version("ai-edge-litert"),
+        "numpy": version("numpy"),
+        "opencv": version("opencv-python-headless"),
+        "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def source_revision() -> str:
+    """The commit the daemon runs from, and whether its tree has uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "edgecam"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"commit {commit}" + (" + uncommitted changes in edgecam/" if dirty else "")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table: text columns left-aligned, numeric ones right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    numeric = [all(_numeric(r[i]) for r in rows) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) if num else c.ljust(w)
+                                 for c, w, num in zip(cells, widths, numeric, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + (":" if num else "-")
+                          for w, num in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def _numeric(cell: str) -> bool:
+    return not cell or cell[0].isdigit()
+
+
+def report(measurements: list[Measurement], variants: list[str], threads: list[int]) -> str:
+    bare = {(m.threads, m.round): m for m in measurements if m.variant == "bare"}
+    out = ["## Every measurement", ""]
+    rows = []
+    for m in measurements:
+        base = bare[(m.threads, m.round)]
+        rows.append([str(m.threads), str(m.round), m.variant, f"{m.rate:.1f}",
+                     f"{m.cpu_per_result_ms:.2f}", f"{m.cores:.2f}",
+                     f"{m.rate / base.rate:.3f}", f"{m.cpu_per_result_ms / base.cpu_per_result_ms:.2f}",
+                     f"{m.extra['input_fps']:.0f}" if "input_fps" in m.extra else "",
+                     f"{m.extra['inference_ms_p50']:.1f}" if m.extra.get("inference_ms_p50") else ""])
+    out.append(table(["threads", "round", "variant", "results/s", "CPU ms/result", "cores busy",
+                      "rate / bare", "CPU / bare", "input fps", "inference ms p50"], rows))
+    out += ["", "## Summary (medians over the rounds; ratios taken within each round)", ""]
+    rows = []
+    for n in threads:
+        for variant in variants:
+            ms = [m for m in measurements if m.variant == variant and m.threads == n]
+            rate_ratios = [m.rate / bare[(n, m.round)].rate for m in ms]
+            cpu_ratios = [m.cpu_per_result_ms / bare[(n, m.round)].cpu_per_result_ms for m in ms]
+            rows.append([str(n), variant, f"{statistics.median(m.rate for m in ms):.1f}",
+                         f"{statistics.median(m.cpu_per_result_ms for m in ms):.2f}",
+                         f"{statistics.median(rate_ratios):.3f}",
+                         f"{min(rate_ratios):.3f}..{max(rate_ratios):.3f}",
+                         f"{statistics.median(cpu_ratios):.2f}"])
+    out.append(table(["threads", "variant", "results/s", "CPU ms/result", "rate / bare (median)",
+                      "rate / bare (range)", "CPU / bare (median)"], rows))
+    out += ["", "Goal: `pipeline` rate / bare >= 0.95 (the model is the bottleneck)."]
+    for n in threads:
+        bare_rate = statistics.median(m.rate for m in measurements if m.variant == "bare" and m.threads == n)
+        paced = {m.extra["paced_fps"] for m in measurements
+                 if m.threads == n and m.extra.get("paced_fps")}
+        for fps in sorted(paced):
+            if fps < bare_rate * 1.1:
+                out.append(f"note: threads {n}: a source paced at {fps:g} fps is not much faster than "
+                           f"the bare model ({bare_rate:.0f}/s): that run is not model-bound")
+    for n in threads:
+        ratios = [m.rate / bare[(n, m.round)].rate for m in measurements
+                  if m.variant == "pipeline" and m.threads == n]
+        if ratios:
+            ratio = statistics.median(ratios)
+            out.append(f"threads {n}: {ratio:.3f} -> {'met' if ratio >= 0.95 else 'NOT met'}")
+    odd = [m for m in measurements if "socket_lines" in m.extra
+           and abs(m.extra["socket_lines"] - m.results) > max(5, 0.02 * m.results)]
+    if odd:
+        out.append(f"note: in {len(odd)} run(s) the classification lines read from the socket differ "
+                   "from the daemon's count of classified frames by more than 2%")
+    lost = [m for m in measurements if m.extra.get("socket_messages_dropped")]
+    if lost:
+        out.append(f"note: the socket dropped messages in {len(lost)} run(s) (results are counted "
+                   "from the daemon's stats, so the figures stand)")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the .tflite model")
+    parser.add_argument("--labels", type=Path,
+                        help="its labels (default: imagenet_labels.txt beside the model)")
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="the photos folder")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], metavar="N",
+                        help="interpreter thread counts to measure (default: 1)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement (default: 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every variant (default: 3)")
+    parser.add_argument("--paced-fps", type=float, default=240.0,
+                        help="also measure the daemon with the photos paced at this rate "
+                             "(default: 240; 0: do not)")
+    args = parser.parse_args(argv)
+    model = args.model.resolve()
+    labels = (args.labels or model.parent / "imagenet_labels.txt").resolve()
+    images = args.images.resolve()
+    for path in (model, labels, images):
+        if not path.exists():
+            parser.error(f"{path}: not found")
+
+    info = machine()
+    print("# edgecam pipeline benchmark\n")
+    print(f"command: {os.path.relpath(sys.executable, ROOT)} {os.path.relpath(__file__, ROOT)} "
+          + " ".join(sys.argv[1:] if argv is None else argv))
+    print(f"model: {model.name}; source: {images}; {args.seconds:g} s per measurement, "
+          f"{args.rounds} round(s)")
+    for key, value in info.items():
+        print(f"{key}: {value}")
+    print(flush=True)
+
+    variants = ["bare", "pipeline"] + ([f"pipeline@{args.paced_fps:g}fps"] if args.paced_fps else [])
+    measurements: list[Measurement] = []
+    for rnd in range(1, args.rounds + 1):
+        order = variants[(rnd - 1) % len(variants):] + variants[:(rnd - 1) % len(variants)]
+        for n in args.threads:
+            for variant in order:
+                if variant == "bare":
+                    m = measure_bare(model, images, n, args.seconds, rnd)
+                else:
+                    paced = args.paced_fps if variant != "pipeline" else 0.0
+                    m = measure_daemon(variant, model, labels, images, n, paced, args.seconds, rnd)
+                measurements.append(m)
+                print(f"round {rnd} threads {n} {variant:>18}: {m.rate:7.1f} results/s, "
+                      f"{m.cpu_per_result_ms:6.2f} CPU ms/result, {m.cores:.2f} cores busy",
+                      flush=True)
+    print()
+    print(report(measurements, variants, args.threads))
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

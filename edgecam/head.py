@@ -1,0 +1,371 @@
+"""The head file: classes learned by weight imprinting, what `edgecam learn` writes.
+
+Weight imprinting (Qi, Brown & Lowe, CVPR 2018): an embedding extractor maps
+each example photo to a unit vector; a class's weight (its prototype) is the
+normalized mean of its examples' vectors, i.e. normalize(sum). A head stores,
+per class, the running *sum* of the normalized embeddings and the example
+count, so that examples can be added later, and heads from several devices
+merge by adding sums and counts: exactly the example-weighted average of the
+devices' prototypes (federated averaging for imprinted weights), without a
+single photo leaving a device.
+
+File format, version 1: one UTF-8 JSON object.
+
+    {
+      "format": "edgecam-head",
+      "version": 1,
+      "extractor": {"sha256": "<64 hex digits>", "name": "<file name>", "dim": 1024},
+      "classes": [
+        {"label": "my cat", "count": 3, "sum": [<dim numbers>]},
+        ...
+      ]
+    }
+
+- `extractor.sha256` is the sha256 of the .tflite embedding extractor the
+  examples went through. A head is only ever used with that exact file:
+  embeddings of two extractors are not comparable. `name` is informative.
+- A class's number (the `index` of a result) is its position in `classes`.
+  Removing a class renumbers the classes after it; the label is the stable key.
+- `sum` holds float64 values written so that they read back bit for bit;
+  `count` >= 1. Labels are non-empty, unique, at most 100 characters of
+  printable text, and never `unknown` (the result below the similarity floor).
+- A reader refuses a newer `version`, another `format`, and anything that does
+  not check out (a truncated file, a wrong length, a sum longer than `count`
+  unit vectors can add up to) with one line naming the file.
+
+Writes are atomic (a temporary file in the same folder, fsync, rename, fsync of
+the folder): a crash or a full disk leaves the old head intact, never half a head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecam.errors import EdgecamError, MissingFileError, ModelError
+
+FORMAT = "edgecam-head"
+VERSION = 1
+DEFAULT_HEAD_PATH = Path("/var/lib/edgecam/heads/default.head")
+UNKNOWN = "unknown"
+MAX_LABEL = 100
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a whole number"}
+# A sum of `count` unit vectors is at most `count` long; float32 embeddings leave some slack.
+_NORM_SLACK = 1e-4
+
+
+class HeadError(ModelError):
+    """A head file that cannot be used: corrupt, another format or another extractor."""
+
+
+def check_label(label: str) -> str:
+    """The label, stripped of surrounding blanks; raises EdgecamError for an unusable one."""
+    text = label.strip()
+    if not text:
+        raise EdgecamError("the label is empty: name the class, e.g. `edgecam learn add \"my cat\" ...`")
+    if len(text) > MAX_LABEL:
+        raise EdgecamError(f"the label is {len(text)} characters long (at most {MAX_LABEL})")
+    if not text.isprintable():
+        raise EdgecamError(f"the label {text!r} has control characters (tabs, newlines...)")
+    if text.lower() == UNKNOWN:
+        raise EdgecamError(f"{UNKNOWN!r} is reserved for images that match no class: "
+                           "pick another label")
+    return text
+
+
+@dataclass
+class HeadClass:
+    label: str
+    count: int
+    sum: np.ndarray  # float64, the sum of `count` normalized embeddings
+
+    def prototype(self) -> np.ndarray:
+        """The class's imprinted weight: the normalized mean of its examples (float64)."""
+        norm = float(np.linalg.norm(self.sum))
+        return self.sum / norm if norm > 0 else self.sum.copy()
+
+
+@dataclass
+class Head:
+    """Learned classes for one embedding extractor."""
+
+    extractor_sha256: str
+    dim: int
+    extractor_name: str = ""
+    classes: list[HeadClass] = field(default_factory=list)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    @property
+    def labels(self) -> list[str]:
+        return [c.label for c in self.classes]
+
+    def find(self, label: str) -> HeadClass | None:
+        return next((c for c in self.classes if c.label == label), None)
+
+    def prototypes(self) -> np.ndarray:
+        """(classes, dim) float32: one unit-length weight vector per class, in class order."""
+        if not self.classes:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([c.prototype() for c in self.classes]).astype(np.float32)
+
+    # -- changes --------------------------------------------------------------------------------
+
+    def add(self, label: str, embeddings: Iterable[np.ndarray]) -> HeadClass:
+        """Adds normalized embeddings to `label`'s class, creating it (last) if new."""
+        label = check_label(label)
+        vectors = [np.asarray(e, np.float64).reshape(-1) for e in embeddings]
+        for vector in vectors:
+            if vector.shape != (self.dim,):
+                raise ModelError(f"an embedding of {vector.size} values for a head of {self.dim}")
+        if not vectors:
+            raise EdgecamError(f"no examples to add to {label!r}")
+        found = self.find(label)
+        if found is None:
+            found = HeadClass(label, 0, np.zeros(self.dim, np.float64))
+            self.classes.append(found)
+        for vector in vectors:  # one at a time: the same rounding as adding them on different days
+            found.sum += vector
+        found.count += len(vectors)
+        return found
+
+    def remove(self, label: str, where: str = "the head") -> HeadClass:
+        found = self.find(label.strip())
+        if found is None:
+            known = ", ".join(repr(c.label) for c in self.classes) or "none"
+            raise EdgecamError(f"{where}: no class {label.strip()!r} (classes: {known})")
+        self.classes.remove(found)
+        return found
+
+    def merge(self, other: Head, where: str = "a head") -> None:
+        """Adds `other`'s sums and counts, class by class (new labels go last, in its order)."""
+        if other.extractor_sha256 != self.extractor_sha256:
+            raise HeadError(f"{where}: made with another embedding extractor "
+                            f"({_describe_extractor(other)}, not {_describe_extractor(self)}): "
+                            "heads only merge when learned with the same one")
+        for theirs in other.classes:
+            mine = self.find(theirs.label)
+            if mine is None:
+                self.classes.append(HeadClass(theirs.label, theirs.count, theirs.sum.copy()))
+            else:
+                mine.sum = mine.sum + theirs.sum
+                mine.count += theirs.count
+
+    def check_extractor(self, sha256: str, model_path: str, where: str) -> None:
+        """Refuses to go with any extractor but the one the head was learned with."""
+        if sha256 != self.extractor_sha256:
+            raise HeadError(
+                f"{where}: learned with another embedding extractor ({_describe_extractor(self)}) "
+                f"than {model_path} (sha256 {sha256[:12]}…): use that extractor, or learn the "
+                "classes again with this one")
+
+    # -- the file -------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION,
+                "extractor": {"sha256": self.extractor_sha256, "name": self.extractor_name,
+                              "dim": self.dim},
+                "classes": [{"label": c.label, "count": c.count, "sum": [float(x) for x in c.sum]}
+                            for c in self.classes]}
+
+    def save(self, path: str | Path) -> None:
+        """Writes the head atomically: the old file stays whole until the new one is."""
+        text = json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False) + "\n"
+        atomic_write(Path(path), text.encode())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Head:
+        """Reads and checks a head file; one clear line (HeadError, MissingFileError) if unusable."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise MissingFileError(f"head file not found: {path} (create it with "
+                                   "`edgecam learn add LABEL IMAGE...`)") from None
+        except IsADirectoryError:
+            raise HeadError(f"{path}: is a folder, not a head file") from None
+        except OSError as exc:
+            raise HeadError(f"{path}: cannot read the head file: {exc.strerror}") from None
+        return cls.parse(data, str(path))
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> Head:
+        try:
+            document = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise HeadError(f"{where}: not an edgecam head file, or a corrupt one (not valid JSON; "
+                            "truncated?)") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise HeadError(f"{where}: not an edgecam head file (no \"format\": \"{FORMAT}\")")
+        version = document.get("version")
+        if type(version) is not int or version < 1:
+            raise HeadError(f"{where}: corrupt head file: bad version {version!r}")
+        if version > VERSION:
+            raise HeadError(f"{where}: head format version {version} is newer than this edgecam "
+                            f"reads ({VERSION}): upgrade edgecam")
+        try:
+            return cls._from_document(document)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HeadError(f"{where}: corrupt head file: {exc}") from None
+
+    @classmethod
+    def _from_document(cls, document: dict[str, Any]) -> Head:
+        extractor = _typed(document, "extractor", dict)
+        sha = _typed(extractor, "sha256", str)
+        if not _SHA256.match(sha):
+            raise ValueError(f"extractor.sha256 is not a sha256: {sha[:80]!r}")
+        dim = _typed(extractor, "dim", int)
+        if not 2 <= dim <= 1 << 20:
+            raise ValueError(f"extractor.dim {dim} is out of range")
+        name = extractor.get("name", "")
+        head = cls(sha, dim, name if isinstance(name, str) else "")
+        seen: set[str] = set()
+        for number, item in enumerate(_typed(document, "classes", list)):
+            if not isinstance(item, dict):
+                raise ValueError(f"classes[{number}] is not an object")
+            label = _typed(item, "label", str)
+            try:
+                label_ok = check_label(label) == label
+            except EdgecamError:
+                label_ok = False
+            if not label_ok:
+                raise ValueError(f"classes[{number}]: unusable label {label[:80]!r}")
+            if label in seen:
+                raise ValueError(f"classes[{number}]: label {label!r} appears twice")
+            seen.add(label)
+            count = _typed(item, "count", int)
+            if count < 1:
+                raise ValueError(f"classes[{number}] ({label!r}): count {count} is not at least 1")
+            values = _typed(item, "sum", list)
+            if len(values) != dim or not all(type(v) in (int, float) for v in values):
+                raise ValueError(f"classes[{number}] ({label!r}): sum is not {dim} numbers")
+            total = np.array(values, np.float64)
+            if not np.isfinite(total).all():
+                raise ValueError(f"classes[{number}] ({label!r}): sum is not finite")
+            if float(np.linalg.norm(total)) > count * (1 + _NORM_SLACK):
+                raise ValueError(f"classes[{number}] ({label!r}): sum is longer than {count} "
+                                 "normalized embeddings can add up to")
+            head.classes.append(HeadClass(label, count, total))
+        return head
+
+
+def load_or_new(path: str | Path, sha256: str, dim: int, model_path: str) -> tuple[Head, bool]:
+    """The head at `path` checked against the extractor, or a new empty one; (head, is_new)."""
+    path = Path(path)
+    if not path.exists():
+        return Head(sha256, dim, Path(model_path).name), True
+    head = Head.load(path)
+    head.check_extractor(sha256, model_path, str(path))
+    if head.dim != dim:  # the same sha256 cannot give another width; a hand-edited file can
+        raise HeadError(f"{path}: corrupt head file: {head.dim}-wide, the extractor gives {dim}")
+    return head, False
+
+
+def merge_heads(heads: Sequence[tuple[str, Head]]) -> Head:
+    """One head with every class of `heads` (name, head): sums and counts added per label."""
+    first_name, first = heads[0]
+    merged = Head(first.extractor_sha256, first.dim, first.extractor_name)
+    for name, head in heads:
+        if head.extractor_sha256 != first.extractor_sha256:
+            raise HeadError(f"{name}: made with another embedding extractor "
+                            f"({_describe_extractor(head)}) than {first_name} "
+                            f"({_describe_extractor(first)}): heads only merge when learned with "
+                            "the same extractor")
+        if head.dim != first.dim:
+            raise HeadError(f"{name}: {head.dim}-wide, {first_name} is {first.dim}-wide")
+        merged.merge(head, name)
+    return merged
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Serializes read-modify-write of heads between `edgecam learn` commands.
+
+    An advisory lock on the head's folder (the head itself is replaced by rename, so it
+    cannot carry the lock, and a lock file would be litter). Readers (the daemon) need
+    none: they always see a whole old or a whole new file.
+    """
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise EdgecamError(f"{path}: cannot write the head here: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replaces `path` with `data` all at once; keeps an existing file's mode and owner."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existing = os.stat(path) if path.exists() else None
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise EdgecamError(f"{path}: cannot write the head here: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+            if existing is not None:
+                os.fchmod(file.fileno(), existing.st_mode & 0o777)
+                if os.geteuid() == 0:
+                    os.fchown(file.fileno(), existing.st_uid, existing.st_gid)
+            else:
+                os.fchmod(file.fileno(), 0o666 & ~_umask())
+        os.replace(temp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise EdgecamError(f"{path}: cannot write the head: {exc.strerror}; "
+                           "the previous file is unchanged") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself survives a power cut
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _describe_extractor(head: Head) -> str:
+    name = f"{head.extractor_name}, " if head.extractor_name else ""
+    return f"{name}sha256 {head.extractor_sha256[:12]}…"
+
+
+def _typed(mapping: dict[str, Any], key: str, kind: type) -> Any:
+    if key not in mapping:
+        raise ValueError(f"{key!r} is missing")
+    value = mapping[key]
+    if type(value) is not kind:
+        raise ValueError(f"{key!r} is not {_KIND_NAMES[kind]}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+

@@ -1,0 +1,136 @@
+"""Classifying with learned classes (a head), and choosing the classifier a config asks for.
+
+HeadClassifier has the interface the pipeline and `edgecam classify` use
+(`classify(image) -> Classification`, `input_size`, `labels`, `top_k`):
+
+- the image goes through the embedding extractor (embedder.py) to a unit vector e;
+- each class's weight w is its imprinted prototype, normalize(sum of its examples);
+  cosine similarity = w · e;
+- scores are softmax(SCALE × cosine) over the classes *and* `unknown`, a virtual
+  class (result index -1, label "unknown") whose cosine is `model.head_min_similarity`
+  for every image. So the result is `unknown` exactly when no class is at least
+  that similar, and a class's score is the model's confidence that the image is
+  that class rather than another one or none of them. Scores sum to 1 over the
+  classes and `unknown`; the top-k of those are reported, best first.
+
+SCALE = 16 turns a cosine lead of 0.1 into 5:1 odds (e^1.6), a lead of 0.2 into
+25:1: on this extractor views of one scene score 0.8-1.0 against its prototype
+and unrelated scenes 0.2-0.55 (bench/learn.py prints the measured figures), so a
+recognised class comes out near 1 and two look-alike classes split the score.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from edgecam.classifier import Classification, Classifier, Label
+from edgecam.config import ModelConfig
+from edgecam.embedder import Embedder
+from edgecam.filesig import changed, file_signature
+from edgecam.head import UNKNOWN, Head, HeadError
+
+log = logging.getLogger(__name__)
+
+SCALE = 16.0
+UNKNOWN_INDEX = -1
+
+
+class HeadClassifier:
+    """An embedding extractor plus the classes of a head file, loaded once."""
+
+    def __init__(self, embedder: Embedder, head: Head, *, min_similarity: float, top_k: int = 3,
+                 head_path: str = "the head") -> None:
+        head.check_extractor(embedder.sha256, embedder.model_path, head_path)
+        if head.dim != embedder.dim:
+            raise HeadError(f"{head_path}: corrupt head file: {head.dim}-wide, the extractor gives "
+                            f"{embedder.dim}")
+        if not head.classes:
+            raise HeadError(f"{head_path}: the head has no classes yet: teach it some with "
+                            "`edgecam learn add LABEL IMAGE...`")
+        self.embedder = embedder
+        self.head = head
+        self.head_path = head_path
+        self.head_signature = file_signature(head_path)
+        self.min_similarity = min_similarity
+        self.top_k = top_k
+        self.labels = head.labels
+        self.input_size = embedder.input_size
+        self.model_path = embedder.model_path
+        self.loaded_files = embedder.loaded_files
+        self._weights = head.prototypes()  # (classes, dim) float32, unit rows
+        self._names = [*self.labels, UNKNOWN]
+        self._indices = [*range(len(self.labels)), UNKNOWN_INDEX]
+        self._embedding = np.empty(embedder.dim, np.float32)
+        self._logits = np.empty(len(self._names), np.float32)
+        self._logits[-1] = SCALE * min_similarity
+        log.info("head %s: %d class(es) (%s), unknown below cosine %.2f", head_path,
+                 len(self.labels), ", ".join(self.labels), min_similarity)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, embedder: Embedder | None = None) -> HeadClassifier:
+        """Loads model.head; `embedder` (already loaded, same model settings) is reused."""
+        assert config.head is not None
+        embedder = embedder or Embedder(config.path, threads=config.threads, resize=config.resize)
+        return cls(embedder, Head.load(config.head), min_similarity=config.head_min_similarity,
+                   top_k=config.top_k, head_path=config.head)
+
+    def similarities(self, image: np.ndarray) -> np.ndarray:
+        """The cosine similarity of an image to each class, in class order (a new array)."""
+        self.embedder.embed_into(image, self._embedding)
+        return self._weights @ self._embedding
+
+    def classify(self, image: np.ndarray) -> Classification:
+        """The top-k of the classes and `unknown` for a BGR (BGRA, gray) uint8 image."""
+        inference_ms = self.embedder.embed_into(image, self._embedding)
+        started = time.perf_counter()
+        logits = self._logits
+        np.matmul(self._weights, self._embedding, out=logits[:-1])
+        logits *= np.float32(SCALE)
+        logits[-1] = SCALE * self.min_similarity
+        scores = np.exp(logits - logits.max())
+        scores /= scores.sum()
+        k = min(self.top_k, scores.size)
+        best = np.argpartition(scores, -k)[-k:]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        labels = tuple(Label(self._indices[i], self._names[i], float(scores[i])) for i in best)
+        # As for the plain classifier: the model's run (here, the head's few operations too).
+        return Classification(labels, inference_ms + (time.perf_counter() - started) * 1000)
+
+    def reloaded(self, config: ModelConfig) -> HeadClassifier:
+        """Self if the head file is unchanged since it was loaded, else a classifier on the new
+        head that shares this one's extractor (SIGHUP after `edgecam learn`)."""
+        signature = file_signature(config.head or "")
+        if signature is not None and signature == self.head_signature:
+            return self
+        return HeadClassifier.from_config(config, self.embedder)
+
+
+def make_classifier(config: ModelConfig) -> Classifier | HeadClassifier:
+    """The classifier the model section asks for: a head's classes, or the model's own labels."""
+    if config.head is not None:
+        return HeadClassifier.from_config(config)
+    return Classifier.from_config(config)
+
+
+def refresh_classifier(current: Classifier | HeadClassifier, old: ModelConfig, new: ModelConfig
+                       ) -> Classifier | HeadClassifier:
+    """The classifier for `new` after a reload: `current` when nothing it uses changed.
+
+    Learning rewrites the head file without touching the config, so with a head the file
+    is re-read whenever it changed; so is a model or labels file replaced in place. The
+    extractor (an interpreter) is kept whenever its own settings and file are unchanged:
+    a new head or threshold does not reload the model.
+    """
+    if changed(current.loaded_files):  # the model or labels file was replaced in place
+        return make_classifier(new)
+    same_extractor = (new.path, new.threads, new.resize) == (old.path, old.threads, old.resize)
+    if isinstance(current, HeadClassifier) and new.head is not None and same_extractor:
+        if new == old:
+            return current.reloaded(new)
+        return HeadClassifier.from_config(new, current.embedder)
+    if new != old:
+        return make_classifier(new)
+    return current

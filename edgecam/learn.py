@@ -1,0 +1,190 @@
+"""`edgecam learn`: teach, list, forget and merge classes in a head file.
+
+    edgecam learn add LABEL IMAGE... [--head FILE] [-c FILE] [--model M]
+    edgecam learn add LABEL --from-camera N [-c FILE]
+    edgecam learn list [--head FILE] [--json]
+    edgecam learn remove LABEL [--head FILE]
+    edgecam learn merge OUT IN... [--force]
+
+The head file is `--head`, else the config's `model.head`, else
+/var/lib/edgecam/heads/default.head; the embedding extractor is `--model`,
+else `model.path`. Every change is all or nothing: the images are all read
+and embedded before the head is touched, and the head is written atomically
+(head.py), under a lock so that two `edgecam learn` commands cannot lose each
+other's examples. A running daemon picks the new head up on SIGHUP
+(`systemctl reload edgecam`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecam.config import CameraConfig, ModelConfig
+from edgecam.embedder import Embedder, file_sha256
+from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
+from edgecam.head import DEFAULT_HEAD_PATH, Head, HeadError, check_label, load_or_new, locked, merge_heads
+from edgecam.sources.base import Source
+
+Say = Callable[[str], None]
+
+
+def head_path(explicit: str | None, model: ModelConfig) -> Path:
+    """--head, else model.head, else the default head file."""
+    return Path(explicit or model.head or DEFAULT_HEAD_PATH)
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What `learn add` did, for the command's report."""
+
+    head_path: Path
+    label: str
+    index: int
+    added: int
+    count: int
+    labels: list[str]
+    created: bool
+    ms_per_example: float
+
+
+def read_images(paths: Sequence[str | Path]) -> list[np.ndarray]:
+    """Every image, or one clear error for the first that cannot be read (nothing learned then)."""
+    images = []
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            raise MissingFileError(f"{path}: no such file")
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if image is None or image.size == 0:
+            raise ModelError(f"{path}: cannot read image (nothing was learned)")
+        images.append(image)
+    return images
+
+
+def load_embedder(model: ModelConfig) -> Embedder:
+    return Embedder(model.path, threads=model.threads, resize=model.resize)
+
+
+def learn(model: ModelConfig, path: Path, label: str, images: Sequence[np.ndarray],
+          embedder: Embedder | None = None) -> Learned:
+    """Adds `images` as examples of `label` to the head at `path` (created if missing)."""
+    label = check_label(label)
+    if not images:
+        raise EdgecamError(f"no examples of {label!r} to learn")
+    embedder = embedder or load_embedder(model)
+    started = time.perf_counter()
+    embeddings = [embedder.embed(image) for image in images]
+    ms_per_example = (time.perf_counter() - started) * 1000 / len(images)
+    with locked(path):
+        head, created = load_or_new(path, embedder.sha256, embedder.dim, embedder.model_path)
+        learned = head.add(label, embeddings)
+        head.save(path)
+    return Learned(path, label, head.classes.index(learned), len(images), learned.count, head.labels,
+                   created, ms_per_example)
+
+
+def remove(path: Path, label: str) -> tuple[Head, int]:
+    """Removes a class; (the head as saved, the removed class's example count)."""
+    with locked(path):
+        head = Head.load(path)
+        removed = head.remove(label, str(path))
+        head.save(path)
+    return head, removed.count
+
+
+def merge(out: Path, inputs: Sequence[Path], *, force: bool = False) -> Head:
+    """Writes OUT = every class of INPUTS with sums and counts added (the inputs are only read)."""
+    resolved = [p.resolve() for p in inputs]
+    twice = next((p for i, p in enumerate(inputs) if resolved[i] in resolved[:i]), None)
+    if twice is not None:
+        raise EdgecamError(f"{twice}: listed twice: its examples would count double")
+    if out.exists() and out.resolve() not in resolved and not force:
+        raise EdgecamError(f"{out} exists and is not one of the heads merged: list it among them to "
+                           "merge into it, or add --force to replace it")
+    with locked(out):
+        heads = [(str(p), Head.load(p)) for p in inputs]
+        merged = merge_heads(heads)
+        merged.save(out)
+    return merged
+
+
+def capture_frames(camera: CameraConfig, input_size: tuple[int, int], count: int, *,
+                   countdown_s: float = 3.0, spread_s: float = 3.0, say: Say,
+                   stop: threading.Event | None = None) -> list[np.ndarray]:
+    """`count` frames of the configured camera, spread evenly over `spread_s` seconds.
+
+    The camera is opened, read through a countdown (so that exposure settles and no stale
+    buffered frame is used), then sampled; it is always closed, whatever happens.
+    """
+    from edgecam.sources import make_source  # OpenCV and camera modules only when capturing
+
+    stop = stop or threading.Event()
+    source = make_source(camera, input_size)
+    frames: list[np.ndarray] = []
+    try:
+        source.open()
+        started = time.monotonic()
+        shown = 0
+        while (left := countdown_s - (time.monotonic() - started)) > 0:
+            second = int(left) + 1  # 3… 2… 1…
+            if second != shown:
+                say(f"{second}…")
+                shown = second
+            _next_frame(source, stop, frames, count)
+        interval = spread_s / (count - 1) if count > 1 else 0.0
+        due = time.monotonic()
+        while len(frames) < count:
+            frame = _next_frame(source, stop, frames, count)
+            now = time.monotonic()
+            if now >= due:
+                frames.append(np.array(frame, copy=True))
+                say(f"frame {len(frames)}/{count}")
+                due += interval
+    finally:
+        source.close()
+    return frames
+
+
+def _next_frame(source: Source, stop: threading.Event, frames: list[np.ndarray], count: int) -> np.ndarray:
+    if stop.is_set():
+        raise EdgecamError("stopped")
+    frame = source.read(stop)
+    if frame is None:
+        raise SourceError(f"camera.source: {source.name}: no more frames after {len(frames)} of "
+                          f"{count} (nothing was learned)")
+    return frame
+
+
+def matches_model(head: Head, model_path: str) -> bool | None:
+    """Whether `model_path` is the head's extractor; None when there is no such file to tell."""
+    try:
+        return file_sha256(model_path) == head.extractor_sha256
+    except EdgecamError:
+        return None
+
+
+def describe_extractor(head: Head) -> str:
+    name = head.extractor_name or "embedding extractor"
+    return f"{name} (sha256 {head.extractor_sha256[:12]}…, {head.dim}-wide)"
+
+
+__all__ = [
+    "HeadError",
+    "Learned",
+    "capture_frames",
+    "check_label",
+    "describe_extractor",
+    "head_path",
+    "learn",
+    "matches_model",
+    "merge",
+    "read_images",
+    "remove",
+]

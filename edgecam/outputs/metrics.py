@@ -1,0 +1,229 @@
+"""Prometheus metrics: `/metrics` over HTTP, in the text format, with prometheus-client.
+
+Counters and gauges are read from Stats when Prometheus scrapes (one source of
+truth with the socket's stats messages, nothing counted twice). The two
+histograms are fed from Stats as well: it hands every classified frame's
+latency and inference time to an observer, so they cover every classified
+frame, not only the emitted ones. As an output, this also sees each emitted
+result, for the last label. The registry is private (nothing from other
+libraries leaks in) and has prometheus-client's process collector: RSS, CPU
+seconds, open files, start time.
+
+One `edgecam-metrics` thread serves HTTP (a thread per request); close()
+stops it and frees the port, on daemon stop and when a reload removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import logging
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+from edgecam import __version__
+from edgecam.config import split_listen
+from edgecam.errors import EdgecamError, SourceError
+from edgecam.results import Result
+from edgecam.stats import DROP_REASONS, Stats
+
+log = logging.getLogger(__name__)
+
+INFERENCE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
+LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0)
+
+# Stats counter → (metric name without _total, help)
+_COUNTERS = {
+    "captured": ("edgecam_frames_captured", "Frames the source delivered"),
+    "classified": ("edgecam_frames_classified", "Frames classified"),
+    "emitted": ("edgecam_results_emitted", "Results sent to the outputs"),
+    "stalls": ("edgecam_source_stalls", "Times the source delivered nothing for camera.stall_timeout_s"),
+    "source_lost": ("edgecam_source_lost", "Times the source ended or failed and was reopened"),
+    "reconnects": ("edgecam_source_reconnects", "Times the source was reopened successfully"),
+    "source_errors": ("edgecam_source_errors", "Failed attempts to open the source"),
+    "abandoned_reads": ("edgecam_source_abandoned_reads", "Reads that never returned, left behind"),
+    "socket_clients_dropped": ("edgecam_socket_clients_dropped",
+                               "Socket clients disconnected for not reading"),
+    "socket_messages_dropped": ("edgecam_socket_messages_dropped",
+                                "Socket messages dropped before any client got them"),
+    "output_queue_dropped": ("edgecam_output_queue_dropped",
+                             "Results dropped because the outputs fell behind"),
+    "output_errors": ("edgecam_output_errors", "Failures inside an output"),
+    "mqtt_published": ("edgecam_mqtt_published", "Results published to the MQTT broker"),
+    "mqtt_dropped": ("edgecam_mqtt_dropped",
+                     "Results not published: the broker was away or too slow (oldest first)"),
+    "mqtt_reconnects": ("edgecam_mqtt_reconnects", "Reconnections to the MQTT broker"),
+}
+# Stats gauge → (metric name, help); a gauge nobody set is not exported
+_GAUGES = {
+    "socket_clients": ("edgecam_socket_clients", "Clients connected to the results socket"),
+    "mqtt_connected": ("edgecam_mqtt_connected", "1 while connected to the MQTT broker, else 0"),
+}
+
+
+def _prometheus() -> Any:
+    try:
+        import prometheus_client
+    except ImportError:
+        raise EdgecamError("outputs.metrics needs prometheus-client: pip install 'edgecam[metrics]'"
+                           ) from None
+    return prometheus_client
+
+
+class _StatsCollector:
+    """Exports the Stats counters and gauges as they are at scrape time."""
+
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        counts, gauges = self._stats.values()
+        for key, (name, doc) in _COUNTERS.items():
+            yield CounterMetricFamily(name, doc, value=counts.get(key, 0))
+        dropped = CounterMetricFamily("edgecam_frames_dropped", "Frames dropped, never classified",
+                                      labels=["reason"])
+        for reason in DROP_REASONS:
+            dropped.add_metric([reason], counts.get(f"dropped_{reason}", 0))
+        yield dropped
+        for key, (name, doc) in _GAUGES.items():
+            if key in gauges or key == "socket_clients":
+                yield GaugeMetricFamily(name, doc, value=gauges.get(key, 0))
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        # HTTPServer's own looks the address up in DNS (getfqdn), slow on a Pi without DNS.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+
+class MetricsOutput:
+    """Serves /metrics at `listen`; start() binds (one clear line if it cannot), close() unbinds."""
+
+    name = "metrics"
+    stats_interval_s = 0.0
+
+    def __init__(self, listen: str, stats: Stats) -> None:
+        prometheus = _prometheus()
+        self.listen = listen
+        self._stats = stats
+        registry = self.registry = prometheus.CollectorRegistry(auto_describe=False)
+        prometheus.ProcessCollector(registry=registry)
+        prometheus.PlatformCollector(registry=registry)
+        registry.register(_StatsCollector(stats))
+        prometheus.Info("edgecam_build", "edgecam's version", registry=registry).info(
+            {"version": __version__})
+        self._inference = prometheus.Histogram(
+            "edgecam_inference_seconds", "Preprocessing plus inference, per classified frame",
+            buckets=INFERENCE_BUCKETS_S, registry=registry)
+        self._latency = prometheus.Histogram(
+            "edgecam_latency_seconds", "Capture to result (end-to-end), per classified frame",
+            buckets=LATENCY_BUCKETS_S, registry=registry)
+        self._last = prometheus.Info("edgecam_last_result", "The last emitted result's top label",
+                                     registry=registry)
+        self._last_score = prometheus.Gauge("edgecam_last_result_score",
+                                            "The last emitted result's top score", registry=registry)
+        self._last_time = prometheus.Gauge("edgecam_last_result_timestamp_seconds",
+                                           "Capture time of the last emitted result",
+                                           registry=registry)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._serve(self.listen)
+        self._stats.observe(self._observe)
+
+    def listen_on(self, listen: str) -> None:
+        """Moves to another address (a reload); on failure keeps serving where it was."""
+        if listen == self.listen:
+            return
+        self._unserve()
+        try:
+            self._serve(listen)
+        except EdgecamError:
+            with contextlib.suppress(EdgecamError):
+                self._serve(self.listen)
+            raise
+        self.listen = listen
+
+    # -- the Output protocol -----------------------------------------------------------------
+
+    def emit(self, result: Result) -> None:
+        top = result.top
+        self._last.info({"label": top.label, "index": str(top.index)})
+        self._last_score.set(top.score)
+        self._last_time.set(result.ts)
+
+    def stats(self, snapshot: dict[str, Any]) -> None:
+        """Nothing to push: Prometheus pulls."""
+
+    def close(self) -> None:
+        self._stats.unobserve(self._observe)
+        self._unserve()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _observe(self, latency_ms: float, inference_ms: float) -> None:
+        self._latency.observe(latency_ms / 1000)
+        self._inference.observe(inference_ms / 1000)
+
+    def _serve(self, listen: str) -> None:
+        host, port = split_listen(listen)
+        registry = self.registry
+        base = _prometheus().MetricsHandler
+
+        class Handler(base):  # type: ignore[misc, valid-type]
+            def do_GET(self) -> None:
+                path = urlparse(self.path).path
+                if path == "/metrics":
+                    super().do_GET()
+                elif path == "/":
+                    self._reply(200, b"edgecam: metrics at /metrics\n")
+                else:
+                    self._reply(404, b"not found: metrics are at /metrics\n")
+
+            def _reply(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        Handler.registry = registry
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                        flags=socket.AI_PASSIVE)[0][0]
+            server_class = type("Server", (_Server,), {"address_family": family})
+            server = server_class((host, port), Handler, bind_and_activate=False)
+            try:
+                server.server_bind()
+                server.server_activate()
+            except OSError:
+                server.server_close()
+                raise
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise SourceError(f"outputs.metrics.listen: cannot serve on {listen}: {reason}") from None
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
+                                        name="edgecam-metrics", daemon=True)
+        self._thread.start()
+        log.info("metrics: serving http://%s/metrics", listen)
+
+    def _unserve(self) -> None:
+        server, thread, self._server, self._thread = self._server, self._thread, None, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(1.0)

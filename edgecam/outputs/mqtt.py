@@ -1,0 +1,424 @@
+"""The MQTT output: results, the current label, stats and availability on a broker.
+
+Topics, under `outputs.mqtt.topic_prefix` (default `edgecam/<hostname>`):
+
+    <prefix>/classification   every emitted result, the socket's JSON message
+    <prefix>/label            the current top label, plain text (retained with `retain: true`)
+    <prefix>/stats            the stats message, every `stats_interval_s`
+    <prefix>/availability     `online` / `offline`, retained; `offline` is also the last will
+
+With `homeassistant: true`, retained Home Assistant discovery messages announce one
+device per prefix with a label sensor, a score sensor and a connectivity binary
+sensor; they are sent again whenever Home Assistant says it (re)started.
+
+Nothing here can stall the pipeline. paho's network thread (`loop_start`)
+connects, reconnects with backoff and does all socket I/O. `emit()` only
+appends to a bounded queue (full: the oldest result is dropped, counted as
+`mqtt_dropped`). One `edgecam-mqtt` thread hands messages to paho, only while
+connected and only MAX_INFLIGHT unconfirmed at a time, so nothing piles up in
+paho while the broker is away. On every (re)connect it first republishes the
+state (availability, discovery, the current label), then the queued results.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from edgecam import __version__
+from edgecam.config import MqttConfig
+from edgecam.errors import EdgecamError, MissingFileError
+from edgecam.results import Result, stats_message
+from edgecam.stats import Stats
+
+log = logging.getLogger(__name__)
+
+ONLINE, OFFLINE = "online", "offline"
+MAX_INFLIGHT = 20  # messages handed to paho and not yet written (QoS 0) or acknowledged (QoS 1, 2)
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+CLOSE_TIMEOUT_S = 1.0
+_POLL_S = 0.2
+_LOG_EVERY = 10  # repeated connection failures: log one in this many
+
+
+def _paho() -> Any:
+    """paho.mqtt.client, or one clear line when it is missing or too old."""
+    try:
+        import paho.mqtt
+        import paho.mqtt.client as client
+        from paho.mqtt.enums import CallbackAPIVersion  # noqa: F401  (paho 2.x only)
+    except ImportError:
+        try:
+            import paho.mqtt
+        except ImportError:
+            raise EdgecamError("outputs.mqtt needs paho-mqtt: pip install 'edgecam[mqtt]'") from None
+        raise EdgecamError(f"outputs.mqtt needs paho-mqtt 2.x, found {paho.mqtt.__version__}: "
+                           "pip install 'edgecam[mqtt]' (into the virtualenv)") from None
+    return client
+
+
+@functools.cache
+def _client_class() -> type:
+    """paho's Client, remembering why the last connection attempt failed (paho only retries)."""
+    mqtt = _paho()
+
+    class Client(mqtt.Client):
+        last_error: OSError | None = None
+
+        def reconnect(self) -> Any:
+            try:
+                return super().reconnect()
+            except OSError as exc:
+                self.last_error = exc
+                raise
+
+    return Client
+
+
+class Topics:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.classification = f"{prefix}/classification"
+        self.label = f"{prefix}/label"
+        self.stats = f"{prefix}/stats"
+        self.availability = f"{prefix}/availability"
+
+
+def default_prefix() -> str:
+    return f"edgecam/{socket.gethostname()}"
+
+
+def node_id(prefix: str) -> str:
+    """Home Assistant's node and device id: the prefix in [a-zA-Z0-9_-] (`edgecam_kitchen-pi`)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", prefix)
+
+
+def discovery_messages(topics: Topics, discovery_prefix: str, qos: int) -> list[tuple[str, str]]:
+    """Home Assistant MQTT discovery: (config topic, JSON) for each entity of this device."""
+    node = node_id(topics.prefix)
+    device = {"identifiers": [node], "name": f"edgecam {topics.prefix.rsplit('/', 1)[-1]}",
+              "manufacturer": "edgecam", "model": "camera classifier", "sw_version": __version__}
+    origin = {"name": "edgecam", "sw_version": __version__}
+    available = {"availability_topic": topics.availability, "payload_available": ONLINE,
+                 "payload_not_available": OFFLINE}
+    top = "value_json.labels[0]"
+    entities = {
+        f"{discovery_prefix}/sensor/{node}/label/config": {
+            "name": "Label", "unique_id": f"{node}_label", "state_topic": topics.label,
+            "icon": "mdi:image-search",
+            "json_attributes_topic": topics.classification,
+            "json_attributes_template": (
+                f"{{{{ {{'index': {top}.index, 'score': {top}.score, "
+                "'latency_ms': value_json.latency_ms, 'seq': value_json.seq} | tojson }}"),
+            **available},
+        f"{discovery_prefix}/sensor/{node}/score/config": {
+            "name": "Score", "unique_id": f"{node}_score", "state_topic": topics.classification,
+            "value_template": f"{{{{ ({top}.score * 100) | round(1) }}}}",
+            "unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent",
+            **available},
+        f"{discovery_prefix}/binary_sensor/{node}/online/config": {
+            "name": "Online", "unique_id": f"{node}_online", "state_topic": topics.availability,
+            "payload_on": ONLINE, "payload_off": OFFLINE, "device_class": "connectivity",
+            "entity_category": "diagnostic"},
+    }
+    return [(topic, json.dumps({**config, "qos": qos, "device": device, "origin": origin}))
+            for topic, config in entities.items()]
+
+
+def read_password(path: str) -> str:
+    """The password file's text without its trailing newline; one clear line if unusable."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            password = file.read().rstrip("\r\n")
+    except FileNotFoundError:
+        raise MissingFileError(f"outputs.mqtt.password_file: {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise EdgecamError(f"outputs.mqtt.password_file: cannot read {path}: {reason}") from None
+    if not password:
+        raise EdgecamError(f"outputs.mqtt.password_file: {path} is empty")
+    return password
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    """Verifies the broker against tls.ca_file (and its host name); None without a CA file."""
+    tls = config.tls
+    if not tls.ca_file:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise EdgecamError(f"outputs.mqtt.tls.ca_file: cannot load {tls.ca_file}: {exc}") from None
+    if tls.cert_file:
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise EdgecamError(f"outputs.mqtt.tls.cert_file: cannot load {tls.cert_file}"
+                               f"{' with ' + tls.key_file if tls.key_file else ''}: {exc}") from None
+    return context
+
+
+class MqttOutput:
+    """Publishes to the broker `config` names; start() connects in the background (never fails on
+    an absent broker: it keeps retrying), close() says `offline` and disconnects."""
+
+    name = "mqtt"
+
+    def __init__(self, config: MqttConfig, stats: Stats) -> None:
+        self.config = config
+        self.stats_interval_s = config.stats_interval_s
+        self.topics = Topics(config.topic_prefix or default_prefix())
+        self._stats = stats
+        self._qos = config.qos
+        self._client = self._make_client()
+        self._cond = threading.Condition()
+        self._queue: deque[Result] = deque()
+        self._stats_payload: str | None = None
+        self._connected = False
+        self._resync = False
+        self._ever_connected = False
+        self._dropped_while_away = 0
+        self._failures = 0
+        self._last_failure = ""
+        self._inflight: list[tuple[Any, bool]] = []  # (paho MQTTMessageInfo, is a result)
+        self._label: str | None = None  # the current label, as last handed to paho
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="edgecam-mqtt", daemon=True)
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def unchanged(self, config: MqttConfig) -> bool:
+        """Whether `config`, and the password file's text, are what this output runs with."""
+        if config != self.config:
+            return False
+        try:
+            return self._password == (read_password(config.password_file) if config.password_file
+                                      else None)
+        except EdgecamError:
+            return False  # the new output's construction reports it
+
+    def _make_client(self) -> Any:
+        config = self.config
+        password = self._password = (read_password(config.password_file) if config.password_file
+                                     else None)
+        context = tls_context(config)
+        mqtt = _paho()
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        client_id = config.client_id or self.topics.prefix.replace("/", "-")
+        client = _client_class()(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                 protocol=mqtt.MQTTv311, clean_session=True)
+        client.suppress_exceptions = True  # a bug in a callback is logged; paho's thread lives on
+        paho_log = logging.getLogger(f"{__name__}.paho")
+        paho_log.setLevel(logging.INFO)  # its debug lines are one per packet: never in the journal
+        client.enable_logger(paho_log)
+        if config.username:
+            client.username_pw_set(config.username, password)
+        if context is not None:
+            client.tls_set_context(context)
+        client.will_set(self.topics.availability, OFFLINE, qos=self._qos, retain=True)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    def start(self) -> None:
+        self._stats.set_gauge("mqtt_connected", 0)
+        self._client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
+        self._client.loop_start()
+        self._thread.start()
+        log.info("mqtt: publishing under %s/ to %s:%d%s", self.topics.prefix, self.config.host,
+                 self.config.port, " (TLS)" if self.config.tls.ca_file else "")
+
+    # -- the Output protocol (the dispatcher thread) -----------------------------------------
+
+    def emit(self, result: Result) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            if len(self._queue) >= self.config.queue_length:
+                self._queue.popleft()
+                self._stats.count("mqtt_dropped")
+                self._dropped_while_away += 1
+                if self._dropped_while_away == 1:
+                    log.warning("mqtt: the broker is not keeping up or away; dropping the oldest "
+                                "results (beyond %d queued)", self.config.queue_length)
+            self._queue.append(result)
+            self._cond.notify()
+
+    def stats(self, snapshot: dict[str, Any]) -> None:
+        with self._cond:
+            self._stats_payload = json.dumps(stats_message(snapshot), separators=(", ", ": "))
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Publishes what is queued (briefly), then `offline`, and disconnects."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        with self._cond:
+            self._cond.wait_for(lambda: not self._connected or not (self._queue or self._inflight),
+                                timeout=CLOSE_TIMEOUT_S)
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(CLOSE_TIMEOUT_S)
+        if self._connected:
+            info = self._client.publish(self.topics.availability, OFFLINE, self._qos, retain=True)
+            while not info.is_published() and time.monotonic() < deadline + CLOSE_TIMEOUT_S:
+                time.sleep(0.01)
+        self._client.disconnect()
+        # loop_stop() joins paho's thread with no timeout, and that thread may be stuck in a
+        # connection attempt (a DNS lookup, a TCP connect): give it a bounded wait, then go on.
+        stopper = threading.Thread(target=self._client.loop_stop, name="edgecam-mqtt-stop",
+                                   daemon=True)
+        stopper.start()
+        stopper.join(2 * CLOSE_TIMEOUT_S)
+        if stopper.is_alive():
+            log.warning("mqtt: the network thread did not stop within %.0f s; left behind",
+                        2 * CLOSE_TIMEOUT_S)
+        self._stats.clear_gauge("mqtt_connected")
+
+    # -- paho's callbacks (its network thread): only flags and notifications -----------------
+
+    def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            self._connect_failed(f"refused: {reason}")
+            return
+        if self.config.homeassistant:
+            client.subscribe(f"{self.config.discovery_prefix}/status", qos=self._qos)
+        with self._cond:
+            self._connected = self._resync = True
+            reconnected, self._ever_connected = self._ever_connected, True
+            dropped, self._dropped_while_away = self._dropped_while_away, 0
+            self._failures = 0
+            self._last_failure = ""
+            self._cond.notify_all()
+        self._stats.set_gauge("mqtt_connected", 1)
+        where = f"{self.config.host}:{self.config.port}"
+        if reconnected:
+            self._stats.count("mqtt_reconnects")
+            log.info("mqtt: reconnected to %s; %d result(s) dropped meanwhile", where, dropped)
+        else:
+            log.info("mqtt: connected to %s", where)
+
+    def _on_connect_fail(self, client: Any, _userdata: Any) -> None:
+        error = getattr(client, "last_error", None)
+        self._connect_failed(str(error) if error else "connection failed")
+
+    def _connect_failed(self, why: str) -> None:
+        self._failures += 1
+        if why != self._last_failure or self._failures % _LOG_EVERY == 0:
+            log.warning("mqtt: cannot connect to %s:%d: %s (retrying, %d failure(s) so far)",
+                        self.config.host, self.config.port, why, self._failures)
+        self._last_failure = why
+
+    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
+                       _props: Any) -> None:
+        with self._cond:
+            was, self._connected = self._connected, False
+            self._cond.notify_all()
+        self._stats.set_gauge("mqtt_connected", 0)
+        if was and not self._closed:
+            log.warning("mqtt: lost the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        """Home Assistant (re)started: it forgot discovery unless retained; announce again."""
+        if message.topic == f"{self.config.discovery_prefix}/status" and message.payload == b"online":
+            with self._cond:
+                self._resync = True
+                self._cond.notify_all()
+
+    def _on_publish(self, *_args: Any) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- the publisher thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception:  # a bug: log it, keep publishing
+                self._stats.count("output_errors")
+                log.exception("mqtt: publishing failed")
+                self._stop.wait(_POLL_S)
+
+    def _step(self) -> None:
+        self._reap()
+        with self._cond:
+            batch = self._take()
+            if batch is None:
+                self._cond.wait(_POLL_S)
+                return
+        for topic, payload, retain, is_result in batch:
+            self._publish(topic, payload, retain, is_result)
+
+    def _take(self) -> list[tuple[str, str, bool, bool]] | None:
+        """What to hand to paho now (the lock is held); None when nothing can go."""
+        if not self._connected or len(self._inflight) >= MAX_INFLIGHT:
+            return None
+        batch: list[tuple[str, str, bool, bool]] = []
+        if self._resync:  # the entities first (Home Assistant's advice), then their state
+            self._resync = False
+            if self.config.homeassistant:
+                batch += [(topic, payload, True, False) for topic, payload in
+                          discovery_messages(self.topics, self.config.discovery_prefix, self._qos)]
+            batch.append((self.topics.availability, ONLINE, True, False))
+            if self._label is not None:
+                batch.append((self.topics.label, self._label, self.config.retain, False))
+        if self._stats_payload is not None:
+            batch.append((self.topics.stats, self._stats_payload, False, False))
+            self._stats_payload = None
+        room = MAX_INFLIGHT - len(self._inflight)
+        while self._queue and room > 0:
+            result = self._queue.popleft()
+            room -= 1
+            batch.append((self.topics.classification, json.dumps(result.message(),
+                                                                 separators=(", ", ": ")),
+                          False, True))
+            if result.top.label != self._label:
+                self._label = result.top.label
+                batch.append((self.topics.label, self._label, self.config.retain, False))
+        return batch or None
+
+    def _publish(self, topic: str, payload: str, retain: bool, is_result: bool) -> None:
+        try:
+            info = self._client.publish(topic, payload, self._qos, retain)
+        except (ValueError, OSError) as exc:
+            info = None
+            log.error("mqtt: cannot publish to %s: %s", topic, exc)
+        if info is not None and info.rc == 0:
+            with self._cond:
+                self._inflight.append((info, is_result))
+        elif is_result:
+            self._stats.count("mqtt_dropped")  # the connection went between _take() and here
+
+    def _reap(self) -> None:
+        """Counts what paho has written (QoS 0) or had acknowledged (QoS 1, 2), or lost."""
+        if not self._inflight:
+            return
+        pending = []
+        for info, is_result in self._inflight:
+            if not info.is_published():
+                pending.append((info, is_result))
+            elif is_result:
+                self._stats.count("mqtt_published" if info.rc == 0 else "mqtt_dropped")
+        with self._cond:
+            self._inflight = pending
+            self._cond.notify_all()
