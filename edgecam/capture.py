@@ -1,8 +1,10 @@
 """The capture thread: keeps a source delivering frames into the slot, whatever it does.
 
-A reader thread per opened source calls `read()` in a loop and puts each
-image, stamped as a Frame, into the latest-wins slot: capture never waits for
-inference. The capture thread supervises it: a source that ends, fails or
+A reader thread per opened source calls `read()` in a loop, fits each image
+to the model's input size (FrameFitter) and puts it, stamped as a Frame, into
+the latest-wins slot: capture never waits for inference, except for sources
+read on demand (video files and images at `realtime: false`), whose next
+frame is read only once the last was taken. The capture thread supervises it: a source that ends, fails or
 delivers nothing for the stall timeout is torn down and reopened with capped
 exponential backoff. A read that never returns (OpenCV on a dead RTSP/TCP
 stream) is abandoned: its thread is left to finish on its own and closes its
@@ -16,6 +18,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+
+import numpy as np
 
 from edgecam.errors import EdgecamError
 from edgecam.frames import Frame
@@ -36,8 +40,10 @@ class Capture:
     """Runs `make_source()` sources until stopped; `ended` is set when a file source finishes."""
 
     def __init__(self, make_source: Callable[[], Source], slot: FrameSlot, stats: Stats,
-                 stall_timeout_s: float, first_source: Source | None = None) -> None:
+                 stall_timeout_s: float, first_source: Source | None = None,
+                 fit: Callable[[np.ndarray], np.ndarray] = lambda image: image) -> None:
         self._make_source = make_source
+        self._fit = fit
         self._slot = slot
         self._stats = stats
         self._stall_timeout_s = stall_timeout_s
@@ -134,11 +140,16 @@ class Capture:
                 if image is None:
                     state.ended = True
                     break
+                at = time.monotonic(), time.time()
                 self._seq += 1
-                self._last_frame = time.monotonic()
+                self._last_frame = at[0]
                 state.delivered = True
                 self._stats.count("captured")
-                self._slot.put(Frame.capture(self._seq, image))
+                self._slot.put(Frame.capture(self._seq, self._fit(image), at))
+                while source.on_demand and not self._slot.wait_taken(_POLL_S):
+                    if stop.is_set():
+                        break
+                    self._last_frame = time.monotonic()  # waiting on inference is not a stall
         except Exception as exc:  # a driver error must not kill capture: it is a lost source
             state.reason = f"{type(exc).__name__}: {exc}"
         finally:

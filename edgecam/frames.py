@@ -21,10 +21,12 @@ class Frame:
     captured_wall: float
 
     @classmethod
-    def capture(cls, seq: int, image: np.ndarray) -> Frame:
-        """Stamps an image just taken from a source; the array is made read-only."""
+    def capture(cls, seq: int, image: np.ndarray, at: tuple[float, float] | None = None) -> Frame:
+        """Stamps an image taken from a source (now, or `at` = (monotonic, wall) time);
+        the array is made read-only."""
         image.flags.writeable = False
-        return cls(seq, image, time.monotonic(), time.time())
+        mono, wall = at or (time.monotonic(), time.time())
+        return cls(seq, image, mono, wall)
 
     def age_ms(self, now_mono: float | None = None) -> float:
         return ((time.monotonic() if now_mono is None else now_mono) - self.captured_mono) * 1000

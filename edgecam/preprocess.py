@@ -1,7 +1,8 @@
 """Turns a camera frame into the model's input tensor, in place.
 
-Crop (a view, no copy), resize into a buffer allocated once, convert BGR to
-RGB straight into the interpreter's input tensor. For models whose input
+Crop (a view, no copy), resize into a buffer allocated once (the capture
+thread's FrameFitter usually did that already), convert BGR to RGB straight
+into the interpreter's input tensor. For models whose input
 quantization is not the identity on 0..255 pixels (int8, float32, or uint8
 with other parameters), the pixels are mapped through the model's own scale
 and zero point, assuming the usual MobileNet normalization (pixel-128)/128.
@@ -47,15 +48,11 @@ class Preprocessor:
         """Writes `frame` (BGR, BGRA or gray uint8) into the array `tensor()` returns."""
         image = _as_image(frame)
         channels = 1 if image.ndim == 2 else image.shape[2]
-        if self.resize == "crop":
-            image = _center_crop(image, self.width / self.height)
         resized = self._resized.get(channels)
         if resized is None:
             shape = (self.height, self.width) if channels == 1 else (self.height, self.width, channels)
             resized = self._resized[channels] = np.empty(shape, np.uint8)
-        shrinking = image.shape[0] > self.height or image.shape[1] > self.width
-        cv2.resize(image, (self.width, self.height), dst=resized,
-                   interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        resized = fit(image, self.width, self.height, self.resize, dst=resized)
         target = tensor()[0]
         if self.direct:
             cv2.cvtColor(resized, _TO_RGB[channels], dst=target)
@@ -67,6 +64,39 @@ class Preprocessor:
             np.rint(self._scaled, out=self._scaled)
             np.clip(self._scaled, self._low, self._high, out=self._scaled)
         np.copyto(target, self._scaled, casting="unsafe")
+
+
+class FrameFitter:
+    """Crops and shrinks frames to the model's input size on the capture thread.
+
+    The inference thread then only converts colours into the input tensor: resizing a
+    camera frame (0.7 ms for 640x480 here) runs beside inference instead of before it.
+    Frames that are not images pass through untouched, for inference to count as bad.
+    """
+
+    def __init__(self, input_size: tuple[int, int], resize: str) -> None:
+        self.width, self.height = input_size
+        self.resize = resize
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        try:
+            image = _as_image(frame)
+        except FrameFormatError:
+            return frame
+        fitted = fit(image, self.width, self.height, self.resize)
+        return fitted if fitted.flags.owndata or fitted is frame else fitted.copy()
+
+
+def fit(image: np.ndarray, width: int, height: int, resize: str,
+        dst: np.ndarray | None = None) -> np.ndarray:
+    """`image` cropped (or stretched) to width x height; itself when it already fits."""
+    if resize == "crop":
+        image = _center_crop(image, width / height)
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    shrinking = image.shape[0] > height or image.shape[1] > width
+    return cv2.resize(image, (width, height), dst=dst,
+                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
 def _as_image(frame: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from edgecam.outputs.metrics import MetricsOutput
 from edgecam.outputs.mqtt import MqttOutput
 from edgecam.outputs.socket import SocketOutput
 from edgecam.outputs.stdout import PrintOutput
+from edgecam.preprocess import FrameFitter
 from edgecam.slot import FrameSlot
 from edgecam.sources import Source, make_source
 from edgecam.stats import Stats, status_line
@@ -196,7 +197,8 @@ class Daemon:
     def _start_capture(self, config: Config, classifier: Classifier, source: Source | None) -> None:
         camera, input_size = config.camera, classifier.input_size
         self._capture = Capture(lambda: make_source(camera, input_size), self._slot, self._stats,
-                                camera.stall_timeout_s, first_source=source)
+                                camera.stall_timeout_s, first_source=source,
+                                fit=FrameFitter(input_size, config.model.resize))
         self._capture.start()
 
     def _source_idle(self) -> bool:
@@ -292,7 +294,8 @@ class Daemon:
         self._inference.settings = InferenceSettings(classifier, new.pipeline, result_filter)
         if outputs is not None:
             self._outputs.replace(outputs)
-        if new.camera != old.camera or classifier.input_size != settings.classifier.input_size:
+        if (new.camera != old.camera or new.model.resize != old.model.resize
+                or classifier.input_size != settings.classifier.input_size):
             assert self._capture is not None
             self._capture.stop(timeout=1.0)
             self._slot.clear()

@@ -25,7 +25,7 @@ class FrameSlot:
             if self._frame is not None:
                 self._on_overwrite()
             self._frame = frame
-            self._cond.notify()
+            self._cond.notify_all()
 
     def take(self, timeout: float) -> Frame | None:
         """The newest frame not yet taken, waiting up to `timeout` seconds; None if none came."""
@@ -33,7 +33,19 @@ class FrameSlot:
             if self._frame is None:
                 self._cond.wait(timeout)
             frame, self._frame = self._frame, None
+            self._cond.notify_all()
             return frame
+
+    def wait_taken(self, timeout: float) -> bool:
+        """Waits up to `timeout` seconds for the slot to be empty; whether it is.
+
+        For sources read on demand (files and images at `realtime: false`): the next frame
+        is read only once inference took the last, so none is read just to be dropped.
+        """
+        with self._cond:
+            if self._frame is not None:
+                self._cond.wait(timeout)
+            return self._frame is None
 
     def clear(self) -> None:
         with self._cond:

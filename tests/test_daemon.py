@@ -16,8 +16,9 @@ MAX_AGE_MS = 100.0
 
 
 def test_fast_source_drops_frames_and_latency_stays_bounded(tmp_path: Path, daemons) -> None:
-    """A source far faster than the model: frames are dropped (counted), never queued."""
-    config = base_config(tmp_path, camera={"realtime": False},
+    """A camera far faster than the model (photos paced at 240 fps, like a camera that
+    delivers whether or not anyone is ready): frames are dropped (counted), never queued."""
+    config = base_config(tmp_path, camera={"fps": 240},
                          pipeline={"max_frame_age_ms": MAX_AGE_MS})
     daemon = daemons(config)
     client = daemon.client()
@@ -35,6 +36,19 @@ def test_fast_source_drops_frames_and_latency_stays_bounded(tmp_path: Path, daem
     # the slot, in the slot, or in the model.
     assert 0 <= frames["captured"] - frames["classified"] - frames["dropped"] <= 3, frames
     assert stats["latency_ms"]["p99"] is not None
+
+
+def test_realtime_false_reads_on_demand_and_drops_nothing(tmp_path: Path, daemons) -> None:
+    """Images (or a video file) at realtime: false: as fast as the model goes, every frame
+    classified, none read just to be dropped."""
+    daemon = daemons(base_config(tmp_path, camera={"realtime": False},
+                                 pipeline={"max_frame_age_ms": 60_000}))
+    client = daemon.client()
+    seqs = [m["seq"] for m in client.messages("classification", 100)]
+    assert seqs == list(range(seqs[0], seqs[0] + 100)), "consecutive: nothing dropped"
+    frames = client.messages("stats", 1)[0]["frames"]
+    assert frames["dropped"] == 0
+    assert 0 <= frames["captured"] - frames["classified"] <= 3, frames
 
 
 def test_photos_are_classified_and_printed(tmp_path: Path, daemons) -> None:

@@ -24,6 +24,9 @@ class Source(ABC):
     network: bool = False
     #: a file that ends (a video without `loop`): its end stops the daemon instead of a reconnect
     finite: bool = False
+    #: read on demand: the next frame only once inference took the last (files and images
+    #: at `realtime: false`); a camera or stream is read continuously, the newest frame wins
+    on_demand: bool = False
     #: the seconds between frames this source is asked for (0: as fast as it comes)
     frame_interval_s: float = 0.0
 

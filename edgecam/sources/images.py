@@ -24,6 +24,7 @@ class ImageSource(Source):
         self.name = path
         self._fps = fps if realtime else 0.0
         self.frame_interval_s = 1.0 / self._fps if self._fps else 0.0
+        self.on_demand = not self._fps
         self._images: list[np.ndarray] = []
         self._next = 0
         self._pacer = Pacer(self._fps)

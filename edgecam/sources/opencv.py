@@ -29,6 +29,7 @@ class OpenCVSource(Source):
         self.kind = kind
         self.network = kind == "stream"
         self.finite = kind == "file" and not loop
+        self.on_demand = kind == "file" and not realtime
         self._target: str | int = int(target) if target.isdigit() else target
         self._width, self._height, self._fps = width, height, fps
         self._realtime, self._loop = realtime, loop
