@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,9 @@ from edgecam.stats import Stats, status_line
 
 log = logging.getLogger(__name__)
 
+# After invoke() releases the GIL, the inference thread may wait this long for it while
+# another Python thread runs (CPython's default is 5 ms, most of a 6.5 ms inference).
+SWITCH_INTERVAL_S = 0.0005
 _LOOP_S = 0.5
 _STATUS_S = 5.0
 _IDLE_ALIVE_S = 2.0  # the capture thread must have shown life this recently to excuse a pause
@@ -85,6 +89,7 @@ class Daemon:
     def run(self) -> int:
         """Runs until stopped; returns the exit code. User errors at start raise EdgecamError."""
         self._install_signals()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             if not self._start():
                 return 0
