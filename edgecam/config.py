@@ -112,7 +112,8 @@ class CameraConfig:
     height: int = setting(480, "capture height in pixels", min=16, max=8192)
     fps: float = setting(30.0, "frames per second asked of the camera; still images cycle at this rate",
                          min=0.1, max=240)
-    realtime: bool = setting(True, "video files play at their own frame rate (false: as fast as possible)")
+    realtime: bool = setting(True, "files play at their own frame rate, images at fps (false: as fast as "
+                             "the model reads them, every frame classified)")
     loop: bool = setting(False, "video files start again at the end (image folders always cycle)")
     stall_timeout_s: float = setting(
         5.0, "a source that delivers no frame for this long is closed and reopened", min=0.5, max=600)

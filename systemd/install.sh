@@ -37,7 +37,9 @@ create_user() {
 
 # What the system Python (Raspberry Pi OS apt packages) lacks, as pip extras.
 default_extras() {
-    local extras=litert
+    # mqtt and metrics are small pure-Python packages: enabling either output in the
+    # config then needs no reinstall.
+    local extras=litert,mqtt,metrics
     "$PYTHON" -c "import cv2" 2>/dev/null || extras+=",opencv"
     "$PYTHON" -c "import systemd.journal" 2>/dev/null || extras+=",systemd"
     echo "$extras"
