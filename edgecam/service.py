@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 
 from edgecam.capture import Capture
 from edgecam.classifier import Classifier
@@ -36,6 +35,7 @@ from edgecam.outputs.mqtt import MqttOutput
 from edgecam.outputs.socket import SocketOutput
 from edgecam.outputs.stdout import PrintOutput
 from edgecam.preprocess import FrameFitter
+from edgecam.signals import Signals
 from edgecam.slot import FrameSlot
 from edgecam.sources import Source, make_source
 from edgecam.stats import Stats, status_line
@@ -63,6 +63,7 @@ class Daemon:
         self._journal_sender = journal_sender
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._signals: Signals | None = None
         self._stats = Stats()
         self._slot = FrameSlot(lambda: self._stats.drop("overwritten"))
         self._config: Config | None = None
@@ -73,22 +74,24 @@ class Daemon:
 
     # -- signals -----------------------------------------------------------------------------
 
-    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
-        self._stop.set()
+    def _check_signals(self, timeout: float = 0.0) -> None:
+        """Acts on the signals received, waiting up to `timeout` seconds for one."""
+        assert self._signals is not None
+        for signum in self._signals.wait(timeout):
+            if signum == signal.SIGHUP:
+                self._reload.set()
+            else:
+                self._stop.set()
 
-    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
-        self._reload.set()
-
-    def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_stop)
-        signal.signal(signal.SIGINT, self._on_stop)
-        signal.signal(signal.SIGHUP, self._on_hup)
+    def _stopping(self) -> bool:
+        self._check_signals()
+        return self._stop.is_set()
 
     # -- life cycle --------------------------------------------------------------------------
 
     def run(self) -> int:
         """Runs until stopped; returns the exit code. User errors at start raise EdgecamError."""
-        self._install_signals()
+        self._signals = Signals((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             if not self._start():
@@ -96,6 +99,7 @@ class Daemon:
             return self._serve()
         finally:
             self._shutdown()
+            self._signals.close()
 
     def _load(self) -> Config:
         config = load_config(self._config_path)
@@ -110,12 +114,12 @@ class Daemon:
         set_level(config.log_level)
         self._notifier.status("loading the model")
         classifier = make_classifier(config.model)
-        if self._stop.is_set():
+        if self._stopping():
             return False
         outputs = self._outputs = Outputs(self._build_outputs(config, {}), self._stats)
         outputs.start()
         source = self._first_source(config, classifier)
-        if self._stop.is_set():
+        if self._stopping():
             return False
         settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs))
         watchdog = Watchdog(self._notifier)
@@ -124,7 +128,8 @@ class Daemon:
         self._start_capture(config, classifier, source)
         self._inference.start()
         self._notifier.status("waiting for the first frame")
-        while not self._inference.first_result.wait(_LOOP_S / 5):
+        while not self._inference.first_result.is_set():
+            self._check_signals(_LOOP_S / 5)
             if self._stop.is_set() or self._finished() is not None:
                 return not self._stop.is_set()
             self._stats.tick()
@@ -136,7 +141,10 @@ class Daemon:
 
     def _serve(self) -> int:
         last_status = time.monotonic()
-        while not self._stop.wait(_LOOP_S):
+        while True:
+            self._check_signals(_LOOP_S)
+            if self._stop.is_set():
+                return 0
             now = time.monotonic()
             self._stats.tick(now)
             if self._reload.is_set():
@@ -151,7 +159,6 @@ class Daemon:
             if now - last_status >= _STATUS_S:
                 last_status = now
                 self._notifier.status(self._status(snapshot))
-        return 0
 
     def _finished(self) -> int | None:
         """An exit code once the pipeline cannot go on: a file source ended, or inference died."""
