@@ -35,11 +35,7 @@ What is measured, in one process, on the photos in ../shared/images and their vi
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime
-import importlib.metadata
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -59,6 +55,7 @@ for folder in (ROOT, ROOT / "tests"):  # this checkout's edgecam, and the views 
         sys.path.insert(0, str(folder))
 
 from learn_views import PHOTOS, TEST, TRAIN, scenes, views, write_views  # noqa: E402
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 from edgecam.classifier import Classifier  # noqa: E402
 from edgecam.config import Config  # noqa: E402
@@ -67,30 +64,6 @@ from edgecam.head import Head  # noqa: E402
 from edgecam.imprint import HeadClassifier  # noqa: E402
 
 LABELS = tuple(PHOTOS)
-
-
-def machine() -> dict[str, str]:
-    model_name = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model_name = line.split(":", 1)[1].strip()
-                break
-    try:
-        litert = importlib.metadata.version("ai-edge-litert")
-    except importlib.metadata.PackageNotFoundError:
-        litert = "not installed"
-    from edgecam.runtime import interpreter_class
-
-    return {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": f"{len(os.sched_getaffinity(0))} (of {os.cpu_count()} CPUs)",
-        "cpu": model_name,
-        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "python": platform.python_version(),
-        "runtime": f"{interpreter_class()[1]} (ai-edge-litert {litert})",
-        "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
 
 
 def learn_one_example(embedder: Embedder, rounds: int) -> dict[str, float]:
@@ -218,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     print("# edgecam few-shot learning benchmark\n")
     print(f"command: {os.path.relpath(sys.executable, ROOT)} {os.path.relpath(__file__, ROOT)} "
           + " ".join(sys.argv[1:] if argv is None else argv))
-    for key, value in machine().items():
+    for key, value in describe().items():
         print(f"{key}: {value}")
     print(f"threads: {args.threads}; extractor: {EXTRACTOR.name}; plain classifier: {CLASSIFIER.name}")
     print(flush=True)

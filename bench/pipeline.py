@@ -45,13 +45,9 @@ taken within each round and their median over the rounds is reported.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime
 import gc
-import importlib.metadata
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -73,6 +69,9 @@ DEFAULT_MODEL = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
 DEFAULT_IMAGES = SHARED / "images"
 if str(ROOT) not in sys.path:  # the edgecam of this checkout, as the daemon (run from ROOT) uses
     sys.path.insert(0, str(ROOT))
+
+from machine import describe  # noqa: E402  (bench/machine.py)
+
 WARMUP_S = 1.0  # of the bare loop
 DAEMON_WARMUP_S = 3.0  # the daemon's uptime before its measured window may start
 START_TIMEOUT_S = 60.0
@@ -286,49 +285,6 @@ def measure_daemon(variant: str, model: Path, labels: Path, images: Path, thread
 # -- report -----------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    model_name = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model_name = line.split(":", 1)[1].strip()
-                break
-
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    from edgecam.runtime import interpreter_class
-
-    return {
-        "edgecam": source_revision(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": f"{len(os.sched_getaffinity(0))} (of {os.cpu_count()} CPUs)",
-        "cpu": model_name,
-        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
-        "python": platform.python_version(),
-        "runtime": interpreter_class()[1],
-        "ai-edge-litert": version("ai-edge-litert"),
-        "numpy": version("numpy"),
-        "opencv": version("opencv-python-headless"),
-        "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
-
-
-def source_revision() -> str:
-    """The commit the daemon runs from, and whether its tree has uncommitted changes."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "edgecam"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    return f"commit {commit}" + (" + uncommitted changes in edgecam/" if dirty else "")
-
-
 def table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table: text columns left-aligned, numeric ones right-aligned."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -423,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             parser.error(f"{path}: not found")
 
-    info = machine()
+    info = describe()
     print("# edgecam pipeline benchmark\n")
     print(f"command: {os.path.relpath(sys.executable, ROOT)} {os.path.relpath(__file__, ROOT)} "
           + " ".join(sys.argv[1:] if argv is None else argv))

@@ -1,0 +1,59 @@
+"""What machine and code a benchmark ran on, printed with its figures (shared by bench/ scripts)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def describe() -> dict[str, str]:
+    """Date, commit, CPUs, OS, Python, runtime and library versions, load average."""
+    from edgecam.runtime import interpreter_class
+
+    return {
+        "edgecam": source_revision(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": f"{len(os.sched_getaffinity(0))} (of {os.cpu_count()} CPUs)",
+        "cpu": _cpu_model(),
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "python": platform.python_version(),
+        "runtime": interpreter_class()[1],
+        "ai-edge-litert": _version("ai-edge-litert"),
+        "numpy": _version("numpy"),
+        "opencv": _version("opencv-python-headless"),
+        "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def source_revision() -> str:
+    """The commit the code runs from, and whether its tree has uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "edgecam"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"commit {commit}" + (" + uncommitted changes in edgecam/" if dirty else "")
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
