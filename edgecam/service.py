@@ -27,6 +27,7 @@ from edgecam.filter import ResultFilter
 from edgecam.imprint import make_classifier, refresh_classifier
 from edgecam.inference import Inference, InferenceSettings
 from edgecam.logs import set_level
+from edgecam.memory import pin_mmap_threshold
 from edgecam.notify import Notifier, Watchdog
 from edgecam.outputs import Output, Outputs
 from edgecam.outputs.journal import JournalOutput, Sender, systemd_sender
@@ -93,6 +94,7 @@ class Daemon:
         """Runs until stopped; returns the exit code. User errors at start raise EdgecamError."""
         self._signals = Signals((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        pin_mmap_threshold()
         try:
             if not self._start():
                 return 0
