@@ -67,10 +67,6 @@ class Inference:
         if self._thread.is_alive():
             log.warning("inference thread did not stop within %.1f s", timeout)
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def _run(self) -> None:
         try:
             self._loop()
