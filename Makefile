@@ -7,7 +7,7 @@ PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -
 VENV ?= .venv
 SHARED ?= ../shared
 APT_PACKAGES := ffmpeg libsystemd-dev pkg-config python3-venv mosquitto mosquitto-clients openssl
-DEV_EXTRAS := litert,opencv,systemd,dev,mqtt,metrics
+DEV_EXTRAS := litert,opencv,av,systemd,dev,mqtt,metrics
 SOURCE ?= $(SHARED)/images
 
 .PHONY: run test deps venv install uninstall clean

@@ -1,8 +1,11 @@
 """The capture thread: keeps a source delivering frames into the slot, whatever it does.
 
-A reader thread per opened source calls `read()` in a loop, fits each image
-to the model's input size (FrameFitter) and puts it, stamped as a Frame, into
-the latest-wins slot: capture never waits for inference, except for sources
+A reader thread per opened source calls `read()` in a loop and puts what it
+delivers, stamped as a Frame, into the latest-wins slot. A decoded image is
+fitted to the model's input size (FrameFitter) here; a picture whose decoding
+was deferred (a compressed JPEG, an H.264 picture not yet converted) is
+fitted by whoever decodes it, so superseded frames are never decoded. Capture
+never waits for inference, except for sources
 read on demand (video files and images at `realtime: false`), whose next
 frame is read only once the last was taken. The capture thread supervises it: a source that ends, fails or
 delivers nothing for the stall timeout is torn down and reopened with capped
@@ -22,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from edgecam.errors import EdgecamError
-from edgecam.frames import Frame
+from edgecam.frames import IDENTITY, Decoded, Dropped, Fitter, Frame
 from edgecam.slot import FrameSlot
 from edgecam.sources.base import Source
 from edgecam.stats import Stats
@@ -41,7 +44,7 @@ class Capture:
 
     def __init__(self, make_source: Callable[[], Source], slot: FrameSlot, stats: Stats,
                  stall_timeout_s: float, first_source: Source | None = None,
-                 fit: Callable[[np.ndarray], np.ndarray] = lambda image: image) -> None:
+                 fit: Fitter = IDENTITY) -> None:
         self._make_source = make_source
         self._fit = fit
         self._slot = slot
@@ -134,10 +137,10 @@ class Capture:
     def _read_loop(self, source: Source, stop: threading.Event, state: _ReaderState) -> None:
         try:
             while not stop.is_set():
-                image = source.read(stop)
+                delivered = source.read(stop)
                 if stop.is_set():
                     break
-                if image is None:
+                if delivered is None:
                     state.ended = True
                     break
                 at = time.monotonic(), time.time()
@@ -145,7 +148,13 @@ class Capture:
                 self._last_frame = at[0]
                 state.delivered = True
                 self._stats.count("captured")
-                self._slot.put(Frame.capture(self._seq, self._fit(image), at))
+                self._report_behind(source)
+                if isinstance(delivered, Dropped):
+                    self._stats.drop(delivered.reason)
+                    continue
+                if isinstance(delivered, np.ndarray):
+                    delivered = Decoded(self._fit(delivered))
+                self._slot.put(Frame.capture(self._seq, delivered, at, self._fit))
                 while source.on_demand and not self._slot.wait_taken(_POLL_S):
                     if stop.is_set():
                         break
@@ -157,6 +166,13 @@ class Capture:
                 source.close()
             except Exception as exc:
                 log.warning("source %s: close failed: %s", source.name, exc)
+
+    def _report_behind(self, source: Source) -> None:
+        behind = source.behind_ms
+        if behind is None:
+            self._stats.clear_gauge("behind_ms")
+        else:
+            self._stats.set_gauge("behind_ms", behind)
 
     def _wait_alive(self, seconds: float) -> None:
         """Waits, still showing the watchdog that this thread is alive."""

@@ -1,32 +1,105 @@
-"""Frames: immutable images with a sequence number and capture times.
+"""Frames: immutable values with a sequence number and arrival times, decoded only when needed.
 
-The monotonic capture time makes staleness and latency checkable whatever
+The monotonic arrival time makes staleness and latency checkable whatever
 the wall clock does (a Pi without an RTC steps its clock at boot when NTP
-syncs); the wall time is what results report as `ts`.
+syncs); the wall time is what results report as `ts`. Arrival is when the
+source handed the frame over (for a stream, when its packet was read), so
+`latency_ms` includes any time the frame waited before it was decoded.
+
+A frame's picture is a `Picture`: either already decoded (`Decoded`) or work
+left for later (a compressed JPEG, a decoded H.264 picture not yet converted
+and scaled). The inference thread calls `Frame.decode()` only for the frame
+the model takes next, so a frame superseded in the slot costs nothing more.
 """
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 import numpy as np
+
+
+class Fitter(Protocol):
+    """Crops and scales an image to the model's input size (preprocess.FrameFitter)."""
+
+    width: int
+    height: int
+    resize: str
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray: ...
+
+
+class Picture(ABC):
+    """What a source delivers: an image now, or the means to make one at the model's size."""
+
+    #: the drop reason counted when a newer frame replaces this one before the model took it
+    superseded_reason: ClassVar[str] = "undecoded"
+
+    @abstractmethod
+    def decode(self, fit: Fitter) -> np.ndarray:
+        """The picture as a BGR (or gray/BGRA) uint8 image fitted by `fit`; FrameFormatError if none."""
+
+
+class Decoded(Picture):
+    """An image that is already decoded and fitted (photos, OpenCV sources, picamera2's lores)."""
+
+    superseded_reason = "overwritten"
+
+    def __init__(self, image: np.ndarray) -> None:
+        if isinstance(image, np.ndarray):
+            image.flags.writeable = False
+        self.image = image
+
+    def decode(self, fit: Fitter) -> np.ndarray:
+        return self.image
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A frame a source read and dropped itself (an H.264 frame skipped to catch up with live)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
 class Frame:
     seq: int
-    image: np.ndarray
+    picture: Picture
     captured_mono: float
     captured_wall: float
+    fit: Fitter | None = None
 
     @classmethod
-    def capture(cls, seq: int, image: np.ndarray, at: tuple[float, float] | None = None) -> Frame:
-        """Stamps an image taken from a source (now, or `at` = (monotonic, wall) time);
-        the array is made read-only."""
-        image.flags.writeable = False
+    def capture(cls, seq: int, image: np.ndarray | Picture, at: tuple[float, float] | None = None,
+                fit: Fitter | None = None) -> Frame:
+        """Stamps what a source delivered (now, or `at` = (monotonic, wall) time of its arrival)."""
         mono, wall = at or (time.monotonic(), time.time())
-        return cls(seq, image, mono, wall)
+        picture = image if isinstance(image, Picture) else Decoded(image)
+        return cls(seq, picture, mono, wall, fit)
+
+    @property
+    def superseded_reason(self) -> str:
+        return self.picture.superseded_reason
+
+    def decode(self) -> np.ndarray:
+        """The image for the model: the deferred work happens here, once, on the inference thread."""
+        return self.picture.decode(self.fit or IDENTITY)
 
     def age_ms(self, now_mono: float | None = None) -> float:
         return ((time.monotonic() if now_mono is None else now_mono) - self.captured_mono) * 1000
+
+
+class _Identity:
+    """No fitting: the picture at its own size (width and height 0 mean "as it is")."""
+
+    width = height = 0
+    resize = "stretch"
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        return frame
+
+
+IDENTITY = _Identity()

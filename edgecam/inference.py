@@ -2,7 +2,8 @@
 
 It takes the newest frame from the slot, drops it if older than
 `max_frame_age_ms` (so every result's latency is bounded by that age plus
-one inference), honours `max_fps`, and hands emitted results to the output
+one decode and one inference), decodes it if its source deferred that (only
+the frames the model takes are ever decoded), honours `max_fps`, and hands emitted results to the output
 dispatcher without ever waiting on an output. Progress here is what feeds
 the systemd watchdog.
 """
@@ -87,12 +88,13 @@ class Inference:
                 if self._source_idle():
                     self._watchdog.kick()  # nothing to classify, but the source is being handled
                 continue
-            started = time.monotonic()
-            if frame.age_ms(started) > settings.pipeline.max_frame_age_ms:
+            if frame.age_ms(taken) > settings.pipeline.max_frame_age_ms:
                 self._stats.drop("stale")
                 continue
             try:
-                classification = settings.classifier.classify(frame.image)
+                image = frame.decode()
+                started = time.monotonic()
+                classification = settings.classifier.classify(image)
             except FrameFormatError as exc:
                 self._bad_frame(exc)
                 continue

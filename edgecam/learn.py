@@ -29,6 +29,7 @@ import numpy as np
 from edgecam.config import CameraConfig, ModelConfig
 from edgecam.embedder import Embedder, file_sha256
 from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
+from edgecam.frames import IDENTITY, Dropped, Picture
 from edgecam.head import DEFAULT_HEAD_PATH, Head, HeadError, check_label, load_or_new, locked, merge_heads
 from edgecam.sources.base import Source
 
@@ -156,7 +157,11 @@ def _next_frame(source: Source, stop: threading.Event, frames: list[np.ndarray],
     if stop.is_set():
         raise EdgecamError("stopped")
     frame = source.read(stop)
-    if frame is None:
+    while isinstance(frame, Dropped) and not stop.is_set():
+        frame = source.read(stop)
+    if isinstance(frame, Picture):
+        return frame.decode(IDENTITY)
+    if not isinstance(frame, np.ndarray):
         raise SourceError(f"camera.source: {source.name}: no more frames after {len(frames)} of "
                           f"{count} (nothing was learned)")
     return frame

@@ -66,7 +66,7 @@ class Daemon:
         self._reload = threading.Event()
         self._signals: Signals | None = None
         self._stats = Stats()
-        self._slot = FrameSlot(lambda: self._stats.drop("overwritten"))
+        self._slot = FrameSlot(lambda frame: self._stats.drop(frame.superseded_reason))
         self._config: Config | None = None
         self._outputs: Outputs | None = None
         self._capture: Capture | None = None
@@ -202,7 +202,7 @@ class Daemon:
         A network stream that is down is not a user mistake (the camera may be
         rebooting): it is left to the capture thread, which keeps retrying.
         """
-        source = make_source(config.camera, classifier.input_size)
+        source = make_source(config.camera, classifier.input_size, config.pipeline.max_frame_age_ms)
         if source.network:
             return None
         source.open()
@@ -210,8 +210,9 @@ class Daemon:
 
     def _start_capture(self, config: Config, classifier: Classifier, source: Source | None) -> None:
         camera, input_size = config.camera, classifier.input_size
-        self._capture = Capture(lambda: make_source(camera, input_size), self._slot, self._stats,
-                                camera.stall_timeout_s, first_source=source,
+        behind_ms = config.pipeline.max_frame_age_ms
+        self._capture = Capture(lambda: make_source(camera, input_size, behind_ms), self._slot,
+                                self._stats, camera.stall_timeout_s, first_source=source,
                                 fit=FrameFitter(input_size, config.model.resize))
         self._capture.start()
 
@@ -309,6 +310,7 @@ class Daemon:
         if outputs is not None:
             self._outputs.replace(outputs)
         if (new.camera != old.camera or new.model.resize != old.model.resize
+                or new.pipeline.max_frame_age_ms != old.pipeline.max_frame_age_ms
                 or classifier.input_size != settings.classifier.input_size):
             assert self._capture is not None
             self._capture.stop(timeout=1.0)

@@ -2,7 +2,9 @@
 
 A queue would let frames pile up behind a slow model and latency would grow
 without bound; one slot keeps only the newest frame, and every frame it
-overwrites before inference took it is counted as a drop.
+overwrites before inference took it is counted as a drop: `undecoded` when
+its decoding had been left for later (and so never happened), `overwritten`
+when it had been decoded.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from edgecam.frames import Frame
 
 
 class FrameSlot:
-    def __init__(self, on_overwrite: Callable[[], None]) -> None:
+    def __init__(self, on_overwrite: Callable[[Frame], None]) -> None:
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self._on_overwrite = on_overwrite
@@ -23,7 +25,7 @@ class FrameSlot:
         """Stores the newest frame; never blocks the capture thread for longer than the lock."""
         with self._cond:
             if self._frame is not None:
-                self._on_overwrite()
+                self._on_overwrite(self._frame)
             self._frame = frame
             self._cond.notify_all()
 

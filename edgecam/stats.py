@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 RATE_WINDOW_S = 10.0
+BEHIND_STATUS_MS = 500.0  # a stream this far behind live is named in STATUS
 LATENCY_WINDOW = 1000
 
-DROP_REASONS = ("overwritten", "stale", "bad_frame")
+DROP_REASONS = ("overwritten", "undecoded", "skipped_to_keyframe", "stale", "bad_frame")
 SOURCE_EVENTS = ("stalls", "source_lost", "reconnects", "source_errors", "abandoned_reads")
 
 
@@ -110,7 +111,9 @@ class Stats:
             "rates": {"input_fps": round(input_fps, 2), "classified_fps": round(classified_fps, 2)},
             "latency_ms": _percentiles(latency),
             "inference_ms": _percentiles(inference),
-            "source": {event: counts[event] for event in SOURCE_EVENTS},
+            # null where the source cannot tell (not a live stream, or one without timestamps)
+            "source": {**{event: counts[event] for event in SOURCE_EVENTS},
+                       "behind_ms": (round(gauges["behind_ms"], 1) if "behind_ms" in gauges else None)},
             "outputs": {"emitted": counts["emitted"],
                         "socket_clients": int(gauges.get("socket_clients", 0)),
                         "socket_clients_dropped": counts["socket_clients_dropped"],
@@ -142,6 +145,9 @@ def status_line(snapshot: dict[str, Any], last_label: str | None) -> str:
              f"dropped {frames['dropped']}",
              f"p99 {p99:.0f} ms" if p99 is not None else "no results yet",
              f"{snapshot['outputs']['socket_clients']} client(s)"]
+    behind = snapshot["source"].get("behind_ms")
+    if behind is not None and behind >= BEHIND_STATUS_MS:
+        parts.append(f"{behind / 1000:.1f} s behind live")
     if snapshot["outputs"].get("mqtt_connected") is False:
         parts.append("MQTT broker unreachable")
     if last_label:

@@ -42,6 +42,7 @@ default_extras() {
     local extras=litert,mqtt,metrics
     "$PYTHON" -c "import cv2" 2>/dev/null || extras+=",opencv"
     "$PYTHON" -c "import systemd.journal" 2>/dev/null || extras+=",systemd"
+    "$PYTHON" -c "import av" 2>/dev/null || extras+=",av"
     echo "$extras"
 }
 

@@ -33,18 +33,30 @@ _LISTEN_TIMEOUT_S = 30
 _EXIT_TIMEOUT_S = 10
 
 
-def build_scenes(out: Path, images: Sequence[Path], seconds: float, fps: int) -> Path:
-    """Encodes `images`, `seconds` each in this order, as an all-intra MPEG-4 video in MPEG-TS."""
+ALL_INTRA_MPEG4 = ("-c:v", "mpeg4", "-q:v", "4", "-g", "1")
+
+
+def h264(gop: int) -> tuple[str, ...]:
+    """libx264 as an IP camera streams it: no B-frames, a keyframe every `gop` frames."""
+    return ("-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0",
+            "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0")
+
+
+def build_scenes(out: Path, images: Sequence[Path], seconds: float, fps: int,
+                 codec: Sequence[str] = ALL_INTRA_MPEG4, size: tuple[int, int] = (WIDTH, HEIGHT)) -> Path:
+    """Encodes `images`, `seconds` each in this order, as a video (MPEG-TS for a .ts file); all-intra
+    MPEG-4 unless `codec` gives other encoder arguments."""
     args = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     for image in images:
         args += ["-loop", "1", "-framerate", str(fps), "-t", str(seconds), "-i", str(image)]
-    fit = (f"scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease,"
-           f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p")
+    width, height = size
+    fit = (f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+           f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p")
     graph = ";".join(f"[{i}:v]{fit}[s{i}]" for i in range(len(images)))
     graph += ";" + "".join(f"[s{i}]" for i in range(len(images)))
     graph += f"concat=n={len(images)}:v=1:a=0[v]"
-    args += ["-filter_complex", graph, "-map", "[v]", "-r", str(fps),
-             "-c:v", "mpeg4", "-q:v", "4", "-g", "1", "-f", "mpegts", str(out)]
+    container = ["-f", "mpegts"] if out.suffix == ".ts" else []  # else what the suffix says
+    args += ["-filter_complex", graph, "-map", "[v]", "-r", str(fps), *codec, *container, str(out)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
     if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"ffmpeg could not build {out}:\n{done.stderr}")
@@ -99,7 +111,9 @@ class StreamServer:
             log.flush()
             self.proc = subprocess.Popen(
                 [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
-                 "-stream_loop", "-1", "-i", str(self.video), "-c", "copy", "-f", "mpegts",
+                 "-stream_loop", "-1", "-i", str(self.video), "-c", "copy",
+                 # each packet written at once, as a camera sends each frame (not in 32 KiB bursts)
+                 "-flush_packets", "1", "-f", "mpegts",
                  f"{self.url}?listen=1"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
         self.stopped = False

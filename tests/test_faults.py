@@ -92,7 +92,7 @@ def test_odd_frames_are_classified_or_dropped_and_counted() -> None:
            np.zeros((2, 2, 2, 2), np.uint8)]
     frames = [frame for pair in zip(good, bad + [photo] * 2, strict=True) for frame in pair]
     stats = Stats()
-    slot = FrameSlot(lambda: stats.drop("overwritten"))
+    slot = FrameSlot(lambda frame: stats.drop(frame.superseded_reason))
     collect = Collect()
     outputs = Outputs([collect], stats)
     outputs.start()

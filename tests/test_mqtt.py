@@ -71,6 +71,8 @@ def test_results_label_stats_and_availability(tmp_path: Path, daemons, mosquitto
     wait_for(lambda: {c["labels"][0]["label"] for c in classifications(live)} >= LABELS, 60,
              "every photo's label on the classification topic")
     assert {c["labels"][0]["label"] for c in classifications(live)} == LABELS
+    # The retained label is its own publish, right after the classification's: it may trail it.
+    wait_for(lambda: {m.payload for m in live.on(topic("label"))} >= LABELS, 60, "every label")
     assert {m.payload for m in live.on(topic("label"))} == LABELS
 
     # The same JSON as the socket, result for result.

@@ -16,7 +16,7 @@ def frame(seq: int) -> Frame:
 
 def test_newest_frame_wins_and_overwrites_are_counted() -> None:
     drops: list[int] = []
-    slot = FrameSlot(lambda: drops.append(1))
+    slot = FrameSlot(lambda frame: drops.append(frame.seq))
     for seq in range(1, 6):
         slot.put(frame(seq))
     taken = slot.take(0.0)
@@ -26,7 +26,7 @@ def test_newest_frame_wins_and_overwrites_are_counted() -> None:
 
 
 def test_take_wakes_when_a_frame_arrives() -> None:
-    slot = FrameSlot(lambda: None)
+    slot = FrameSlot(lambda frame: None)
     timer = threading.Timer(0.05, lambda: slot.put(frame(7)))
     timer.start()
     try:
@@ -38,4 +38,4 @@ def test_take_wakes_when_a_frame_arrives() -> None:
 
 def test_frames_are_immutable() -> None:
     f = frame(1)
-    assert not f.image.flags.writeable
+    assert not f.decode().flags.writeable

@@ -1,6 +1,6 @@
 """The real daemon on a real live stream: ffmpeg serving the test photos as scenes over TCP.
 
-The daemon reads tcp://127.0.0.1:PORT with OpenCV's FFmpeg backend while
+The daemon reads tcp://127.0.0.1:PORT with PyAV while
 ffmpeg (`-re -stream_loop -1 ... -f mpegts tcp://...?listen=1`) serves a video
 of the photos, one scene after another. The tests then kill and freeze that
 ffmpeg and check that the daemon reports it, stays up and recovers.
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from harness import EXPECTED_TOP1, IMAGES, Client, base_config
-from streams import FFMPEG, StreamServer, build_scenes, free_port
+from streams import FFMPEG, StreamServer, build_scenes, free_port, h264
 
 pytestmark = pytest.mark.skipif(not os.access(FFMPEG, os.X_OK), reason="needs ffmpeg")
 
@@ -43,13 +43,20 @@ def scenes_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_scenes(out, [IMAGES / name for name in SCENES], SCENE_S, FPS)
 
 
+@pytest.fixture(scope="module")
+def h264_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same scenes as an IP camera sends them: H.264, a keyframe a second, no B-frames."""
+    out = tmp_path_factory.mktemp("stream") / "scenes-h264.ts"
+    return build_scenes(out, [IMAGES / name for name in SCENES], SCENE_S, FPS, h264(FPS))
+
+
 @pytest.fixture
-def stream_server(scenes_video: Path, tmp_path: Path) -> Iterator[Callable[[], StreamServer]]:
+def stream_server(scenes_video: Path, tmp_path: Path) -> Iterator[Callable[..., StreamServer]]:
     """Starts ffmpeg servers; each one is continued (if stopped), killed and reaped at teardown."""
     servers: list[StreamServer] = []
 
-    def start() -> StreamServer:
-        server = StreamServer(scenes_video, free_port(), tmp_path / f"ffmpeg-{len(servers)}.log")
+    def start(video: Path = scenes_video) -> StreamServer:
+        server = StreamServer(video, free_port(), tmp_path / f"ffmpeg-{len(servers)}.log")
         servers.append(server)
         server.start()
         return server
@@ -158,6 +165,26 @@ def test_scenes_are_reported_in_order(tmp_path: Path, daemons, stream_server) ->
     assert set(labels) == set(CYCLE)
     seqs = [m["seq"] for m in session.results]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_an_h264_stream_is_read_live_and_every_frame_is_accounted_for(
+        tmp_path: Path, daemons, stream_server, h264_video: Path) -> None:
+    """H.264 through PyAV: scenes in order, `behind_ms` reported, and the counters add up:
+    every frame captured was classified or dropped for a named reason (± the few in flight)."""
+    server = stream_server(h264_video)
+    session = start_daemon(tmp_path, daemons, server, "on_change")
+    session.until(lambda: len(collapse(top_labels(session.results))) >= len(CYCLE) + 1,
+                  "three scene changes", WAIT_S + 3 * SCENE_S)
+    assert follows_cycle(collapse(top_labels(session.results))), session.context()
+    session.until(lambda: len(session.stats) >= 2, "two stats messages", STATS_WAIT_S)
+    stats = session.stats[-1]
+    frames = stats["frames"]
+    assert set(frames["dropped_by_reason"]) == {"overwritten", "undecoded", "skipped_to_keyframe",
+                                                "stale", "bad_frame"}
+    assert frames["dropped"] == sum(frames["dropped_by_reason"].values())
+    assert 0 <= frames["captured"] - frames["classified"] - frames["dropped"] <= 3, frames
+    assert isinstance(stats["source"]["behind_ms"], float), stats["source"]
+    assert "via PyAV" in session.daemon.log()
 
 
 def test_killed_server_is_reported_and_a_restarted_one_is_read_again(

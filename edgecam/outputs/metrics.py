@@ -58,10 +58,12 @@ _COUNTERS = {
                      "Results not published: the broker was away or too slow (oldest first)"),
     "mqtt_reconnects": ("edgecam_mqtt_reconnects", "Reconnections to the MQTT broker"),
 }
-# Stats gauge → (metric name, help); a gauge nobody set is not exported
+# Stats gauge → (metric name, help, factor to the metric's unit); a gauge nobody set is not exported
 _GAUGES = {
-    "socket_clients": ("edgecam_socket_clients", "Clients connected to the results socket"),
-    "mqtt_connected": ("edgecam_mqtt_connected", "1 while connected to the MQTT broker, else 0"),
+    "socket_clients": ("edgecam_socket_clients", "Clients connected to the results socket", 1),
+    "mqtt_connected": ("edgecam_mqtt_connected", "1 while connected to the MQTT broker, else 0", 1),
+    "behind_ms": ("edgecam_source_behind_live_seconds",
+                  "How far behind live the last frame read from a live stream was", 0.001),
 }
 
 
@@ -91,9 +93,9 @@ class _StatsCollector:
         for reason in DROP_REASONS:
             dropped.add_metric([reason], counts.get(f"dropped_{reason}", 0))
         yield dropped
-        for key, (name, doc) in _GAUGES.items():
+        for key, (name, doc, factor) in _GAUGES.items():
             if key in gauges or key == "socket_clients":
-                yield GaugeMetricFamily(name, doc, value=gauges.get(key, 0))
+                yield GaugeMetricFamily(name, doc, value=gauges.get(key, 0) * factor)
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -14,9 +14,11 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from edgecam.frames import Dropped, Picture
+
 
 class Source(ABC):
-    """A camera, stream or file; `read` returns BGR (or gray/BGRA) uint8 images."""
+    """A camera, stream or file; `read` returns its frames one at a time."""
 
     #: a human name for logs: the device, URL or path
     name: str
@@ -29,14 +31,20 @@ class Source(ABC):
     on_demand: bool = False
     #: the seconds between frames this source is asked for (0: as fast as it comes)
     frame_interval_s: float = 0.0
+    #: how far behind live the last frame read was (a live stream with timestamps), else None
+    behind_ms: float | None = None
 
     @abstractmethod
     def open(self) -> None:
         """Opens the device; raises SourceError with one clear line when it cannot."""
 
     @abstractmethod
-    def read(self, stop: threading.Event) -> np.ndarray | None:
-        """The next image; None when the source ended or was lost. Returns early once `stop` is set."""
+    def read(self, stop: threading.Event) -> np.ndarray | Picture | Dropped | None:
+        """The next frame; None when the source ended or was lost. Returns early once `stop` is set.
+
+        A decoded image (BGR, gray or BGRA uint8), or a Picture whose decoding waits until the
+        model takes it, or Dropped for a frame the source read and threw away itself.
+        """
 
     @abstractmethod
     def close(self) -> None:

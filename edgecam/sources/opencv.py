@@ -1,4 +1,8 @@
-"""OpenCV sources: V4L2 devices (path or index), network streams and video files.
+"""OpenCV sources: V4L2 devices (path or index), and streams and files where PyAV is missing.
+
+A webcam that offers MJPEG is read raw: each frame stays a JPEG until the
+model takes it (sources.pictures). Streams and files are decoded in full,
+every frame, which is why sources.pyav is preferred for them.
 
 OpenCV's FFmpeg backend can block in `read()` for a long time on a dead
 network stream; its open/read timeouts are set here, and the capture thread
@@ -16,6 +20,7 @@ import numpy as np
 
 from edgecam.errors import SourceError
 from edgecam.sources.base import Pacer, Source
+from edgecam.sources.pictures import JpegPicture
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,8 @@ class OpenCVSource(Source):
         self._read_timeout_ms = int(max(2 * timeout_s, timeout_s + 1.0) * 1000)
         self._capture: cv2.VideoCapture | None = None
         self._pacer = Pacer(0)
+        self._jpeg = False
+        self._size = (0, 0)
 
     def open(self) -> None:
         if self.kind != "stream" and isinstance(self._target, str) and not Path(self._target).exists():
@@ -53,6 +60,7 @@ class OpenCVSource(Source):
             capture.release()
             raise SourceError(f"camera.source: cannot open {self.name}")
         if self.kind == "device":
+            self._jpeg = _ask_raw_jpeg(capture)
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self._width)
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self._height)
             capture.set(cv2.CAP_PROP_FPS, self._fps)
@@ -64,11 +72,12 @@ class OpenCVSource(Source):
         else:
             self.frame_interval_s = 1.0 / native_fps if native_fps > 0 else 0.0
         self._capture = capture
-        log.info("source %s opened (%s, %dx%d, %.3g fps)", self.name, self.kind,
-                 int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                 int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), native_fps)
+        self._size = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        log.info("source %s opened (%s via OpenCV, %dx%d, %.3g fps; %s)", self.name, self.kind,
+                 *self._size, native_fps,
+                 "raw MJPEG, decoded only for the model" if self._jpeg else "every frame decoded")
 
-    def read(self, stop: threading.Event) -> np.ndarray | None:
+    def read(self, stop: threading.Event) -> np.ndarray | JpegPicture | None:
         capture = self._capture
         if capture is None:
             return None
@@ -77,9 +86,26 @@ class OpenCVSource(Source):
         if not ok and self.kind == "file" and self._loop:
             capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, image = capture.read()
-        return image if ok and image is not None and image.size else None
+        if not ok or image is None or not image.size:
+            return None
+        return JpegPicture(image.tobytes(), *self._size) if self._jpeg else image
 
     def close(self) -> None:
         capture, self._capture = self._capture, None
         if capture is not None:
             capture.release()
+
+
+_MJPG = cv2.VideoWriter.fourcc(*"MJPG")
+
+
+def _ask_raw_jpeg(capture: cv2.VideoCapture) -> bool:
+    """Asks a V4L2 webcam for MJPEG, undecoded; whether it agreed (else frames come decoded).
+
+    A USB webcam sends 720p at 30 fps only as MJPEG; OpenCV would decode every frame to
+    BGR, including the ones the model never takes. Raw, each read is a JPEG's bytes.
+    """
+    capture.set(cv2.CAP_PROP_FOURCC, _MJPG)
+    if int(capture.get(cv2.CAP_PROP_FOURCC)) != _MJPG:
+        return False
+    return bool(capture.set(cv2.CAP_PROP_CONVERT_RGB, 0))
