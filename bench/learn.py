@@ -57,11 +57,11 @@ for folder in (ROOT, ROOT / "tests"):  # this checkout's edgecam, and the views 
 from learn_views import PHOTOS, TEST, TRAIN, scenes, views, write_views  # noqa: E402
 from machine import describe  # noqa: E402  (bench/machine.py)
 
-from edgecam.classifier import Classifier  # noqa: E402
 from edgecam.config import Config  # noqa: E402
-from edgecam.embedder import Embedder  # noqa: E402
-from edgecam.head import Head  # noqa: E402
-from edgecam.imprint import HeadClassifier  # noqa: E402
+from edgecam.models.classifier import Classifier  # noqa: E402
+from edgecam.models.fewshot.embedder import Embedder  # noqa: E402
+from edgecam.models.fewshot.head import Head  # noqa: E402
+from edgecam.models.fewshot.imprint import HeadClassifier  # noqa: E402
 
 LABELS = tuple(PHOTOS)
 

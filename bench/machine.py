@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def describe() -> dict[str, str]:
     """Date, commit, CPUs, OS, Python, runtime and library versions, load average."""
-    from edgecam.runtime import interpreter_class
+    from edgecam.models.runtime import interpreter_class
 
     return {
         "edgecam": source_revision(),

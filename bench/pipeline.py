@@ -6,7 +6,7 @@ Run from the repository root:
 
 What is compared, on the same model and the same thread count:
 
-* ``bare``: a LiteRT ``Interpreter`` (the class ``edgecam.runtime.interpreter_class`` picks) fed
+* ``bare``: a LiteRT ``Interpreter`` (the class ``edgecam.models.runtime.interpreter_class`` picks) fed
   one fixed input, calling ``invoke()`` in a tight loop. Nothing can classify faster on this
   machine with this model and thread count: it is the physical limit.
 * ``pipeline``: the real daemon, ``python -m edgecam run -c CONFIG``, with the photos folder as
@@ -121,7 +121,7 @@ def fixed_input(images: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.nda
 
 
 def measure_bare(model: Path, images: Path, threads: int, seconds: float, rnd: int) -> Measurement:
-    from edgecam.runtime import interpreter_class
+    from edgecam.models.runtime import interpreter_class
 
     interpreter_cls, _ = interpreter_class()
     interpreter = interpreter_cls(model_path=str(model), num_threads=threads)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from conftest import IMAGES, MODELS
 
-import edgecam.classifier
-from edgecam.classifier import Classification, Classifier
+import edgecam.models.classifier
 from edgecam.errors import ModelError
-from edgecam.labels import BACKGROUND, align_labels, read_labels
-from edgecam.preprocess import FrameFormatError, Preprocessor
+from edgecam.models.classifier import Classification, Classifier
+from edgecam.models.labels import BACKGROUND, align_labels, read_labels
+from edgecam.models.preprocess import FrameFormatError, Preprocessor
 
 DEFAULT_MODEL = MODELS / "mobilenet_v2_1.0_224_quant.tflite"
 SMALL_MODEL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
@@ -145,7 +145,7 @@ def test_frames_that_are_not_images_are_refused(classifier: Classifier, frame: n
 
 def test_one_interpreter_for_many_frames(monkeypatch: pytest.MonkeyPatch, cat: np.ndarray) -> None:
     """Re-creating the interpreter per frame is the classic slow-Pi mistake (DESIGN.md)."""
-    real_class, runtime = edgecam.classifier.interpreter_class()
+    real_class, runtime = edgecam.models.classifier.interpreter_class()
     created = []
 
     class CountingInterpreter(real_class):  # type: ignore[misc, valid-type]
@@ -153,7 +153,7 @@ def test_one_interpreter_for_many_frames(monkeypatch: pytest.MonkeyPatch, cat: n
             created.append(self)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(edgecam.classifier, "interpreter_class", lambda: (CountingInterpreter, runtime))
+    monkeypatch.setattr(edgecam.models.classifier, "interpreter_class", lambda: (CountingInterpreter, runtime))
     classifier = Classifier(str(DEFAULT_MODEL), str(LABELS), threads=1)
     frames = [cat, read_image("parrot.jpg"), cv2.cvtColor(cat, cv2.COLOR_BGR2GRAY),
               np.zeros((48, 64, 3), np.uint8)] * 10

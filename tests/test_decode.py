@@ -18,23 +18,23 @@ import pytest
 from harness import DEFAULT_MODEL, EXPECTED_TOP1, IMAGES, LABELS, wait_for
 from streams import FFMPEG, StreamServer, build_scenes, free_port, h264
 
-from edgecam.capture import Capture
-from edgecam.classifier import Classifier
 from edgecam.config import OutputsConfig, PipelineConfig
-from edgecam.faults import Faults
-from edgecam.filter import ResultFilter
-from edgecam.frames import IDENTITY, Dropped, Fitter, Frame, Picture
-from edgecam.inference import Inference, InferenceSettings
-from edgecam.notify import Notifier, Watchdog
+from edgecam.daemon.faults import Faults
+from edgecam.daemon.notify import Notifier, Watchdog
+from edgecam.models.classifier import Classifier
+from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs import Outputs
-from edgecam.preprocess import FrameFitter
-from edgecam.slot import FrameSlot
+from edgecam.pipeline.capture import Capture
+from edgecam.pipeline.filter import ResultFilter
+from edgecam.pipeline.frames import IDENTITY, Dropped, Fitter, Frame, Picture
+from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.slot import FrameSlot
+from edgecam.pipeline.stats import Stats
 from edgecam.sources import OpenCVSource
 from edgecam.sources import opencv as opencv_source
 from edgecam.sources.base import Source
 from edgecam.sources.pictures import JpegPicture, jpeg_scale_flag
 from edgecam.sources.pyav import AVSource
-from edgecam.stats import Stats
 
 needs_ffmpeg = pytest.mark.skipif(not os.access(FFMPEG, os.X_OK), reason="needs ffmpeg")
 FIT = FrameFitter((224, 224), "crop")
@@ -76,7 +76,7 @@ def test_a_reduced_jpeg_decode_classifies_like_the_photo(name: str, classifier: 
 
 
 def test_a_corrupt_jpeg_is_a_bad_frame_not_a_crash() -> None:
-    from edgecam.preprocess import FrameFormatError
+    from edgecam.models.preprocess import FrameFormatError
 
     with pytest.raises(FrameFormatError, match="corrupt JPEG"):
         JpegPicture(b"\xff\xd8 not really", 1280, 720).decode(FIT)

@@ -19,17 +19,17 @@ import numpy as np
 import pytest
 from harness import DEFAULT_MODEL, IMAGES, LABELS, base_config, wait_for, write_config
 
-from edgecam.capture import Capture
-from edgecam.classifier import Classifier
 from edgecam.config import OutputsConfig, PipelineConfig
-from edgecam.faults import Faults
-from edgecam.filter import ResultFilter
-from edgecam.inference import Inference, InferenceSettings
-from edgecam.notify import Notifier, Watchdog
+from edgecam.daemon.faults import Faults
+from edgecam.daemon.notify import Notifier, Watchdog
+from edgecam.models.classifier import Classifier
 from edgecam.outputs import Outputs
-from edgecam.slot import FrameSlot
+from edgecam.pipeline.capture import Capture
+from edgecam.pipeline.filter import ResultFilter
+from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.slot import FrameSlot
+from edgecam.pipeline.stats import Stats
 from edgecam.sources.base import Source
-from edgecam.stats import Stats
 
 SCALE = float(os.environ.get("EDGECAM_STRESS_SCALE", "1"))
 

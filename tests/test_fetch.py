@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import MODELS, run_edgecam
 
-from edgecam.fetch import BASE_URL_ENV, DEFAULT_FILES
+from edgecam.models.fetch import BASE_URL_ENV, DEFAULT_FILES
 
 MODEL = "mobilenet_v2_1.0_224_quant.tflite"
 LABELS = "imagenet_labels.txt"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from edgecam.classifier import Classification, Label
 from edgecam.config import OutputsConfig
-from edgecam.filter import CONFIRM_FRAMES, ResultFilter
-from edgecam.results import Result
+from edgecam.models.classifier import Classification, Label
+from edgecam.pipeline.filter import CONFIRM_FRAMES, ResultFilter
+from edgecam.pipeline.results import Result
 
 
 class Clock:

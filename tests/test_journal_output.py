@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from edgecam.classifier import Classification, Label
+from edgecam.models.classifier import Classification, Label
 from edgecam.outputs.journal import JournalOutput
-from edgecam.results import Result
+from edgecam.pipeline.results import Result
 
 RESULT = Result(1042, 1795838020.394, 41.7, 12.0,
                 Classification((Label(286, "Egyptian cat", 0.87), Label(282, "tabby", 0.06)), 10.0))

@@ -21,13 +21,19 @@ from conftest import IMAGES, MODELS, run_edgecam
 from harness import base_config, wait_for
 from learn_views import PHOTOS, TEST, TRAIN, scenes, views, write_views
 
-import edgecam.head
-import edgecam.learn
+import edgecam.models.fewshot.head
+import edgecam.models.fewshot.learn
 from edgecam.config import Config, ModelConfig, load_config
-from edgecam.embedder import Embedder, file_sha256
 from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
-from edgecam.head import Head, HeadError, merge_heads
-from edgecam.imprint import SCALE, UNKNOWN_INDEX, HeadClassifier, make_classifier, refresh_classifier
+from edgecam.models.fewshot.embedder import Embedder, file_sha256
+from edgecam.models.fewshot.head import Head, HeadError, merge_heads
+from edgecam.models.fewshot.imprint import (
+    SCALE,
+    UNKNOWN_INDEX,
+    HeadClassifier,
+    make_classifier,
+    refresh_classifier,
+)
 from edgecam.sources.base import Source
 
 EXTRACTOR = MODELS / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
@@ -336,7 +342,7 @@ def test_a_failed_write_leaves_the_old_head_whole(tmp_path: Path, embedder: Embe
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(edgecam.head.os, "replace", full_disk)
+    monkeypatch.setattr(edgecam.models.fewshot.head.os, "replace", full_disk)
     with pytest.raises(EdgecamError, match="No space left on device; the previous file is unchanged"):
         make_head(embedder, train).save(path)
     assert path.read_bytes() == before
@@ -346,11 +352,11 @@ def test_a_failed_write_leaves_the_old_head_whole(tmp_path: Path, embedder: Embe
 def test_learning_into_a_file_creates_then_extends_the_head(tmp_path: Path, embedder: Embedder) -> None:
     path = tmp_path / "heads" / "default.head"
     config = model_config(path)
-    done = edgecam.learn.learn(config, path, "  cat ", views("cat", TRAIN[:2]), embedder)
+    done = edgecam.models.fewshot.learn.learn(config, path, "  cat ", views("cat", TRAIN[:2]), embedder)
     assert (done.created, done.label, done.index, done.added, done.count) == (True, "cat", 0, 2, 2)
-    done = edgecam.learn.learn(config, path, "parrot", views("parrot", TRAIN), embedder)
+    done = edgecam.models.fewshot.learn.learn(config, path, "parrot", views("parrot", TRAIN), embedder)
     assert (done.created, done.index, done.labels) == (False, 1, ["cat", "parrot"])
-    done = edgecam.learn.learn(config, path, "cat", views("cat", TRAIN[2:]), embedder)
+    done = edgecam.models.fewshot.learn.learn(config, path, "cat", views("cat", TRAIN[2:]), embedder)
     assert (done.index, done.count) == (0, 3)
     assert [(c.label, c.count) for c in Head.load(path).classes] == [("cat", 3), ("parrot", 3)]
 
@@ -437,7 +443,7 @@ def test_frames_from_the_camera_are_spread_and_the_camera_closed(monkeypatch: py
     source = _FakeSource()
     monkeypatch.setattr(edgecam.sources, "make_source", lambda camera, size: source)
     said: list[str] = []
-    frames = edgecam.learn.capture_frames(Config().camera, (224, 224), 3, countdown_s=0.05,
+    frames = edgecam.models.fewshot.learn.capture_frames(Config().camera, (224, 224), 3, countdown_s=0.05,
                                           spread_s=0.05, say=said.append)
     assert len(frames) == 3 and source.opened and source.closed
     assert said[0] == "1…" and said[-3:] == ["frame 1/3", "frame 2/3", "frame 3/3"]
@@ -452,7 +458,7 @@ def test_a_lost_camera_is_one_line_and_closed(monkeypatch: pytest.MonkeyPatch) -
     source = _FakeSource(fail_after=2)
     monkeypatch.setattr(edgecam.sources, "make_source", lambda camera, size: source)
     with pytest.raises(SourceError, match=r"fake: no more frames after 2 of 5 \(nothing was learned\)"):
-        edgecam.learn.capture_frames(Config().camera, (224, 224), 5, countdown_s=0, spread_s=0,
+        edgecam.models.fewshot.learn.capture_frames(Config().camera, (224, 224), 5, countdown_s=0, spread_s=0,
                                      say=lambda text: None)
     assert source.closed
 

@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from edgecam.memory import ENV, pin_mmap_threshold
+from edgecam.daemon.memory import ENV, pin_mmap_threshold
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")

@@ -18,7 +18,7 @@ from conftest import run_edgecam
 from harness import base_config, wait_for, write_config
 
 from edgecam.errors import EX_CONFIG, EX_UNAVAILABLE
-from edgecam.stats import DROP_REASONS
+from edgecam.pipeline.stats import DROP_REASONS
 
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families

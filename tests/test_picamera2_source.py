@@ -164,7 +164,7 @@ def test_every_request_is_released_over_many_reads(rig: Rig) -> None:
 
 
 def test_the_delivered_frame_is_classified_as_an_egyptian_cat(rig: Rig) -> None:
-    from edgecam.classifier import Classifier
+    from edgecam.models.classifier import Classifier
 
     classifier = Classifier(str(DEFAULT_MODEL), str(LABELS), threads=1)
     assert classifier.input_size == INPUT_SIZE

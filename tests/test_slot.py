@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 
-from edgecam.frames import Frame
-from edgecam.slot import FrameSlot
+from edgecam.pipeline.frames import Frame
+from edgecam.pipeline.slot import FrameSlot
 
 
 def frame(seq: int) -> Frame:

@@ -14,8 +14,8 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from edgecam.results import Result
-from edgecam.stats import Stats
+from edgecam.pipeline.results import Result
+from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

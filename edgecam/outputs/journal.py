@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from edgecam.results import Result
-from edgecam.stats import status_line
+from edgecam.pipeline.results import Result
+from edgecam.pipeline.stats import status_line
 
 log = logging.getLogger(__name__)
 

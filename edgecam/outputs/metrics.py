@@ -28,8 +28,8 @@ from urllib.parse import urlparse
 from edgecam import __version__
 from edgecam.config import split_listen
 from edgecam.errors import EdgecamError, SourceError
-from edgecam.results import Result
-from edgecam.stats import DROP_REASONS, Stats
+from edgecam.pipeline.results import Result
+from edgecam.pipeline.stats import DROP_REASONS, Stats
 
 log = logging.getLogger(__name__)
 

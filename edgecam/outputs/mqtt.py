@@ -36,8 +36,8 @@ from typing import Any
 from edgecam import __version__
 from edgecam.config import MqttConfig
 from edgecam.errors import EdgecamError, MissingFileError
-from edgecam.results import Result, stats_message
-from edgecam.stats import Stats
+from edgecam.pipeline.results import Result, stats_message
+from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

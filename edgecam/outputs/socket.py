@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecam.errors import EdgecamError, SourceError
-from edgecam.results import Result, json_line, stats_message
-from edgecam.stats import Stats
+from edgecam.pipeline.results import Result, json_line, stats_message
+from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

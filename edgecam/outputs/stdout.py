@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from edgecam.results import Result, json_line
+from edgecam.pipeline.results import Result, json_line
 
 
 class PrintOutput:

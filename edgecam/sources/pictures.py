@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from edgecam.frames import Fitter, Picture
-from edgecam.preprocess import FrameFormatError
+from edgecam.models.preprocess import FrameFormatError
+from edgecam.pipeline.frames import Fitter, Picture
 
 if TYPE_CHECKING:
     import av

@@ -31,7 +31,7 @@ from pathlib import Path
 import av
 
 from edgecam.errors import SourceError
-from edgecam.frames import Dropped, Picture
+from edgecam.pipeline.frames import Dropped, Picture
 from edgecam.sources.base import Pacer, Source
 from edgecam.sources.lag import LiveLag
 from edgecam.sources.pictures import JpegPicture, VideoFramePicture

@@ -16,16 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgecam.classifier import Classifier
 from edgecam.config import PipelineConfig
-from edgecam.faults import Faults
-from edgecam.filter import ResultFilter
-from edgecam.notify import Watchdog
+from edgecam.daemon.faults import Faults
+from edgecam.daemon.notify import Watchdog
+from edgecam.models.classifier import Classifier
+from edgecam.models.preprocess import FrameFormatError
 from edgecam.outputs import Outputs
-from edgecam.preprocess import FrameFormatError
-from edgecam.results import Result
-from edgecam.slot import FrameSlot
-from edgecam.stats import Stats
+from edgecam.pipeline.filter import ResultFilter
+from edgecam.pipeline.results import Result
+from edgecam.pipeline.slot import FrameSlot
+from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -18,28 +18,28 @@ import threading
 import time
 from collections.abc import Callable
 
-from edgecam.capture import Capture
-from edgecam.classifier import Classifier
 from edgecam.config import Config, load_config
+from edgecam.daemon.faults import Faults
+from edgecam.daemon.logs import set_level
+from edgecam.daemon.memory import pin_mmap_threshold
+from edgecam.daemon.notify import Notifier, Watchdog
+from edgecam.daemon.signals import Signals
 from edgecam.errors import EX_SOFTWARE, ConfigError, EdgecamError
-from edgecam.faults import Faults
-from edgecam.filter import ResultFilter
-from edgecam.imprint import make_classifier, refresh_classifier
-from edgecam.inference import Inference, InferenceSettings
-from edgecam.logs import set_level
-from edgecam.memory import pin_mmap_threshold
-from edgecam.notify import Notifier, Watchdog
+from edgecam.models.classifier import Classifier
+from edgecam.models.fewshot.imprint import make_classifier, refresh_classifier
+from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs import Output, Outputs
 from edgecam.outputs.journal import JournalOutput, Sender, systemd_sender
 from edgecam.outputs.metrics import MetricsOutput
 from edgecam.outputs.mqtt import MqttOutput
 from edgecam.outputs.socket import SocketOutput
 from edgecam.outputs.stdout import PrintOutput
-from edgecam.preprocess import FrameFitter
-from edgecam.signals import Signals
-from edgecam.slot import FrameSlot
+from edgecam.pipeline.capture import Capture
+from edgecam.pipeline.filter import ResultFilter
+from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.slot import FrameSlot
+from edgecam.pipeline.stats import Stats, status_line
 from edgecam.sources import Source, make_source
-from edgecam.stats import Stats, status_line
 
 log = logging.getLogger(__name__)
 

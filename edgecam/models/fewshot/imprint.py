@@ -26,11 +26,11 @@ import time
 
 import numpy as np
 
-from edgecam.classifier import Classification, Classifier, Label
 from edgecam.config import ModelConfig
-from edgecam.embedder import Embedder
-from edgecam.filesig import changed, file_signature
-from edgecam.head import UNKNOWN, Head, HeadError
+from edgecam.models.classifier import Classification, Classifier, Label
+from edgecam.models.fewshot.embedder import Embedder
+from edgecam.models.fewshot.head import UNKNOWN, Head, HeadError
+from edgecam.models.filesig import changed, file_signature
 
 log = logging.getLogger(__name__)
 

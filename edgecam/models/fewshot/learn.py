@@ -27,10 +27,18 @@ import cv2
 import numpy as np
 
 from edgecam.config import CameraConfig, ModelConfig
-from edgecam.embedder import Embedder, file_sha256
 from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
-from edgecam.frames import IDENTITY, Dropped, Picture
-from edgecam.head import DEFAULT_HEAD_PATH, Head, HeadError, check_label, load_or_new, locked, merge_heads
+from edgecam.models.fewshot.embedder import Embedder, file_sha256
+from edgecam.models.fewshot.head import (
+    DEFAULT_HEAD_PATH,
+    Head,
+    HeadError,
+    check_label,
+    load_or_new,
+    locked,
+    merge_heads,
+)
+from edgecam.pipeline.frames import IDENTITY, Dropped, Picture
 from edgecam.sources.base import Source
 
 Say = Callable[[str], None]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from edgecam import __version__
 from edgecam.config import load_config, to_yaml
+from edgecam.daemon.logs import setup_logging
 from edgecam.errors import EX_DATAERR, EX_NOINPUT, ConfigError, EdgecamError
-from edgecam.logs import setup_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,13 +74,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edgecam.service import Daemon
+    from edgecam.daemon.service import Daemon
 
     return Daemon(args.config, source=args.source, print_results=args.print_results).run()
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from edgecam.tail import tail
+    from edgecam.cli.tail import tail
 
     path = args.socket or load_config(args.config).outputs.socket.path
     return tail(path, args.json)
@@ -97,7 +97,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     import cv2
 
-    from edgecam.imprint import make_classifier
+    from edgecam.models.fewshot.imprint import make_classifier
 
     model = load_config(args.config).model
     overrides = {"path": args.model, "labels": args.labels, "top_k": args.top_k, "head": args.head}
@@ -177,7 +177,7 @@ def _learn_parser(commands: argparse._SubParsersAction,
 
 
 def _learn_add(args: argparse.Namespace) -> int:
-    from edgecam import learn
+    from edgecam.models.fewshot import learn
 
     config = load_config(args.config)
     model = dataclasses.replace(config.model, path=args.model) if args.model else config.model
@@ -210,8 +210,8 @@ def _learn_add(args: argparse.Namespace) -> int:
 
 
 def _learn_list(args: argparse.Namespace) -> int:
-    from edgecam import learn
-    from edgecam.head import Head
+    from edgecam.models.fewshot import learn
+    from edgecam.models.fewshot.head import Head
 
     model = load_config(args.config).model
     path = learn.head_path(args.head, model)
@@ -234,7 +234,7 @@ def _learn_list(args: argparse.Namespace) -> int:
 
 
 def _learn_remove(args: argparse.Namespace) -> int:
-    from edgecam import learn
+    from edgecam.models.fewshot import learn
 
     path = learn.head_path(args.head, load_config(args.config).model)
     head, count = learn.remove(path, args.label)
@@ -244,7 +244,7 @@ def _learn_remove(args: argparse.Namespace) -> int:
 
 
 def _learn_merge(args: argparse.Namespace) -> int:
-    from edgecam import learn
+    from edgecam.models.fewshot import learn
 
     merged = learn.merge(args.out, args.inputs, force=args.force)
     print(f"merged {len(args.inputs)} head(s) into {args.out}: {len(merged.classes)} class(es): "
@@ -253,7 +253,7 @@ def _learn_merge(args: argparse.Namespace) -> int:
 
 
 def _fetch_model(args: argparse.Namespace) -> int:
-    from edgecam.fetch import DEFAULT_MODEL_DIR, base_url_from_env, fetch_model
+    from edgecam.models.fetch import DEFAULT_MODEL_DIR, base_url_from_env, fetch_model
 
     directory = args.dir or DEFAULT_MODEL_DIR
     fetched = fetch_model(directory, args.base_url or base_url_from_env())

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from edgecam.config import OutputsConfig
-from edgecam.results import Result
+from edgecam.pipeline.results import Result
 
 DECISIVE_LEAD = 0.5
 CONFIRM_FRAMES = 3

@@ -25,10 +25,10 @@ from collections.abc import Callable
 import numpy as np
 
 from edgecam.errors import EdgecamError
-from edgecam.frames import IDENTITY, Decoded, Dropped, Fitter, Frame
-from edgecam.slot import FrameSlot
+from edgecam.pipeline.frames import IDENTITY, Decoded, Dropped, Fitter, Frame
+from edgecam.pipeline.slot import FrameSlot
+from edgecam.pipeline.stats import Stats
 from edgecam.sources.base import Source
-from edgecam.stats import Stats
 
 log = logging.getLogger(__name__)
 

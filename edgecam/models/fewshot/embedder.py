@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecam.classifier import ImageModel
 from edgecam.errors import MissingFileError, ModelError
-from edgecam.filesig import signatures
+from edgecam.models.classifier import ImageModel
+from edgecam.models.filesig import signatures
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import numpy as np
 
 from edgecam.config import ModelConfig
 from edgecam.errors import MissingFileError, ModelError
-from edgecam.filesig import signatures
-from edgecam.labels import align_labels, read_labels
-from edgecam.preprocess import Preprocessor
-from edgecam.runtime import interpreter_class, quiet_runtime
+from edgecam.models.filesig import signatures
+from edgecam.models.labels import align_labels, read_labels
+from edgecam.models.preprocess import Preprocessor
+from edgecam.models.runtime import interpreter_class, quiet_runtime
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Small pieces every part of the daemon shares: worker threads, log throttles, queues, files."""

@@ -1,0 +1,93 @@
+"""Files the user names, and files the daemon writes: one clear line when they fail.
+
+Reading: a missing or unreadable file the config, a head or a model names
+ends in one line naming the file and `what` it was for, never a traceback.
+Writing: models, heads and merged heads are replaced atomically (temp file,
+fsync, rename, fsync of the folder) so a power cut leaves the old file or
+the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from edgecam.errors import EdgecamError, MissingFileError, ModelError
+
+
+def read_user_file(path: str | Path, what: str) -> bytes:
+    """The bytes of `path`; MissingFileError or EdgecamError naming it and `what` it is."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise MissingFileError(f"{what}: {path}: no such file") from None
+    except IsADirectoryError:
+        raise EdgecamError(f"{what}: {path}: is a folder, not a file") from None
+    except OSError as exc:
+        raise EdgecamError(f"{what}: {path}: cannot read: {exc.strerror}") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a model file, in hex; one line (MissingFileError, ModelError) if unreadable."""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except FileNotFoundError:
+        raise MissingFileError(f"model file not found: {path}") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def atomic_write(path: Path, data: bytes, what: str = "file") -> None:
+    """Replaces `path` with `data` all at once; keeps an existing file's mode and owner."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existing = os.stat(path) if path.exists() else None
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise EdgecamError(f"{path}: cannot write the {what} here: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+            _keep_mode(file.fileno(), existing)
+        os.replace(temp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise EdgecamError(f"{path}: cannot write the {what}: {exc.strerror}; "
+                           "the previous file is unchanged") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Makes a rename in `folder` survive a power cut (best effort)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _keep_mode(fd: int, existing: os.stat_result | None) -> None:
+    if existing is None:
+        os.fchmod(fd, 0o666 & ~_umask())
+        return
+    os.fchmod(fd, existing.st_mode & 0o777)
+    if os.geteuid() == 0:
+        os.fchown(fd, existing.st_uid, existing.st_gid)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

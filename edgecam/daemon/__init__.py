@@ -1,0 +1,1 @@
+"""The service around the pipeline: life cycle, signals, sd_notify, logging."""

@@ -1,0 +1,1 @@
+"""Models: the runtime, the classifier and its input, labels, downloads."""

@@ -1,0 +1,1 @@
+"""Few-shot learning on the device: embeddings, imprinted heads, `edgecam learn`."""
