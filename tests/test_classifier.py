@@ -153,7 +153,8 @@ def test_one_interpreter_for_many_frames(monkeypatch: pytest.MonkeyPatch, cat: n
             created.append(self)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(edgecam.models.classifier, "interpreter_class", lambda: (CountingInterpreter, runtime))
+    monkeypatch.setattr(edgecam.models.classifier, "interpreter_class",
+                        lambda: (CountingInterpreter, runtime))
     classifier = Classifier(str(DEFAULT_MODEL), str(LABELS), threads=1)
     frames = [cat, read_image("parrot.jpg"), cv2.cvtColor(cat, cv2.COLOR_BGR2GRAY),
               np.zeros((48, 64, 3), np.uint8)] * 10

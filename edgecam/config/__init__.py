@@ -1,0 +1,22 @@
+"""The configuration: a strict schema (config.schema) loaded from YAML with line numbers (config.loader)."""
+
+from edgecam.config.fields import DEFAULT_CONFIG_PATH, source_is_path, split_listen
+from edgecam.config.loader import load_config, parse_config, to_yaml
+from edgecam.config.schema import (
+    CameraConfig,
+    Config,
+    JournalConfig,
+    MetricsConfig,
+    ModelConfig,
+    MqttConfig,
+    MqttTlsConfig,
+    OutputsConfig,
+    PipelineConfig,
+    SocketConfig,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH", "CameraConfig", "Config", "JournalConfig", "MetricsConfig", "ModelConfig",
+    "MqttConfig", "MqttTlsConfig", "OutputsConfig", "PipelineConfig", "SocketConfig", "load_config",
+    "parse_config", "source_is_path", "split_listen", "to_yaml",
+]

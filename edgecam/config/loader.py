@@ -1,0 +1,243 @@
+"""Loading the configuration from YAML, with line numbers, against the schema (config.schema).
+
+Loading walks the YAML node tree (not the
+plain parsed dict) so that every problem can be reported as
+`FILE:LINE: key.path: problem`, and all problems are collected before failing:
+a Pi user editing /etc/edgecam/edgecam.yaml over SSH should see every mistake
+in one go, and a typo in a key must never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgecam.config.fields import DEFAULT_CONFIG_PATH, parse_mode
+from edgecam.config.schema import Config
+from edgecam.errors import ConfigError
+
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+class _Loader:
+    """Walks a composed YAML tree against the schema, collecting every error."""
+
+    def __init__(self, filename: str, base_dir: Path) -> None:
+        self.filename = filename
+        self.base_dir = base_dir
+        self.errors: list[str] = []
+        self._constructor = yaml.constructor.SafeConstructor()
+
+    def error(self, node: yaml.Node | None, keypath: str, problem: str) -> None:
+        line = node.start_mark.line + 1 if node is not None else 1
+        self.errors.append(f"{self.filename}:{line}: {keypath}: {problem}")
+
+    def build(self, cls: type, node: yaml.Node | None, keypath: str) -> Any:
+        if node is None or _is_null(node):
+            return cls()
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, keypath or "(top)", f"expected a section of keys, got {_kind(node)}")
+            return cls()
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        seen: set[str] = set()
+        key_nodes: dict[str, yaml.Node] = {}
+        rejected = False
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            where = f"{keypath}.{key}" if keypath else str(key)
+            if not isinstance(key, str):
+                self.error(key_node, keypath or "(top)", "keys must be plain names")
+                continue
+            if not _is_plain_name(key):
+                # Shown quoted at the section's path: a key with blanks would break `FILE:LINE: key: `.
+                self.error(key_node, keypath or "(top)", f"keys must be plain names, got {key!r}")
+                continue
+            if key in seen:
+                self.error(key_node, where, "duplicate key")
+                continue
+            seen.add(key)
+            key_nodes[key] = key_node
+            spec = fields.get(key)
+            if spec is None:
+                self.error(key_node, where, _unknown_key(key, fields))
+                continue
+            hint = hints[key]
+            if dataclasses.is_dataclass(hint):
+                values[key] = self.build(hint, value_node, where)
+                continue
+            ok, value = self.scalar(spec, hint, value_node, where)
+            if ok:
+                values[key] = value
+            rejected = rejected or not ok
+        built = cls(**values)
+        # A section's own cross-field rules (`problems()`), once its fields are each valid.
+        if hasattr(built, "problems") and not rejected:
+            for key, problem in built.problems():
+                self.error(key_nodes.get(key, node), f"{keypath}.{key}" if keypath else key, problem)
+        return built
+
+    def scalar(self, spec: dataclasses.Field, hint: Any, node: yaml.Node, where: str
+               ) -> tuple[bool, Any]:
+        meta = spec.metadata
+        if not isinstance(node, yaml.ScalarNode):
+            self.error(node, where, f"expected {_describe(hint, meta)}, got {_kind(node)}")
+            return False, None
+        try:
+            raw = self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            self.error(node, where, str(getattr(exc, "problem", exc)))
+            return False, None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # PyYAML's constructors fail this way on explicit tags: `!!int abc`, `!!bool maybe`.
+            self.error(node, where, f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}")
+            return False, None
+        if meta["parse"] is parse_mode and type(raw) is int and node.style is None:
+            # A mode's digits are octal as written: YAML 1.1 reads `0660` as octal but `440` as
+            # decimal, which would silently become 0670.
+            raw = node.value
+        if raw is None and _allows_none(hint):
+            return True, None
+        try:
+            value = meta["parse"](raw) if meta["parse"] else _check_type(raw, _base_type(hint), meta)
+        except ValueError as exc:
+            self.error(node, where, str(exc))
+            return False, None
+        is_path = meta["path"]
+        if isinstance(value, str) and (is_path(value) if callable(is_path) else is_path):
+            value = self.resolve(value)
+        if meta.get("check") is not None:
+            try:
+                meta["check"](value)
+            except ValueError as exc:
+                self.error(node, where, str(exc))
+                return False, None
+        return True, value
+
+    def resolve(self, value: str) -> str:
+        path = Path(value).expanduser()
+        return os.path.normpath(path if path.is_absolute() else self.base_dir / path)
+
+
+def _check_type(raw: Any, kind: type, meta: Any) -> Any:
+    """Checks a plain value's type, then its bounds or choices."""
+    if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+        raw = float(raw)
+    if type(raw) is not kind:
+        raise ValueError(f"expected {_describe(kind, meta)}, got {_value_kind(raw)} {raw!r}")
+    if kind is float and math.isnan(raw):
+        raise ValueError("expected a number, got NaN")
+    if meta["choices"] is not None and raw not in meta["choices"]:
+        raise ValueError(f"{raw!r} is not one of: {', '.join(meta['choices'])}")
+    low, high = meta["min"], meta["max"]
+    if (low is not None and raw < low) or (high is not None and raw > high):
+        raise ValueError(f"{raw!r} is out of range ({_fmt(low)}..{_fmt(high)})")
+    return raw
+
+
+def _fmt(bound: float | None) -> str:
+    if bound is None:
+        return ""
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+def _base_type(hint: Any) -> type:
+    if isinstance(hint, types.UnionType):
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def _allows_none(hint: Any) -> bool:
+    return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def _describe(hint: Any, meta: Any) -> str:
+    if meta.get("choices"):
+        return "one of: " + ", ".join(meta["choices"])
+    return _TYPE_NAMES.get(_base_type(hint), "a value")
+
+
+def _value_kind(value: Any) -> str:
+    return {bool: "boolean", int: "whole number", float: "number", str: "string"}.get(
+        type(value), type(value).__name__)
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a section"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"{node.value!r}"
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _is_plain_name(key: str) -> bool:
+    """A key that can be shown unquoted in `FILE:LINE: key.path: problem`: no blanks, printable."""
+    return bool(key) and key.isprintable() and " " not in key
+
+
+def _unknown_key(key: str, fields: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(fields), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key{hint}; known keys: {', '.join(fields)}"
+
+
+def parse_config(text: str, filename: str, base_dir: Path | None = None) -> Config:
+    """Parses config text; raises ConfigError listing every problem."""
+    loader = _Loader(filename, base_dir or Path.cwd())
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError([f"{filename}:{line}: (yaml): {exc.problem or exc.context}"]) from None
+    except yaml.reader.ReaderError as exc:
+        # Not a MarkedYAMLError, and its str() spans two lines.
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError([f"{filename}:{line}: (yaml): unacceptable character #x{exc.character:04x}: "
+                           f"{exc.reason}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{filename}:1: (yaml): {str(exc).splitlines()[0]}"]) from None
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level.
+        raise ConfigError([f"{filename}:1: (yaml): nested too deeply"]) from None
+    config = loader.build(Config, root, "")
+    if loader.errors:
+        # In file order: a section's cross-field problems come after its nested sections.
+        raise ConfigError(sorted(loader.errors,
+                                 key=lambda line: int(line[len(filename) + 1:].split(":", 1)[0])))
+    return config
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Loads FILE, or /etc/edgecam/edgecam.yaml when it exists, else the built-in defaults."""
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return Config()
+        path = DEFAULT_CONFIG_PATH
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}:1: (file): not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError([f"{path}:1: (file): cannot read: {reason}"]) from None
+    return parse_config(text, str(path), path.resolve().parent)
+
+
+def to_yaml(config: Config) -> str:
+    """The effective config as YAML, in schema order (what check-config prints)."""
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False, default_flow_style=False)

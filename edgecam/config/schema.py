@@ -1,0 +1,164 @@
+"""The configuration schema: frozen dataclasses whose fields carry defaults, bounds and descriptions.
+
+These classes *are* the schema (DESIGN.md, habit 6): `edgecam check-config`
+prints them back, config/edgecam.yaml matches their defaults (a test holds it),
+and the loader checks every YAML key against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgecam.config.fields import (
+    existing_file,
+    parse_client_id,
+    parse_discovery_prefix,
+    parse_head_path,
+    parse_host,
+    parse_listen,
+    parse_mode,
+    parse_source,
+    parse_topic_prefix,
+    section,
+    setting,
+    source_is_path,
+)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str = setting(
+        "picamera2",
+        "picamera2 | /dev/video0 | 0 | rtsp://… | http://… | tcp://… | clip.mp4 | photo.jpg | photos/",
+        parse=parse_source,
+        path=source_is_path,
+    )
+    width: int = setting(640, "capture width in pixels", min=16, max=8192)
+    height: int = setting(480, "capture height in pixels", min=16, max=8192)
+    fps: float = setting(30.0, "frames per second asked of the camera; still images cycle at this rate",
+                         min=0.1, max=240)
+    realtime: bool = setting(True, "files play at their own frame rate, images at fps (false: as fast as "
+                             "the model reads them, every frame classified)")
+    loop: bool = setting(False, "video files start again at the end (image folders always cycle)")
+    stall_timeout_s: float = setting(
+        5.0, "a source that delivers no frame for this long is closed and reopened", min=0.5, max=600)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = setting("/var/lib/edgecam/models/mobilenet_v2_1.0_224_quant.tflite",
+                        "the .tflite image classifier", path=True)
+    labels: str = setting("/var/lib/edgecam/models/imagenet_labels.txt",
+                          "labels file, one label a line", path=True)
+    threads: int = setting(0, "inference threads; 0 = one per CPU core", min=0, max=64)
+    top_k: int = setting(3, "labels reported per result", min=1, max=100)
+    resize: str = setting("crop", "crop: keep the aspect ratio, cut the sides; stretch: squash",
+                          choices=("crop", "stretch"))
+    head: str | None = setting(
+        None, "classes learned with `edgecam learn` (a head file); model.path is then the embedding "
+        "extractor the head was learned with, and model.labels is not used",
+        parse=parse_head_path, path=True)
+    head_min_similarity: float = setting(
+        0.6, "with a head: an image whose cosine similarity to every class is lower is `unknown`",
+        min=0, max=1)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    max_frame_age_ms: float = setting(200.0, "older frames are dropped, never classified",
+                                      min=1, max=60_000)
+    max_fps: float = setting(0.0, "cap on classifications per second; 0 = as fast as the model allows",
+                             min=0, max=1000)
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    enabled: bool = setting(True, "write each emitted result to the systemd journal")
+
+
+@dataclass(frozen=True)
+class SocketConfig:
+    enabled: bool = setting(True, "serve results as JSON lines on a Unix socket")
+    path: str = setting("/run/edgecam/results.sock", "socket file", path=True)
+    mode: str = setting("0660", "socket file permissions (octal, quoted)", parse=parse_mode)
+
+
+@dataclass(frozen=True)
+class MqttTlsConfig:
+    ca_file: str = setting("", "CA certificate(s), PEM, the broker's certificate is checked against;"
+                           " setting it turns TLS on", path=bool, check=existing_file)
+    cert_file: str = setting("", "client certificate, PEM (brokers that require one)", path=bool,
+                             check=existing_file)
+    key_file: str = setting("", "the client certificate's private key, PEM (if not in cert_file)",
+                            path=bool, check=existing_file)
+
+    def problems(self) -> list[tuple[str, str]]:
+        found = []
+        if self.key_file and not self.cert_file:
+            found.append(("key_file", "needs cert_file, the certificate it belongs to"))
+        if (self.cert_file or self.key_file) and not self.ca_file:
+            found.append(("cert_file" if self.cert_file else "key_file",
+                          "a client certificate needs TLS: set ca_file too"))
+        return found
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = setting(False, "publish results, state and stats to an MQTT broker")
+    host: str = setting("localhost", "the broker's host name or address", parse=parse_host)
+    port: int = setting(1883, "the broker's port (1883; 8883 is usual with TLS)", min=1, max=65535)
+    username: str = setting("", "user name; empty = anonymous")
+    password_file: str = setting("", "file holding the password (read at start, never in this file)",
+                                 path=bool, check=existing_file)
+    tls: MqttTlsConfig = section(MqttTlsConfig)
+    client_id: str = setting("", "MQTT client id; empty = the topic prefix with - for /",
+                             parse=parse_client_id)
+    topic_prefix: str = setting("", "topics start with this; empty = edgecam/<hostname>",
+                                parse=parse_topic_prefix)
+    qos: int = setting(0, "MQTT quality of service for every message", min=0, max=2)
+    retain: bool = setting(True, "the current label is retained, so a new subscriber gets it at once")
+    keepalive_s: int = setting(60, "seconds between keepalives; the broker publishes the last will"
+                               " (offline) after 1.5 times this without a word", min=1, max=65535)
+    stats_interval_s: float = setting(30.0, "seconds between stats messages; 0 = none", min=0,
+                                      max=86_400)
+    queue_length: int = setting(100, "results kept while the broker is away; beyond that the oldest"
+                                " are dropped (counted)", min=1, max=100_000)
+    homeassistant: bool = setting(False, "announce a label sensor, a score sensor and a connectivity"
+                                  " sensor to Home Assistant (MQTT discovery)")
+    discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix",
+                                    parse=parse_discovery_prefix)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.password_file and not self.username:
+            return [("password_file", "a password needs a username (outputs.mqtt.username)")]
+        return []
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = setting(False, "serve Prometheus metrics over HTTP at /metrics")
+    listen: str = setting("127.0.0.1:9464", "HOST:PORT to serve on (:9464 = every interface)",
+                          parse=parse_listen)
+
+
+@dataclass(frozen=True)
+class OutputsConfig:
+    min_score: float = setting(0.3, "results whose best score is lower are not emitted", min=0, max=1)
+    emit: str = setting("on_change", "on_change: when the top label changes; every_frame: always",
+                        choices=("on_change", "every_frame"))
+    heartbeat_s: float = setting(10.0, "with on_change, repeat the current result at least this often;"
+                                 " 0 = never", min=0, max=86_400)
+    journal: JournalConfig = section(JournalConfig)
+    socket: SocketConfig = section(SocketConfig)
+    mqtt: MqttConfig = section(MqttConfig)
+    metrics: MetricsConfig = section(MetricsConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    camera: CameraConfig = section(CameraConfig)
+    model: ModelConfig = section(ModelConfig)
+    pipeline: PipelineConfig = section(PipelineConfig)
+    outputs: OutputsConfig = section(OutputsConfig)
+    log_level: str = setting("info", "debug | info | warning | error",
+                             choices=("debug", "info", "warning", "error"))
