@@ -11,7 +11,8 @@ from conftest import IMAGES, MODELS
 
 import edgecam.models.classifier
 from edgecam.errors import ModelError
-from edgecam.models.classifier import Classification, Classifier
+from edgecam.models.base import Classification
+from edgecam.models.classifier import Classifier
 from edgecam.models.labels import BACKGROUND, align_labels, read_labels
 from edgecam.models.preprocess import FrameFormatError, Preprocessor
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgecam.config import OutputsConfig
-from edgecam.models.classifier import Classification, Label
+from edgecam.models.base import Classification, Label
 from edgecam.pipeline.filter import CONFIRM_FRAMES, ResultFilter
 from edgecam.pipeline.results import Result
 

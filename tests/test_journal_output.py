@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgecam.models.classifier import Classification, Label
+from edgecam.models.base import Classification, Label
 from edgecam.outputs.journal import JournalOutput
 from edgecam.pipeline.results import Result
 

@@ -25,15 +25,10 @@ import edgecam.models.fewshot.head
 import edgecam.models.fewshot.learn
 from edgecam.config import Config, ModelConfig, load_config
 from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
+from edgecam.models.factory import make_classifier, refresh_classifier
 from edgecam.models.fewshot.embedder import Embedder, file_sha256
 from edgecam.models.fewshot.head import Head, HeadError, merge_heads
-from edgecam.models.fewshot.imprint import (
-    SCALE,
-    UNKNOWN_INDEX,
-    HeadClassifier,
-    make_classifier,
-    refresh_classifier,
-)
+from edgecam.models.fewshot.imprint import SCALE, UNKNOWN_INDEX, HeadClassifier
 from edgecam.sources.base import Source
 
 EXTRACTOR = MODELS / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"

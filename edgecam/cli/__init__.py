@@ -97,7 +97,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     import cv2
 
-    from edgecam.models.fewshot.imprint import make_classifier
+    from edgecam.models.factory import make_classifier
 
     model = load_config(args.config).model
     overrides = {"path": args.model, "labels": args.labels, "top_k": args.top_k, "head": args.head}

@@ -72,7 +72,7 @@ class _Loader:
                 self.error(key_node, where, _unknown_key(key, fields))
                 continue
             hint = hints[key]
-            if dataclasses.is_dataclass(hint):
+            if isinstance(hint, type) and dataclasses.is_dataclass(hint):
                 values[key] = self.build(hint, value_node, where)
                 continue
             ok, value = self.scalar(spec, hint, value_node, where)
@@ -134,7 +134,7 @@ def _check_type(raw: Any, kind: type, meta: Any) -> Any:
         raw = float(raw)
     if type(raw) is not kind:
         raise ValueError(f"expected {_describe(kind, meta)}, got {_value_kind(raw)} {raw!r}")
-    if kind is float and math.isnan(raw):
+    if isinstance(raw, float) and math.isnan(raw):
         raise ValueError("expected a number, got NaN")
     if meta["choices"] is not None and raw not in meta["choices"]:
         raise ValueError(f"{raw!r} is not one of: {', '.join(meta['choices'])}")

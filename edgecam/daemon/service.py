@@ -25,8 +25,8 @@ from edgecam.daemon.memory import pin_mmap_threshold
 from edgecam.daemon.notify import Notifier, Watchdog
 from edgecam.daemon.signals import Signals
 from edgecam.errors import EX_SOFTWARE, ConfigError, EdgecamError
-from edgecam.models.classifier import Classifier
-from edgecam.models.fewshot.imprint import make_classifier, refresh_classifier
+from edgecam.models.base import ImageClassifier
+from edgecam.models.factory import make_classifier, refresh_classifier
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs import Output, Outputs
 from edgecam.outputs.journal import JournalOutput, Sender, systemd_sender
@@ -196,7 +196,7 @@ class Daemon:
 
     # -- parts -------------------------------------------------------------------------------
 
-    def _first_source(self, config: Config, classifier: Classifier) -> Source | None:
+    def _first_source(self, config: Config, classifier: ImageClassifier) -> Source | None:
         """Opens the source once, so a missing camera or file fails the start with one line.
 
         A network stream that is down is not a user mistake (the camera may be
@@ -208,7 +208,7 @@ class Daemon:
         source.open()
         return source
 
-    def _start_capture(self, config: Config, classifier: Classifier, source: Source | None) -> None:
+    def _start_capture(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
         camera, input_size = config.camera, classifier.input_size
         behind_ms = config.pipeline.max_frame_age_ms
         self._capture = Capture(lambda: make_source(camera, input_size, behind_ms), self._slot,

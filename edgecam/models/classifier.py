@@ -6,7 +6,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from edgecam.config import ModelConfig
 from edgecam.errors import MissingFileError, ModelError
+from edgecam.models.base import Classification, top_labels
 from edgecam.models.filesig import signatures
 from edgecam.models.labels import align_labels, read_labels
 from edgecam.models.preprocess import Preprocessor
@@ -22,30 +22,6 @@ from edgecam.models.runtime import interpreter_class, quiet_runtime
 log = logging.getLogger(__name__)
 
 _INPUT_TYPES = (np.uint8, np.int8, np.float32)
-
-
-@dataclass(frozen=True)
-class Label:
-    """One scored label; `index` is the model's output index."""
-
-    index: int
-    label: str
-    score: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "label": self.label, "score": round(self.score, 4)}
-
-
-@dataclass(frozen=True)
-class Classification:
-    """The top-k labels of one image, best first, and how long inference took."""
-
-    labels: tuple[Label, ...]
-    inference_ms: float
-
-    @property
-    def top(self) -> Label:
-        return self.labels[0]
 
 
 class ImageModel:
@@ -131,11 +107,7 @@ class Classifier:
     def classify(self, image: np.ndarray) -> Classification:
         """The top-k labels of a BGR (or BGRA, or gray) uint8 image."""
         scores, inference_ms = self._model.run(image)
-        k = min(self.top_k, scores.size)
-        best = np.argpartition(scores, -k)[-k:]
-        best = best[np.argsort(scores[best])[::-1]]
-        labels = tuple(Label(int(i), self.labels[i], float(scores[i])) for i in best)
-        return Classification(labels, inference_ms)
+        return Classification(top_labels(scores, self.top_k, self.labels), inference_ms)
 
 
 def _open_interpreter(interpreter_cls: type, model_path: str, threads: int) -> Any:

@@ -70,7 +70,7 @@ def _client_class() -> type:
     """paho's Client, remembering why the last connection attempt failed (paho only retries)."""
     mqtt = _paho()
 
-    class Client(mqtt.Client):
+    class Client(mqtt.Client):  # type: ignore[name-defined]  # (paho is imported at run time)
         last_error: OSError | None = None
 
         def reconnect(self) -> Any:

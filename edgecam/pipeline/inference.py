@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from edgecam.config import PipelineConfig
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
-from edgecam.models.classifier import Classifier
+from edgecam.models.base import ImageClassifier
 from edgecam.models.preprocess import FrameFormatError
 from edgecam.outputs import Outputs
 from edgecam.pipeline.filter import ResultFilter
@@ -37,7 +37,7 @@ _LOG_EVERY = 100
 class InferenceSettings:
     """What a reload may swap while the thread runs (replaced whole, never mutated)."""
 
-    classifier: Classifier
+    classifier: ImageClassifier
     pipeline: PipelineConfig
     filter: ResultFilter
 

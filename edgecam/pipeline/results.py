@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from edgecam.models.classifier import Classification, Label
+from edgecam.models.base import Classification, Label
 
 
 @dataclass(frozen=True)

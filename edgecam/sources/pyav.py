@@ -126,6 +126,7 @@ class AVSource(Source):
     def _next_packet(self) -> av.Packet | None:
         packet = next(self._packets, None)
         if packet is None and self.kind == "file" and self._loop and self._container is not None:
+            assert self._stream is not None  # opened with the container
             self._container.seek(0)
             self._stream.codec_context.flush_buffers()
             self._packets = self._container.demux(self._stream)

@@ -27,10 +27,10 @@ import time
 import numpy as np
 
 from edgecam.config import ModelConfig
-from edgecam.models.classifier import Classification, Classifier, Label
+from edgecam.models.base import Classification, top_labels
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import UNKNOWN, Head, HeadError
-from edgecam.models.filesig import changed, file_signature
+from edgecam.models.filesig import file_signature
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,7 @@ class HeadClassifier:
         logits[-1] = SCALE * self.min_similarity
         scores = np.exp(logits - logits.max())
         scores /= scores.sum()
-        k = min(self.top_k, scores.size)
-        best = np.argpartition(scores, -k)[-k:]
-        best = best[np.argsort(-scores[best], kind="stable")]
-        labels = tuple(Label(self._indices[i], self._names[i], float(scores[i])) for i in best)
+        labels = top_labels(scores, self.top_k, self._names, self._indices)
         # As for the plain classifier: the model's run (here, the head's few operations too).
         return Classification(labels, inference_ms + (time.perf_counter() - started) * 1000)
 
@@ -106,31 +103,3 @@ class HeadClassifier:
         if signature is not None and signature == self.head_signature:
             return self
         return HeadClassifier.from_config(config, self.embedder)
-
-
-def make_classifier(config: ModelConfig) -> Classifier | HeadClassifier:
-    """The classifier the model section asks for: a head's classes, or the model's own labels."""
-    if config.head is not None:
-        return HeadClassifier.from_config(config)
-    return Classifier.from_config(config)
-
-
-def refresh_classifier(current: Classifier | HeadClassifier, old: ModelConfig, new: ModelConfig
-                       ) -> Classifier | HeadClassifier:
-    """The classifier for `new` after a reload: `current` when nothing it uses changed.
-
-    Learning rewrites the head file without touching the config, so with a head the file
-    is re-read whenever it changed; so is a model or labels file replaced in place. The
-    extractor (an interpreter) is kept whenever its own settings and file are unchanged:
-    a new head or threshold does not reload the model.
-    """
-    if changed(current.loaded_files):  # the model or labels file was replaced in place
-        return make_classifier(new)
-    same_extractor = (new.path, new.threads, new.resize) == (old.path, old.threads, old.resize)
-    if isinstance(current, HeadClassifier) and new.head is not None and same_extractor:
-        if new == old:
-            return current.reloaded(new)
-        return HeadClassifier.from_config(new, current.embedder)
-    if new != old:
-        return make_classifier(new)
-    return current

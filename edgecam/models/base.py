@@ -1,0 +1,74 @@
+"""What every model back-end gives the pipeline: labels with scores, behind one protocol.
+
+The pipeline, the filter and every output know only `ImageClassifier` and its
+`Classification`: the seam where another back-end (an accelerator, a camera
+that classifies on its sensor, another runtime) plugs in. A back-end is a
+class with these attributes; models.factory picks one from the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgecam.models.filesig import Signature
+
+
+@dataclass(frozen=True)
+class Label:
+    """One scored label; `index` is the model's output index (-1: `unknown`)."""
+
+    index: int
+    label: str
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "label": self.label, "score": round(self.score, 4)}
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The top-k labels of one image, best first, and how long inference took."""
+
+    labels: tuple[Label, ...]
+    inference_ms: float
+
+    @property
+    def top(self) -> Label:
+        return self.labels[0]
+
+
+class ImageClassifier(Protocol):
+    """A loaded model that labels images; loaded once, reused for every frame."""
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The (width, height) the capture thread fits frames to."""
+        ...
+
+    @property
+    def labels(self) -> Sequence[str]:
+        """The labels it can report, in output order."""
+        ...
+
+    @property
+    def loaded_files(self) -> dict[str, Signature | None]:
+        """The files it was loaded from and their signatures (a reload re-reads a replaced one)."""
+        ...
+
+    def classify(self, image: np.ndarray) -> Classification:
+        """The top-k labels of a BGR (or BGRA, or gray) uint8 image."""
+        ...
+
+
+def top_labels(scores: np.ndarray, k: int, names: Sequence[str],
+               indices: Sequence[int] | None = None) -> tuple[Label, ...]:
+    """The `k` best scores as Labels, best first (ties keep output order)."""
+    k = min(k, scores.size)
+    best = np.argpartition(scores, -k)[-k:]
+    best = best[np.argsort(-scores[best], kind="stable")]
+    return tuple(Label(int(indices[i]) if indices is not None else int(i), names[i], float(scores[i]))
+                 for i in best)

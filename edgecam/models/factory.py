@@ -1,0 +1,41 @@
+"""The model factory: the classifier a config's model section asks for, and what a reload keeps.
+
+Every caller (the daemon, `edgecam classify`) gets an ImageClassifier from
+here, never a back-end class by name, so a new back-end is one module plus a
+branch in `make_classifier`.
+"""
+
+from __future__ import annotations
+
+from edgecam.config import ModelConfig
+from edgecam.models.base import ImageClassifier
+from edgecam.models.classifier import Classifier
+from edgecam.models.fewshot.imprint import HeadClassifier
+from edgecam.models.filesig import changed
+
+
+def make_classifier(config: ModelConfig) -> ImageClassifier:
+    """The classifier the model section asks for: a head's classes, or the model's own labels."""
+    if config.head is not None:
+        return HeadClassifier.from_config(config)
+    return Classifier.from_config(config)
+
+
+def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelConfig) -> ImageClassifier:
+    """The classifier for `new` after a reload: `current` when nothing it uses changed.
+
+    Learning rewrites the head file without touching the config, so with a head the file
+    is re-read whenever it changed; so is a model or labels file replaced in place. The
+    extractor (an interpreter) is kept whenever its own settings and file are unchanged:
+    a new head or threshold does not reload the model.
+    """
+    if changed(current.loaded_files):  # the model or labels file was replaced in place
+        return make_classifier(new)
+    same_extractor = (new.path, new.threads, new.resize) == (old.path, old.threads, old.resize)
+    if isinstance(current, HeadClassifier) and new.head is not None and same_extractor:
+        if new == old:
+            return current.reloaded(new)
+        return HeadClassifier.from_config(new, current.embedder)
+    if new != old:
+        return make_classifier(new)
+    return current
