@@ -23,10 +23,11 @@ from learn_views import PHOTOS, TEST, TRAIN, scenes, views, write_views
 
 import edgecam.models.fewshot.head
 import edgecam.models.fewshot.learn
+from edgecam.common.files import file_sha256
 from edgecam.config import Config, ModelConfig, load_config
 from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
 from edgecam.models.factory import make_classifier, refresh_classifier
-from edgecam.models.fewshot.embedder import Embedder, file_sha256
+from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import Head, HeadError, merge_heads
 from edgecam.models.fewshot.imprint import SCALE, UNKNOWN_INDEX, HeadClassifier
 from edgecam.sources.base import Source

@@ -18,16 +18,30 @@ from pathlib import Path
 from edgecam.errors import EdgecamError, MissingFileError, ModelError
 
 
-def read_user_file(path: str | Path, what: str) -> bytes:
-    """The bytes of `path`; MissingFileError or EdgecamError naming it and `what` it is."""
+def read_user_file(path: str | Path, what: str, *, error: type[EdgecamError] = EdgecamError,
+                   hint: str = "") -> bytes:
+    """The bytes of `path`, or one line naming it and `what` it is (MissingFileError, `error`).
+
+    `hint` follows the "not found" line: how to make the file (`edgecam learn add …`).
+    """
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
-        raise MissingFileError(f"{what}: {path}: no such file") from None
+        raise MissingFileError(f"{what} not found: {path}{hint}") from None
     except IsADirectoryError:
-        raise EdgecamError(f"{what}: {path}: is a folder, not a file") from None
+        raise error(f"{path}: is a folder, not a {what}") from None
     except OSError as exc:
-        raise EdgecamError(f"{what}: {path}: cannot read: {exc.strerror}") from None
+        raise error(f"{path}: cannot read the {what}: {exc.strerror}") from None
+
+
+def read_user_text(path: str | Path, what: str, *, error: type[EdgecamError] = EdgecamError,
+                   hint: str = "") -> str:
+    """As read_user_file, decoded as UTF-8 (a file that is not is one line too)."""
+    data = read_user_file(path, what, error=error, hint=hint)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: the {what} is not UTF-8 text") from None
 
 
 def file_sha256(path: str | Path) -> str:

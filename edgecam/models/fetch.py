@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecam.common.files import file_sha256, fsync_folder
 from edgecam.errors import DownloadError, EdgecamError
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def fetch_model(directory: Path, base_url: str, files: tuple[ModelFile, ...] = D
     fetched = []
     for item in files:
         target = directory / item.name
-        if target.is_file() and _sha256_of(target) == item.sha256:
+        if target.is_file() and file_sha256(target) == item.sha256:
             log.info("%s is already installed and verified", target)
             continue
         _download(f"{base_url.rstrip('/')}/{item.name}", target, item.sha256)
@@ -83,6 +84,7 @@ def _download(url: str, target: Path, sha256: str) -> None:
             os.fsync(temp.fileno())
         os.chmod(temp.name, 0o644)
         os.replace(temp.name, target)
+        fsync_folder(target.parent)
     finally:
         Path(temp.name).unlink(missing_ok=True)
     log.info("installed %s", target)
@@ -105,12 +107,4 @@ def _copy_hashing(url: str, out) -> str:
         # e.g. IncompleteRead: the connection was cut in the middle of a chunked response.
         raise DownloadError(f"{url}: broken HTTP response ({type(exc).__name__}); nothing installed"
                             ) from None
-    return digest.hexdigest()
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
     return digest.hexdigest()

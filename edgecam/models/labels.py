@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from edgecam.errors import MissingFileError, ModelError
+from edgecam.common.files import read_user_text
+from edgecam.errors import ModelError
 
 _NUMBERED = re.compile(r"^\s*(\d+)[\s:]+(.*\S)\s*$")
 BACKGROUND = "background"
@@ -19,13 +20,7 @@ BACKGROUND = "background"
 
 def read_labels(path: str | Path) -> list[str]:
     """The labels of a file, one a line (blank lines skipped); numbered lines are placed by number."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MissingFileError(f"labels file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ModelError(f"{path}: cannot read labels: {reason}") from None
+    text = read_user_text(path, "labels file", error=ModelError)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise ModelError(f"{path}: the labels file is empty")

@@ -34,8 +34,9 @@ from collections import deque
 from typing import Any
 
 from edgecam import __version__
+from edgecam.common.files import read_user_text
 from edgecam.config import MqttConfig
-from edgecam.errors import EdgecamError, MissingFileError
+from edgecam.errors import EdgecamError
 from edgecam.pipeline.results import Result, stats_message
 from edgecam.pipeline.stats import Stats
 
@@ -135,14 +136,7 @@ def discovery_messages(topics: Topics, discovery_prefix: str, qos: int) -> list[
 
 def read_password(path: str) -> str:
     """The password file's text without its trailing newline; one clear line if unusable."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            password = file.read().rstrip("\r\n")
-    except FileNotFoundError:
-        raise MissingFileError(f"outputs.mqtt.password_file: {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise EdgecamError(f"outputs.mqtt.password_file: cannot read {path}: {reason}") from None
+    password = read_user_text(path, "outputs.mqtt.password_file").rstrip("\r\n")
     if not password:
         raise EdgecamError(f"outputs.mqtt.password_file: {path} is empty")
     return password

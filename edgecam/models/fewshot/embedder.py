@@ -12,13 +12,12 @@ the extractor it was learned with and is never used with another one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from edgecam.errors import MissingFileError, ModelError
+from edgecam.common.files import file_sha256
 from edgecam.models.classifier import ImageModel
 from edgecam.models.filesig import signatures
 
@@ -30,20 +29,6 @@ _CHUNK = 1 << 20
 def _is_embedding(shape: tuple[int, ...]) -> bool:
     """[1, N] or [1, 1, 1, N] (a pooled feature map), N >= 2."""
     return len(shape) in (2, 4) and all(d == 1 for d in shape[:-1]) and shape[-1] >= 2
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file, in hex."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            while chunk := file.read(_CHUNK):
-                digest.update(chunk)
-    except FileNotFoundError:
-        raise MissingFileError(f"model file not found: {path}") from None
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read: {exc.strerror}") from None
-    return digest.hexdigest()
 
 
 class Embedder:

@@ -44,7 +44,6 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +51,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.errors import EdgecamError, MissingFileError, ModelError
+from edgecam.common.files import atomic_write, read_user_file
+from edgecam.errors import EdgecamError, ModelError
 
 FORMAT = "edgecam-head"
 VERSION = 1
@@ -182,21 +182,13 @@ class Head:
     def save(self, path: str | Path) -> None:
         """Writes the head atomically: the old file stays whole until the new one is."""
         text = json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False) + "\n"
-        atomic_write(Path(path), text.encode())
+        atomic_write(Path(path), text.encode(), "head")
 
     @classmethod
     def load(cls, path: str | Path) -> Head:
         """Reads and checks a head file; one clear line (HeadError, MissingFileError) if unusable."""
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise MissingFileError(f"head file not found: {path} (create it with "
-                                   "`edgecam learn add LABEL IMAGE...`)") from None
-        except IsADirectoryError:
-            raise HeadError(f"{path}: is a folder, not a head file") from None
-        except OSError as exc:
-            raise HeadError(f"{path}: cannot read the head file: {exc.strerror}") from None
+        data = read_user_file(path, "head file", error=HeadError,
+                              hint=" (create it with `edgecam learn add LABEL IMAGE...`)")
         return cls.parse(data, str(path))
 
     @classmethod
@@ -307,49 +299,6 @@ def locked(path: str | Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replaces `path` with `data` all at once; keeps an existing file's mode and owner."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        existing = os.stat(path) if path.exists() else None
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise EdgecamError(f"{path}: cannot write the head here: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-            if existing is not None:
-                os.fchmod(file.fileno(), existing.st_mode & 0o777)
-                if os.geteuid() == 0:
-                    os.fchown(file.fileno(), existing.st_uid, existing.st_gid)
-            else:
-                os.fchmod(file.fileno(), 0o666 & ~_umask())
-        os.replace(temp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise EdgecamError(f"{path}: cannot write the head: {exc.strerror}; "
-                           "the previous file is unchanged") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    with contextlib.suppress(OSError):  # the rename itself survives a power cut
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _describe_extractor(head: Head) -> str:

@@ -26,9 +26,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecam.common.files import file_sha256
 from edgecam.config import CameraConfig, ModelConfig
 from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
-from edgecam.models.fewshot.embedder import Embedder, file_sha256
+from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import (
     DEFAULT_HEAD_PATH,
     Head,
