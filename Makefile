@@ -21,6 +21,7 @@ run: venv
 ## test: lint and the whole test suite (what CI runs)
 test: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest
 
 ## install: edgecam as a systemd service (root): user, /opt/edgecam, unit, config, model

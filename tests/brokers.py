@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import wait_for
+from harness import stop_each, wait_for
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -120,7 +120,7 @@ class Mosquitto:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            proc.wait(10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -142,8 +142,7 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     try:
         yield start
     finally:
-        for broker in started:
-            broker.stop()
+        stop_each(started, Mosquitto.stop)
 
 
 @dataclass
@@ -229,5 +228,4 @@ def subscriber_factory() -> Iterator[Callable[..., Subscriber]]:
     try:
         yield connect
     finally:
-        for subscriber in made:
-            subscriber.close()
+        stop_each(made, Subscriber.close)

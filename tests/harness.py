@@ -15,13 +15,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
 
+T = TypeVar("T")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MODELS = SHARED / "models"
 IMAGES = SHARED / "images"
@@ -51,6 +52,29 @@ def write_config(path: Path, config: dict[str, Any] | str) -> Path:
     temp.write_text(text)
     os.replace(temp, path)
     return path
+
+
+# What systemd (or a CI runner under systemd) hands a service: a daemon under test must not
+# notify, or be watched by, the runner's own manager.
+SERVICE_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
+                     "LISTEN_FDNAMES", "INVOCATION_ID", "JOURNAL_STREAM")
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without the service variables above."""
+    return {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+
+
+def stop_each(items: Iterable[T], stop: Callable[[T], Any]) -> None:
+    """Stops every item, even when stopping one of them fails; then raises the first failure."""
+    failures: list[BaseException] = []
+    for item in items:
+        try:
+            stop(item)
+        except Exception as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -98,6 +122,14 @@ class Client:
                 found.append(message)
         return found
 
+    def results(self, count: int) -> list[dict[str, Any]]:
+        """The next `count` classifications; fails unless each has labels and seqs increase."""
+        found = self.messages("classification", count)
+        seqs = [m["seq"] for m in found]
+        assert all(m["labels"] and m["labels"][0]["label"] for m in found), found
+        assert seqs == sorted(set(seqs)), f"sequence numbers out of order: {seqs}"
+        return found
+
     def close(self) -> None:
         self.sock.close()
 
@@ -115,7 +147,7 @@ class Daemon:
         with self.log_path.open("wb") as log, self.stdout_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edgecam", "run", "-c", str(config_path), *args],
-                stdout=out, stderr=log, env={**os.environ, **(env or {})})
+                stdout=out, stderr=log, env={**clean_environment(), **(env or {})})
         self._clients: list[Client] = []
 
     @property
@@ -161,7 +193,7 @@ class Daemon:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.wait(timeout)
         return self.proc.returncode
 
 
@@ -178,5 +210,4 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
         return daemon
 
     yield start
-    for daemon in started:
-        daemon.stop()
+    stop_each(started, Daemon.stop)

@@ -92,7 +92,7 @@ def test_twenty_clients_get_the_same_results_and_a_stuck_one_is_dropped(
             return stats["outputs"]["socket_clients_dropped"] >= 1
         wait_for(stuck_dropped, 120, "the stuck client to be disconnected")
         # The others still receive results after the stuck one was dropped.
-        assert clients[0].messages("classification", 5)
+        clients[0].results(5)
     finally:
         stuck.close()
         for client in clients:
@@ -110,7 +110,7 @@ def test_clients_come_and_go_and_may_send_garbage(tmp_path: Path, daemons) -> No
         conn.sendall(b"garbage\x00\xff" * 100 + b"x" * 200_000 + b"\n")
         conn.close()
     client = daemon.client()
-    assert client.messages("classification", 3)
+    client.results(3)
     assert daemon.proc.poll() is None
 
 
@@ -132,7 +132,7 @@ def test_second_daemon_on_the_same_socket_is_refused(tmp_path: Path, daemons) ->
     assert "in use by another running edgecam" in second.log()
     assert "Traceback" not in second.log()
     assert first.proc.poll() is None
-    assert first.client().messages("classification", 1)
+    first.client().results(1)
 
 
 def test_stale_socket_file_is_replaced(tmp_path: Path, daemons) -> None:
@@ -143,7 +143,7 @@ def test_stale_socket_file_is_replaced(tmp_path: Path, daemons) -> None:
     stale.bind(str(path))
     stale.close()  # the file stays, nobody listens: what a crashed daemon leaves
     daemon = daemons(config)
-    assert daemon.client().messages("classification", 1)
+    daemon.client().results(1)
     assert oct(path.stat().st_mode & 0o777) == "0o660"
 
 
@@ -171,7 +171,7 @@ def test_sighup_with_a_broken_config_keeps_the_old_one(tmp_path: Path, daemons) 
     wait_for(lambda: "reload refused" in daemon.log(), 30, "the refused reload")
     log = daemon.log()
     assert f"{path}:" in log and "pipeline.max_fps" in log and "bogus: unknown key" in log
-    assert client.messages("classification", 3)
+    client.results(3)
     assert daemon.proc.poll() is None
 
 

@@ -10,9 +10,11 @@ the new one, never half of either.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgecam.errors import EdgecamError, MissingFileError, ModelError
@@ -80,6 +82,27 @@ def atomic_write(path: Path, data: bytes, what: str = "file") -> None:
             os.unlink(temp)
         raise
     fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def locked(path: str | Path, what: str = "file") -> Iterator[None]:
+    """Serializes read-modify-write of a file the daemon reads (a head) between commands.
+
+    An advisory lock on the file's folder (the file itself is replaced by rename, so it
+    cannot carry the lock, and a lock file would be litter). Readers (the daemon) need
+    none: they always see a whole old or a whole new file.
+    """
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise EdgecamError(f"{path}: cannot write the {what} here: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def fsync_folder(folder: Path) -> None:

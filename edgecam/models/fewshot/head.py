@@ -39,12 +39,9 @@ the folder): a crash or a full disk leaves the old head intact, never half a hea
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,27 +275,6 @@ def merge_heads(heads: Sequence[tuple[str, Head]]) -> Head:
             raise HeadError(f"{name}: {head.dim}-wide, {first_name} is {first.dim}-wide")
         merged.merge(head, name)
     return merged
-
-
-@contextlib.contextmanager
-def locked(path: str | Path) -> Iterator[None]:
-    """Serializes read-modify-write of heads between `edgecam learn` commands.
-
-    An advisory lock on the head's folder (the head itself is replaced by rename, so it
-    cannot carry the lock, and a lock file would be litter). Readers (the daemon) need
-    none: they always see a whole old or a whole new file.
-    """
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise EdgecamError(f"{path}: cannot write the head here: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _describe_extractor(head: Head) -> str:

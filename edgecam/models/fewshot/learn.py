@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecam.common.files import file_sha256
+from edgecam.common.files import file_sha256, locked
 from edgecam.config import CameraConfig, ModelConfig
 from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
 from edgecam.models.fewshot.embedder import Embedder
@@ -36,7 +36,6 @@ from edgecam.models.fewshot.head import (
     HeadError,
     check_label,
     load_or_new,
-    locked,
     merge_heads,
 )
 from edgecam.pipeline.frames import IDENTITY, Dropped, Picture
@@ -92,7 +91,7 @@ def learn(model: ModelConfig, path: Path, label: str, images: Sequence[np.ndarra
     started = time.perf_counter()
     embeddings = [embedder.embed(image) for image in images]
     ms_per_example = (time.perf_counter() - started) * 1000 / len(images)
-    with locked(path):
+    with locked(path, "head"):
         head, created = load_or_new(path, embedder.sha256, embedder.dim, embedder.model_path)
         learned = head.add(label, embeddings)
         head.save(path)
@@ -102,7 +101,7 @@ def learn(model: ModelConfig, path: Path, label: str, images: Sequence[np.ndarra
 
 def remove(path: Path, label: str) -> tuple[Head, int]:
     """Removes a class; (the head as saved, the removed class's example count)."""
-    with locked(path):
+    with locked(path, "head"):
         head = Head.load(path)
         removed = head.remove(label, str(path))
         head.save(path)
@@ -118,7 +117,7 @@ def merge(out: Path, inputs: Sequence[Path], *, force: bool = False) -> Head:
     if out.exists() and out.resolve() not in resolved and not force:
         raise EdgecamError(f"{out} exists and is not one of the heads merged: list it among them to "
                            "merge into it, or add --force to replace it")
-    with locked(out):
+    with locked(out, "head"):
         heads = [(str(p), Head.load(p)) for p in inputs]
         merged = merge_heads(heads)
         merged.save(out)
