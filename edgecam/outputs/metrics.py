@@ -28,44 +28,14 @@ from urllib.parse import urlparse
 from edgecam import __version__
 from edgecam.config import split_listen
 from edgecam.errors import EdgecamError, SourceError
+from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES
 from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import DROP_REASONS, Stats
+from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 
 INFERENCE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0)
-
-# Stats counter → (metric name without _total, help)
-_COUNTERS = {
-    "captured": ("edgecam_frames_captured", "Frames the source delivered"),
-    "classified": ("edgecam_frames_classified", "Frames classified"),
-    "emitted": ("edgecam_results_emitted", "Results sent to the outputs"),
-    "stalls": ("edgecam_source_stalls", "Times the source delivered nothing for camera.stall_timeout_s"),
-    "source_lost": ("edgecam_source_lost", "Times the source ended or failed and was reopened"),
-    "reconnects": ("edgecam_source_reconnects", "Times the source was reopened successfully"),
-    "source_errors": ("edgecam_source_errors", "Failed attempts to open the source"),
-    "abandoned_reads": ("edgecam_source_abandoned_reads", "Reads that never returned, left behind"),
-    "socket_clients_dropped": ("edgecam_socket_clients_dropped",
-                               "Socket clients disconnected for not reading"),
-    "socket_messages_dropped": ("edgecam_socket_messages_dropped",
-                                "Socket messages dropped before any client got them"),
-    "output_queue_dropped": ("edgecam_output_queue_dropped",
-                             "Results dropped because the outputs fell behind"),
-    "output_errors": ("edgecam_output_errors", "Failures inside an output"),
-    "mqtt_published": ("edgecam_mqtt_published", "Results published to the MQTT broker"),
-    "mqtt_dropped": ("edgecam_mqtt_dropped",
-                     "Results not published: the broker was away or too slow (oldest first)"),
-    "mqtt_reconnects": ("edgecam_mqtt_reconnects", "Reconnections to the MQTT broker"),
-}
-# Stats gauge → (metric name, help, factor to the metric's unit); a gauge nobody set is not exported
-_GAUGES = {
-    "socket_clients": ("edgecam_socket_clients", "Clients connected to the results socket", 1),
-    "mqtt_connected": ("edgecam_mqtt_connected", "1 while connected to the MQTT broker, else 0", 1),
-    "behind_ms": ("edgecam_source_behind_live_seconds",
-                  "How far behind live the last frame read from a live stream was", 0.001),
-}
-
 
 def _prometheus() -> Any:
     try:
@@ -86,16 +56,17 @@ class _StatsCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         counts, gauges = self._stats.values()
-        for key, (name, doc) in _COUNTERS.items():
-            yield CounterMetricFamily(name, doc, value=counts.get(key, 0))
+        for counter in COUNTERS:
+            yield CounterMetricFamily(counter.metric, counter.help, value=counts.get(counter.key, 0))
         dropped = CounterMetricFamily("edgecam_frames_dropped", "Frames dropped, never classified",
                                       labels=["reason"])
         for reason in DROP_REASONS:
             dropped.add_metric([reason], counts.get(f"dropped_{reason}", 0))
         yield dropped
-        for key, (name, doc, factor) in _GAUGES.items():
-            if key in gauges or key == "socket_clients":
-                yield GaugeMetricFamily(name, doc, value=gauges.get(key, 0) * factor)
+        for gauge in GAUGES:
+            value = gauges.get(gauge.key, gauge.absent)
+            if value is not None:
+                yield GaugeMetricFamily(gauge.metric, gauge.help, value=value * gauge.factor)
 
 
 class _Server(http.server.ThreadingHTTPServer):

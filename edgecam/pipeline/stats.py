@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, KNOWN_COUNTERS, KNOWN_GAUGES
+
 RATE_WINDOW_S = 10.0
 BEHIND_STATUS_MS = 500.0  # a stream this far behind live is named in STATUS
 LATENCY_WINDOW = 1000
 
-DROP_REASONS = ("overwritten", "undecoded", "skipped_to_keyframe", "stale", "bad_frame")
-SOURCE_EVENTS = ("stalls", "source_lost", "reconnects", "source_errors", "abandoned_reads")
 
 
 class Stats:
@@ -37,6 +37,8 @@ class Stats:
         self.started = time.monotonic()
 
     def count(self, name: str, n: int = 1) -> None:
+        if name not in KNOWN_COUNTERS:
+            raise KeyError(f"{name!r} is not in pipeline.counters: add it there, so it is reported")
         with self._lock:
             self._counts[name] += n
 
@@ -44,6 +46,8 @@ class Stats:
         self.count(f"dropped_{reason}")
 
     def set_gauge(self, name: str, value: float) -> None:
+        if name not in KNOWN_GAUGES:
+            raise KeyError(f"{name!r} is not in pipeline.counters: add it there, so it is reported")
         with self._lock:
             self._gauges[name] = value
 
@@ -104,30 +108,23 @@ class Stats:
             if t1 > t0:
                 input_fps, classified_fps = (cap1 - cap0) / (t1 - t0), (cls1 - cls0) / (t1 - t0)
         dropped = {reason: counts[f"dropped_{reason}"] for reason in DROP_REASONS}
-        return {
+        message: dict[str, Any] = {
             "uptime_s": round(time.monotonic() - self.started, 1),
-            "frames": {"captured": counts["captured"], "classified": counts["classified"],
-                       "dropped": sum(dropped.values()), "dropped_by_reason": dropped},
+            "frames": {},
             "rates": {"input_fps": round(input_fps, 2), "classified_fps": round(classified_fps, 2)},
             "latency_ms": _percentiles(latency),
             "inference_ms": _percentiles(inference),
-            # null where the source cannot tell (not a live stream, or one without timestamps)
-            "source": {**{event: counts[event] for event in SOURCE_EVENTS},
-                       "behind_ms": (round(gauges["behind_ms"], 1) if "behind_ms" in gauges else None)},
-            "outputs": {"emitted": counts["emitted"],
-                        "socket_clients": int(gauges.get("socket_clients", 0)),
-                        "socket_clients_dropped": counts["socket_clients_dropped"],
-                        "socket_messages_dropped": counts["socket_messages_dropped"],
-                        "socket_rebinds": counts["socket_rebinds"],
-                        "queue_dropped": counts["output_queue_dropped"],
-                        "output_errors": counts["output_errors"],
-                        # null while there is no MQTT output
-                        "mqtt_connected": (bool(gauges["mqtt_connected"]) if "mqtt_connected" in gauges
-                                           else None),
-                        "mqtt_published": counts["mqtt_published"],
-                        "mqtt_dropped": counts["mqtt_dropped"],
-                        "mqtt_reconnects": counts["mqtt_reconnects"]},
+            "source": {},
+            "outputs": {},
         }
+        for counter in COUNTERS:
+            message[counter.section][counter.field] = counts[counter.key]
+        message["frames"]["dropped"] = sum(dropped.values())
+        message["frames"]["dropped_by_reason"] = dropped
+        for gauge in GAUGES:
+            value = gauges.get(gauge.key)
+            message[gauge.section][gauge.field] = gauge.absent if value is None else gauge.shown(value)
+        return message
 
 
 def _percentiles(values: np.ndarray) -> dict[str, float | None]:

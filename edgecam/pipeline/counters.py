@@ -1,0 +1,90 @@
+"""The one table of what the daemon counts, and where each figure is reported.
+
+The socket's (and MQTT's) `stats` message, STATUS=, the journal's stats
+line and Prometheus' /metrics are all derived from these tables, so a new
+counter is added once, here, and cannot be forgotten by one of them
+(tests/unit/test_counters.py checks every one is exported). Stats refuses to
+count a name that is not in the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A counter: its Stats key, its place in the stats message and its Prometheus name."""
+
+    key: str
+    section: str  # "frames", "source" or "outputs" in the stats message
+    field: str
+    metric: str  # without the _total suffix
+    help: str
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """A gauge: like Counted, plus the factor to the metric's unit and the absent value."""
+
+    key: str
+    section: str
+    field: str
+    metric: str
+    help: str
+    factor: float = 1.0
+    #: reported while nobody set it (an output that is off, a source that cannot tell): None is null
+    absent: float | None = None
+    #: the value as the stats message shows it
+    shown: Callable[[float], Any] = float
+
+
+#: why frames were not classified: `dropped_<reason>` in Stats, frames.dropped_by_reason in the message
+DROP_REASONS = ("overwritten", "undecoded", "skipped_to_keyframe", "stale", "bad_frame")
+
+COUNTERS = (
+    Counted("captured", "frames", "captured", "edgecam_frames_captured", "Frames the source delivered"),
+    Counted("classified", "frames", "classified", "edgecam_frames_classified", "Frames classified"),
+    Counted("stalls", "source", "stalls", "edgecam_source_stalls",
+            "Times the source delivered nothing for camera.stall_timeout_s"),
+    Counted("source_lost", "source", "source_lost", "edgecam_source_lost",
+            "Times the source ended or failed and was reopened"),
+    Counted("reconnects", "source", "reconnects", "edgecam_source_reconnects",
+            "Attempts to reopen the source (each one, successful or not)"),
+    Counted("source_errors", "source", "source_errors", "edgecam_source_errors",
+            "Failed attempts to open the source"),
+    Counted("abandoned_reads", "source", "abandoned_reads", "edgecam_source_abandoned_reads",
+            "Reads that never returned, left behind"),
+    Counted("emitted", "outputs", "emitted", "edgecam_results_emitted", "Results sent to the outputs"),
+    Counted("socket_clients_dropped", "outputs", "socket_clients_dropped", "edgecam_socket_clients_dropped",
+            "Socket clients disconnected for not reading"),
+    Counted("socket_messages_dropped", "outputs", "socket_messages_dropped",
+            "edgecam_socket_messages_dropped", "Socket messages dropped before any client got them"),
+    Counted("socket_rebinds", "outputs", "socket_rebinds", "edgecam_socket_rebinds",
+            "Times the socket file was recreated after its folder or file went away"),
+    Counted("output_queue_dropped", "outputs", "queue_dropped", "edgecam_output_queue_dropped",
+            "Results dropped because the outputs fell behind"),
+    Counted("output_errors", "outputs", "output_errors", "edgecam_output_errors",
+            "Failures inside an output"),
+    Counted("mqtt_published", "outputs", "mqtt_published", "edgecam_mqtt_published",
+            "Results published to the MQTT broker"),
+    Counted("mqtt_dropped", "outputs", "mqtt_dropped", "edgecam_mqtt_dropped",
+            "Results not published: the broker was away or too slow (oldest first)"),
+    Counted("mqtt_reconnects", "outputs", "mqtt_reconnects", "edgecam_mqtt_reconnects",
+            "Reconnections to the MQTT broker"),
+)
+
+GAUGES = (
+    Gauge("socket_clients", "outputs", "socket_clients", "edgecam_socket_clients",
+          "Clients connected to the results socket", absent=0, shown=int),
+    Gauge("mqtt_connected", "outputs", "mqtt_connected", "edgecam_mqtt_connected",
+          "1 while connected to the MQTT broker, else 0 (absent without MQTT)", shown=bool),
+    Gauge("behind_ms", "source", "behind_ms", "edgecam_source_behind_live_seconds",
+          "How far behind live the last frame read from a live stream was", factor=0.001,
+          shown=lambda ms: round(ms, 1)),
+)
+
+KNOWN_COUNTERS = frozenset({c.key for c in COUNTERS} | {f"dropped_{r}" for r in DROP_REASONS})
+KNOWN_GAUGES = frozenset(g.key for g in GAUGES)

@@ -1,0 +1,74 @@
+"""One table of counters: the stats message and /metrics both report every entry, nothing else is counted."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from edgecam.outputs.metrics import _StatsCollector
+from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, KNOWN_COUNTERS, KNOWN_GAUGES
+from edgecam.pipeline.stats import Stats
+
+PACKAGE = Path(__file__).resolve().parents[2] / "edgecam"
+
+
+def counted_stats() -> Stats:
+    stats = Stats()
+    for n, counter in enumerate(COUNTERS, 1):
+        stats.count(counter.key, n)
+    for n, reason in enumerate(DROP_REASONS, 1):
+        stats.count(f"dropped_{reason}", 100 * n)
+    for n, gauge in enumerate(GAUGES, 1):
+        stats.set_gauge(gauge.key, n)
+    return stats
+
+
+def test_every_counter_and_gauge_is_in_the_stats_message() -> None:
+    snapshot = counted_stats().snapshot()
+    for n, counter in enumerate(COUNTERS, 1):
+        assert snapshot[counter.section][counter.field] == n, counter
+    assert snapshot["frames"]["dropped_by_reason"] == {r: 100 * n for n, r in enumerate(DROP_REASONS, 1)}
+    assert snapshot["frames"]["dropped"] == sum(100 * n for n in range(1, len(DROP_REASONS) + 1))
+    for n, gauge in enumerate(GAUGES, 1):
+        assert snapshot[gauge.section][gauge.field] == gauge.shown(n), gauge
+
+
+def test_every_counter_and_gauge_is_exported_to_prometheus() -> None:
+    families = {family.name: family for family in _StatsCollector(counted_stats()).collect()}
+    for n, counter in enumerate(COUNTERS, 1):
+        assert families[counter.metric].samples[0].value == n, counter  # exported as <metric>_total
+    dropped = {s.labels["reason"]: s.value for s in families["edgecam_frames_dropped"].samples}
+    assert dropped == {r: 100 * n for n, r in enumerate(DROP_REASONS, 1)}
+    for n, gauge in enumerate(GAUGES, 1):
+        assert families[gauge.metric].samples[0].value == pytest.approx(n * gauge.factor), gauge
+
+
+def test_gauges_nobody_set_are_reported_as_absent() -> None:
+    snapshot = Stats().snapshot()
+    for gauge in GAUGES:
+        assert snapshot[gauge.section][gauge.field] == gauge.absent
+    names = {family.name for family in _StatsCollector(Stats()).collect()}
+    assert {g.metric for g in GAUGES if g.absent is None}.isdisjoint(names)
+
+
+def test_a_name_outside_the_table_is_refused() -> None:
+    with pytest.raises(KeyError, match="pipeline.counters"):
+        Stats().count("socket_rebind")  # a typo must not count silently, unreported
+    with pytest.raises(KeyError, match="pipeline.counters"):
+        Stats().set_gauge("behind", 1.0)
+
+
+def test_every_name_the_code_counts_is_in_the_table() -> None:
+    calls = re.compile(r"\.(count|drop|set_gauge|clear_gauge)\(\s*\"([a-z_]+)\"")
+    found = {(kind, name) for path in PACKAGE.rglob("*.py")
+             for kind, name in calls.findall(path.read_text())}
+    assert found, "the pattern finds the calls"
+    for kind, name in found:
+        if kind == "count":
+            assert name in KNOWN_COUNTERS, name
+        elif kind == "drop":
+            assert name in DROP_REASONS, name
+        else:
+            assert name in KNOWN_GAUGES, name
