@@ -17,15 +17,17 @@ T = TypeVar("T")
 
 
 class DropOldestQueue(Generic[T]):
-    def __init__(self, maxlen: int, on_drop: Callable[[T], None] = lambda item: None) -> None:
+    def __init__(self, maxlen: int, on_drop: Callable[[T], None] = lambda item: None,
+                 cond: threading.Condition | None = None) -> None:
+        """`cond`: the owner's condition (with an RLock), when the owner waits on more than this queue."""
         self._items: deque[T] = deque()
-        self._maxlen = maxlen
+        self.maxlen = maxlen
         self._on_drop = on_drop
-        self._cond = threading.Condition()
+        self._cond = cond or threading.Condition()
 
     def put(self, item: T) -> None:
         with self._cond:
-            if len(self._items) >= self._maxlen:
+            if len(self._items) >= self.maxlen:
                 self._on_drop(self._items.popleft())
             self._items.append(item)
             self._cond.notify()
@@ -37,11 +39,16 @@ class DropOldestQueue(Generic[T]):
                 self._cond.wait(timeout)
             return self._items.popleft() if self._items else None
 
+    def pop(self) -> T | None:
+        """The oldest item at once, or None."""
+        with self._cond:
+            return self._items.popleft() if self._items else None
+
     def unget(self, item: T) -> None:
         """Puts an item taken but not delivered back at the front (it is still the oldest)."""
         with self._cond:
             self._items.appendleft(item)
-            while len(self._items) > self._maxlen:
+            while len(self._items) > self.maxlen:
                 self._on_drop(self._items.pop())
 
     def drain(self) -> list[T]:

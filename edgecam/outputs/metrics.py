@@ -20,12 +20,12 @@ import http.server
 import logging
 import socket
 import socketserver
-import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
 from edgecam import __version__
+from edgecam.common.worker import Worker
 from edgecam.config import split_listen
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES
@@ -109,7 +109,7 @@ class MetricsOutput:
                                            "Capture time of the last emitted result",
                                            registry=registry)
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._worker: Worker | None = None
 
     def start(self) -> None:
         self._serve(self.listen)
@@ -187,16 +187,15 @@ class MetricsOutput:
             reason = exc.strerror or str(exc)
             raise SourceError(f"outputs.metrics.listen: cannot serve on {listen}: {reason}") from None
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
-                                        name="edgecam-metrics", daemon=True)
-        self._thread.start()
+        self._worker = Worker("edgecam-metrics", lambda _stop: server.serve_forever(poll_interval=0.5))
+        self._worker.start()
         log.info("metrics: serving http://%s/metrics", listen)
 
     def _unserve(self) -> None:
-        server, thread, self._server, self._thread = self._server, self._thread, None, None
+        server, worker, self._server, self._worker = self._server, self._worker, None, None
         if server is None:
             return
-        server.shutdown()
+        server.shutdown()  # serve_forever returns
         server.server_close()
-        if thread is not None:
-            thread.join(1.0)
+        if worker is not None:
+            worker.stop(1.0)

@@ -30,11 +30,13 @@ import socket
 import ssl
 import threading
 import time
-from collections import deque
 from typing import Any
 
 from edgecam import __version__
 from edgecam.common.files import read_user_text
+from edgecam.common.queues import DropOldestQueue
+from edgecam.common.throttle import LogThrottle
+from edgecam.common.worker import Worker
 from edgecam.config import MqttConfig
 from edgecam.errors import EdgecamError
 from edgecam.pipeline.results import Result, stats_message
@@ -174,19 +176,19 @@ class MqttOutput:
         self._qos = config.qos
         self._client = self._make_client()
         self._cond = threading.Condition()
-        self._queue: deque[Result] = deque()
+        self._queue: DropOldestQueue[Result] = DropOldestQueue(config.queue_length, self._dropped,
+                                                               self._cond)
         self._stats_payload: str | None = None
         self._connected = False
         self._resync = False
         self._ever_connected = False
         self._dropped_while_away = 0
-        self._failures = 0
+        self._failures = LogThrottle(_LOG_EVERY)
         self._last_failure = ""
         self._inflight: list[tuple[Any, bool]] = []  # (paho MQTTMessageInfo, is a result)
         self._label: str | None = None  # the current label, as last handed to paho
-        self._stop = threading.Event()
+        self._worker = Worker("edgecam-mqtt", self._run)
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="edgecam-mqtt", daemon=True)
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -232,7 +234,7 @@ class MqttOutput:
         self._stats.set_gauge("mqtt_connected", 0)
         self._client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
         self._client.loop_start()
-        self._thread.start()
+        self._worker.start()
         log.info("mqtt: publishing under %s/ to %s:%d%s", self.topics.prefix, self.config.host,
                  self.config.port, " (TLS)" if self.config.tls.ca_file else "")
 
@@ -242,15 +244,15 @@ class MqttOutput:
         with self._cond:
             if self._closed:
                 return
-            if len(self._queue) >= self.config.queue_length:
-                self._queue.popleft()
-                self._stats.count("mqtt_dropped")
-                self._dropped_while_away += 1
-                if self._dropped_while_away == 1:
-                    log.warning("mqtt: the broker is not keeping up or away; dropping the oldest "
-                                "results (beyond %d queued)", self.config.queue_length)
-            self._queue.append(result)
-            self._cond.notify()
+            self._queue.put(result)
+
+    def _dropped(self, _result: Result) -> None:
+        """The queue was full: its oldest result went (the lock is held)."""
+        self._stats.count("mqtt_dropped")
+        self._dropped_while_away += 1
+        if self._dropped_while_away == 1:
+            log.warning("mqtt: the broker is not keeping up or away; dropping the oldest "
+                        "results (beyond %d queued)", self.config.queue_length)
 
     def stats(self, snapshot: dict[str, Any]) -> None:
         with self._cond:
@@ -265,13 +267,12 @@ class MqttOutput:
             self._closed = True
         deadline = time.monotonic() + CLOSE_TIMEOUT_S
         with self._cond:
-            self._cond.wait_for(lambda: not self._connected or not (self._queue or self._inflight),
+            self._cond.wait_for(lambda: not self._connected or not (len(self._queue) or self._inflight),
                                 timeout=CLOSE_TIMEOUT_S)
-        self._stop.set()
+        self._worker.stopping.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(CLOSE_TIMEOUT_S)
+        self._worker.stop(CLOSE_TIMEOUT_S)
         if self._connected:
             info = self._client.publish(self.topics.availability, OFFLINE, self._qos, retain=True)
             while not info.is_published() and time.monotonic() < deadline + CLOSE_TIMEOUT_S:
@@ -279,13 +280,9 @@ class MqttOutput:
         self._client.disconnect()
         # loop_stop() joins paho's thread with no timeout, and that thread may be stuck in a
         # connection attempt (a DNS lookup, a TCP connect): give it a bounded wait, then go on.
-        stopper = threading.Thread(target=self._client.loop_stop, name="edgecam-mqtt-stop",
-                                   daemon=True)
+        stopper = Worker("edgecam-mqtt-stop", lambda _stop: self._client.loop_stop())
         stopper.start()
-        stopper.join(2 * CLOSE_TIMEOUT_S)
-        if stopper.is_alive():
-            log.warning("mqtt: the network thread did not stop within %.0f s; left behind",
-                        2 * CLOSE_TIMEOUT_S)
+        stopper.stop(2 * CLOSE_TIMEOUT_S)  # left behind, with a warning, if it does not return
         self._stats.clear_gauge("mqtt_connected")
 
     # -- paho's callbacks (its network thread): only flags and notifications -----------------
@@ -300,7 +297,7 @@ class MqttOutput:
             self._connected = self._resync = True
             reconnected, self._ever_connected = self._ever_connected, True
             dropped, self._dropped_while_away = self._dropped_while_away, 0
-            self._failures = 0
+            self._failures.reset()
             self._last_failure = ""
             self._cond.notify_all()
         self._stats.set_gauge("mqtt_connected", 1)
@@ -316,10 +313,11 @@ class MqttOutput:
         self._connect_failed(str(error) if error else "connection failed")
 
     def _connect_failed(self, why: str) -> None:
-        self._failures += 1
-        if why != self._last_failure or self._failures % _LOG_EVERY == 0:
+        if why != self._last_failure:
+            self._failures.reset()  # a new reason is logged at once
+        if self._failures():
             log.warning("mqtt: cannot connect to %s:%d: %s (retrying, %d failure(s) so far)",
-                        self.config.host, self.config.port, why, self._failures)
+                        self.config.host, self.config.port, why, self._failures.count)
         self._last_failure = why
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
@@ -344,14 +342,14 @@ class MqttOutput:
 
     # -- the publisher thread ------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
                 self._step()
             except Exception:  # a bug: log it, keep publishing
                 self._stats.count("output_errors")
                 log.exception("mqtt: publishing failed")
-                self._stop.wait(_POLL_S)
+                stop.wait(_POLL_S)
 
     def _step(self) -> None:
         self._reap()
@@ -380,8 +378,7 @@ class MqttOutput:
             batch.append((self.topics.stats, self._stats_payload, False, False))
             self._stats_payload = None
         room = MAX_INFLIGHT - len(self._inflight)
-        while self._queue and room > 0:
-            result = self._queue.popleft()
+        while room > 0 and (result := self._queue.pop()) is not None:
             room -= 1
             batch.append((self.topics.classification, json.dumps(result.message(),
                                                                  separators=(", ", ": ")),

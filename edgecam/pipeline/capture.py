@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgecam.common.worker import Worker
 from edgecam.errors import EdgecamError
 from edgecam.pipeline.frames import IDENTITY, Decoded, Dropped, Fitter, Frame
 from edgecam.pipeline.slot import FrameSlot
@@ -51,29 +52,26 @@ class Capture:
         self._stats = stats
         self._stall_timeout_s = stall_timeout_s
         self._first_source = first_source
-        self._stop = threading.Event()
+        self._worker = Worker("edgecam-capture", self._run)
+        self._stop = self._worker.stopping
         self.ended = threading.Event()
         self._seq = 0
         self._last_frame = time.monotonic()
         #: monotonic time the capture thread last showed it is not stuck (for the watchdog)
         self.alive_at = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="edgecam-capture", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("capture thread did not stop within %.1f s", timeout)
+        self._worker.stop(timeout)
 
     @property
     def flowing(self) -> bool:
         """Whether frames are arriving (within the stall timeout)."""
         return time.monotonic() - self._last_frame < self._stall_timeout_s
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         delay = BACKOFF_FIRST_S
         source = self._first_source
         while not self._stop.is_set():

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edgecam.common.throttle import LogThrottle
+from edgecam.common.worker import Worker
 from edgecam.config import PipelineConfig
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
@@ -52,23 +54,20 @@ class Inference:
         self._watchdog = watchdog
         self._source_idle = source_idle
         self._faults = faults
-        self._stop = threading.Event()
+        self._worker = Worker("edgecam-inference", self._run)
+        self._stop = self._worker.stopping
         self.first_result = threading.Event()
         self.latest: Result | None = None
         self.error: BaseException | None = None
-        self._bad_frames = 0
-        self._thread = threading.Thread(target=self._run, name="edgecam-inference", daemon=True)
+        self._bad_frames = LogThrottle(_LOG_EVERY)
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self, timeout: float = 1.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("inference thread did not stop within %.1f s", timeout)
+        self._worker.stop(timeout)
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         try:
             self._loop()
         except Exception as exc:
@@ -115,6 +114,5 @@ class Inference:
 
     def _bad_frame(self, exc: Exception) -> None:
         self._stats.drop("bad_frame")
-        self._bad_frames += 1
-        if self._bad_frames == 1 or self._bad_frames % _LOG_EVERY == 0:
-            log.warning("unusable frame dropped (%d so far): %s", self._bad_frames, exc)
+        if self._bad_frames():
+            log.warning("unusable frame dropped (%d so far): %s", self._bad_frames.count, exc)
