@@ -23,7 +23,7 @@ from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Notifier, Watchdog
 from edgecam.models.classifier import Classifier
 from edgecam.models.preprocess import FrameFitter
-from edgecam.outputs import Outputs
+from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.frames import IDENTITY, Dropped, Fitter, Frame, Picture
@@ -156,7 +156,7 @@ def test_latency_includes_the_time_a_frame_waited_undecoded(classifier: Classifi
     stats = Stats()
     slot = FrameSlot(lambda frame: stats.drop(frame.superseded_reason))
     collect = Collect()
-    outputs = Outputs([collect], stats)
+    outputs = Dispatcher([collect], stats)
     settings = InferenceSettings(classifier, PipelineConfig(max_frame_age_ms=60_000),
                                  ResultFilter(OutputsConfig(emit="every_frame", min_score=0.0)))
     inference = Inference(settings, slot, stats, outputs, Watchdog(Notifier({})), lambda: False,

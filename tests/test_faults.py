@@ -23,7 +23,7 @@ from edgecam.config import OutputsConfig, PipelineConfig
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Notifier, Watchdog
 from edgecam.models.classifier import Classifier
-from edgecam.outputs import Outputs
+from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.inference import Inference, InferenceSettings
@@ -94,7 +94,7 @@ def test_odd_frames_are_classified_or_dropped_and_counted() -> None:
     stats = Stats()
     slot = FrameSlot(lambda frame: stats.drop(frame.superseded_reason))
     collect = Collect()
-    outputs = Outputs([collect], stats)
+    outputs = Dispatcher([collect], stats)
     outputs.start()
     settings = InferenceSettings(
         Classifier(str(DEFAULT_MODEL), str(LABELS), threads=1),

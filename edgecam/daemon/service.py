@@ -1,11 +1,11 @@
 """The daemon's life cycle: start in order, run, reload on SIGHUP, stop in reverse.
 
-Start: config → classifier → outputs → source → capture thread → inference
-thread → first result → READY=1. The main thread then only handles signals,
-STATUS= and periodic stats; SIGTERM/SIGINT stop everything in reverse order
-in `finally`. SIGHUP re-reads the config; a config that does not load, or a
-model that does not, is refused as a whole and the daemon keeps running on
-the old one. Only what changed is rebuilt.
+Start: config → classifier → outputs → source → inference thread → capture
+thread → first result → READY=1 (the parts themselves are pipeline.Pipeline's).
+The main thread then only handles signals, STATUS= and periodic stats;
+SIGTERM/SIGINT stop everything in reverse order in `finally`. SIGHUP re-reads
+the config; a config, model or output that does not load is refused as a
+whole and the daemon keeps running on the old one. Only what changed is rebuilt.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 from edgecam.config import Config, load_config
-from edgecam.daemon.faults import Faults
 from edgecam.daemon.logs import set_level
 from edgecam.daemon.memory import pin_mmap_threshold
 from edgecam.daemon.notify import Notifier, Watchdog
@@ -27,17 +27,9 @@ from edgecam.daemon.signals import Signals
 from edgecam.errors import EX_SOFTWARE, ConfigError, EdgecamError
 from edgecam.models.base import ImageClassifier
 from edgecam.models.factory import make_classifier, refresh_classifier
-from edgecam.models.preprocess import FrameFitter
-from edgecam.outputs import Output, Outputs
-from edgecam.outputs.journal import JournalOutput, Sender, systemd_sender
-from edgecam.outputs.metrics import MetricsOutput
-from edgecam.outputs.mqtt import MqttOutput
-from edgecam.outputs.socket import SocketOutput
-from edgecam.outputs.stdout import PrintOutput
-from edgecam.pipeline.capture import Capture
-from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
-from edgecam.pipeline.slot import FrameSlot
+from edgecam.outputs.base import OutputContext, Sender
+from edgecam.outputs.journal import systemd_sender
+from edgecam.pipeline.pipeline import Pipeline
 from edgecam.pipeline.stats import Stats, status_line
 from edgecam.sources import Source, make_source
 
@@ -48,7 +40,7 @@ log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.0005
 _LOOP_S = 0.5
 _STATUS_S = 5.0
-_IDLE_ALIVE_S = 2.0  # the capture thread must have shown life this recently to excuse a pause
+
 
 
 class Daemon:
@@ -59,19 +51,15 @@ class Daemon:
                  journal_sender: Callable[[], Sender | None] = systemd_sender) -> None:
         self._config_path = config_path
         self._source_override = source
-        self._print_results = print_results
         self._notifier = notifier or Notifier()
-        self._journal_sender = journal_sender
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._signals: Signals | None = None
         self._stats = Stats()
-        self._slot = FrameSlot(lambda frame: self._stats.drop(frame.superseded_reason))
+        self._watchdog = Watchdog(self._notifier)
+        context = OutputContext(self._stats, journal_sender, print_results)
+        self._pipeline = Pipeline(self._stats, context, self._watchdog)
         self._config: Config | None = None
-        self._outputs: Outputs | None = None
-        self._capture: Capture | None = None
-        self._inference: Inference | None = None
-        self._print: PrintOutput | None = PrintOutput() if print_results else None
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -118,27 +106,33 @@ class Daemon:
         classifier = make_classifier(config.model)
         if self._stopping():
             return False
-        outputs = self._outputs = Outputs(self._build_outputs(config, {}), self._stats)
-        outputs.start()
-        source = self._first_source(config, classifier)
-        if self._stopping():
-            return False
-        settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs))
-        watchdog = Watchdog(self._notifier)
-        self._inference = Inference(settings, self._slot, self._stats, outputs, watchdog,
-                                    self._source_idle, Faults())
-        self._start_capture(config, classifier, source)
-        self._inference.start()
+        self._pipeline.start_outputs(config)
+        with ExitStack() as opened:
+            source = self._first_source(config, classifier)
+            if source is not None:
+                opened.callback(source.close)  # until the capture thread owns it
+            if self._stopping():
+                return False
+            self._pipeline.start(config, classifier, source)
+            opened.pop_all()
         self._notifier.status("waiting for the first frame")
-        while not self._inference.first_result.is_set():
+        if not self._first_result():
+            return not self._stop.is_set()
+        self._notifier.ready(self._status())
+        self._watchdog.arm()
+        log.info("running: %s → %s", config.camera.source,
+                 ", ".join(o.name for o in self._pipeline.dispatcher.outputs) or "no outputs")
+        return True
+
+    def _first_result(self) -> bool:
+        """Waits for the first result; False if a stop signal came or the pipeline ended first."""
+        inference = self._pipeline.inference
+        assert inference is not None
+        while not inference.first_result.is_set():
             self._check_signals(_LOOP_S / 5)
             if self._stop.is_set() or self._finished() is not None:
-                return not self._stop.is_set()
+                return False
             self._stats.tick()
-        self._notifier.ready(self._status())
-        watchdog.arm()
-        log.info("running: %s → %s", config.camera.source,
-                 ", ".join(o.name for o in outputs.outputs) or "no outputs")
         return True
 
     def _serve(self) -> int:
@@ -155,19 +149,20 @@ class Daemon:
             code = self._finished()
             if code is not None:
                 return code
-            snapshot = self._stats.snapshot()
-            assert self._outputs is not None
-            self._outputs.stats(snapshot, now)
-            if now - last_status >= _STATUS_S:
+            # A snapshot (percentiles of 2 x 1000 samples) only when STATUS= or an output is due.
+            snapshot = self._stats.snapshot() if now - last_status >= _STATUS_S else None
+            self._pipeline.dispatcher.stats(self._stats.snapshot if snapshot is None else snapshot, now)
+            if snapshot is not None:
                 last_status = now
                 self._notifier.status(self._status(snapshot))
 
     def _finished(self) -> int | None:
         """An exit code once the pipeline cannot go on: a file source ended, or inference died."""
-        if self._inference is not None and self._inference.error is not None:
-            log.error("stopping: inference failed: %s", self._inference.error)
+        inference, capture = self._pipeline.inference, self._pipeline.capture
+        if inference is not None and inference.error is not None:
+            log.error("stopping: inference failed: %s", inference.error)
             return EX_SOFTWARE
-        if self._capture is not None and self._capture.ended.is_set():
+        if capture is not None and capture.ended.is_set():
             log.info("stopping: the source ended")
             return 0
         return None
@@ -175,26 +170,11 @@ class Daemon:
     def _shutdown(self) -> None:
         """Stops in reverse order; every step runs even if an earlier one fails."""
         self._notifier.stopping()
-        for step in (self._stop_capture, self._stop_inference, self._close_outputs):
-            try:
-                step()
-            except Exception:
-                log.exception("error while stopping")
+        try:
+            self._pipeline.close()
+        except Exception:
+            log.exception("error while stopping")
         self._notifier.close()
-
-    def _stop_capture(self) -> None:
-        if self._capture is not None:
-            self._capture.stop(timeout=0.5)
-
-    def _stop_inference(self) -> None:
-        if self._inference is not None:
-            self._inference.stop(timeout=0.5)
-
-    def _close_outputs(self) -> None:
-        if self._outputs is not None:
-            self._outputs.close(timeout=0.5)
-
-    # -- parts -------------------------------------------------------------------------------
 
     def _first_source(self, config: Config, classifier: ImageClassifier) -> Source | None:
         """Opens the source once, so a missing camera or file fails the start with one line.
@@ -208,68 +188,8 @@ class Daemon:
         source.open()
         return source
 
-    def _start_capture(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
-        camera, input_size = config.camera, classifier.input_size
-        behind_ms = config.pipeline.max_frame_age_ms
-        self._capture = Capture(lambda: make_source(camera, input_size, behind_ms), self._slot,
-                                self._stats, camera.stall_timeout_s, first_source=source,
-                                fit=FrameFitter(input_size, config.model.resize))
-        self._capture.start()
-
-    def _source_idle(self) -> bool:
-        """True while no frames come but the capture thread is alive and handling it."""
-        capture = self._capture
-        return (capture is not None and not capture.flowing
-                and time.monotonic() - capture.alive_at < _IDLE_ALIVE_S)
-
-    def _build_outputs(self, config: Config, current: dict[str, Output]) -> list[Output]:
-        """The outputs `config` asks for, reusing those in `current` whose settings are unchanged."""
-        outputs: list[Output] = []
-        if config.outputs.journal.enabled:
-            outputs.append(current.get("journal") or JournalOutput(self._journal_sender()))
-        if config.outputs.socket.enabled:
-            socket_config = config.outputs.socket
-            existing = current.get("socket")
-            if isinstance(existing, SocketOutput) and existing.path == socket_config.path:
-                if existing.mode != socket_config.mode:
-                    existing.chmod(socket_config.mode)
-                outputs.append(existing)
-            else:
-                server = SocketOutput(socket_config.path, socket_config.mode, self._stats)
-                server.start()
-                outputs.append(server)
-        # MQTT: built first (a bad password or TLS file fails here, before anything changed), started
-        # last, after the old connection said `offline`: the broker allows one per client id.
-        old_mqtt = current.get("mqtt")
-        mqtt: MqttOutput | None = None
-        if config.outputs.mqtt.enabled:
-            mqtt_config = config.outputs.mqtt
-            if isinstance(old_mqtt, MqttOutput) and old_mqtt.unchanged(mqtt_config):
-                mqtt = old_mqtt
-            else:
-                mqtt = MqttOutput(mqtt_config, self._stats)
-        if config.outputs.metrics.enabled:
-            listen = config.outputs.metrics.listen
-            existing = current.get("metrics")
-            if isinstance(existing, MetricsOutput):
-                existing.listen_on(listen)  # the same instance: histograms go on counting
-                outputs.append(existing)
-            else:
-                metrics = MetricsOutput(listen, self._stats)
-                metrics.start()
-                outputs.append(metrics)
-        if mqtt is not None:
-            if mqtt is not old_mqtt:
-                if old_mqtt is not None:
-                    old_mqtt.close()
-                mqtt.start()
-            outputs.append(mqtt)
-        if self._print is not None:
-            outputs.append(self._print)
-        return outputs
-
     def _status(self, snapshot: dict | None = None) -> str:
-        latest = self._inference.latest if self._inference else None
+        latest = self._pipeline.latest
         return status_line(snapshot or self._stats.snapshot(),
                            f"{latest.top.label} {latest.top.score:.2f}" if latest else None)
 
@@ -283,8 +203,8 @@ class Daemon:
             self._notifier.ready(self._status())
 
     def _reload_config(self) -> None:
-        old = self._config
-        assert old is not None and self._inference is not None and self._outputs is not None
+        old, inference = self._config, self._pipeline.inference
+        assert old is not None and inference is not None
         try:
             new = self._load()
         except ConfigError as exc:
@@ -293,32 +213,19 @@ class Daemon:
             log.error("reload refused: %d error(s); still running on the previous config",
                       len(exc.lines))
             return
-        settings = self._inference.settings
-        classifier = settings.classifier
+        current = inference.settings.classifier
         try:
             # A head file rewritten by `edgecam learn` is re-read even if the config is unchanged.
-            classifier = refresh_classifier(classifier, old.model, new.model)
-            current = {o.name: o for o in self._outputs.outputs}
-            outputs = self._build_outputs(new, current) if new.outputs != old.outputs else None
+            classifier = refresh_classifier(current, old.model, new.model)
+            prepared = self._pipeline.prepare(old, new, classifier)
         except EdgecamError as exc:
             log.error("reload refused: %s; still running on the previous config", exc)
             return
         set_level(new.log_level)
-        result_filter = (ResultFilter(new.outputs) if new.outputs != old.outputs
-                         else settings.filter)
-        self._inference.settings = InferenceSettings(classifier, new.pipeline, result_filter)
-        if outputs is not None:
-            self._outputs.replace(outputs)
-        if (new.camera != old.camera or new.model.resize != old.model.resize
-                or new.pipeline.max_frame_age_ms != old.pipeline.max_frame_age_ms
-                or classifier.input_size != settings.classifier.input_size):
-            assert self._capture is not None
-            self._capture.stop(timeout=1.0)
-            self._slot.clear()
-            self._start_capture(new, classifier, None)
+        self._pipeline.apply(old, prepared)
         self._config = new
         changed = [name for name in ("camera", "model", "pipeline", "outputs", "log_level")
                    if getattr(new, name) != getattr(old, name)]
-        if classifier is not settings.classifier and new.model == old.model:
+        if classifier is not current and new.model == old.model:
             changed.append("model (files on disk)")
         log.info("reloaded: %s", ", ".join(changed) if changed else "nothing changed")

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
 from typing import Any
 
+from edgecam.config import OutputsConfig
+from edgecam.outputs.base import Output, Sender
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.stats import status_line
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 60.0
-Sender = Callable[..., None]
 
 
 def systemd_sender() -> Sender | None:
@@ -30,7 +30,7 @@ def systemd_sender() -> Sender | None:
     return journal.send
 
 
-class JournalOutput:
+class JournalOutput(Output):
     name = "journal"
     stats_interval_s = STATS_INTERVAL_S
 
@@ -54,6 +54,9 @@ class JournalOutput:
                    EDGECAM_FRAMES_CAPTURED=str(frames["captured"]),
                    EDGECAM_FRAMES_CLASSIFIED=str(frames["classified"]),
                    EDGECAM_FRAMES_DROPPED=str(frames["dropped"]))
+
+    def reusable(self, config: OutputsConfig) -> bool:
+        return True  # it has no settings
 
     def close(self) -> None:
         """Nothing to release: each entry is one datagram."""

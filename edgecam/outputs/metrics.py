@@ -15,7 +15,6 @@ stops it and frees the port, on daemon stop and when a reload removes it.
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import logging
 import socket
@@ -26,8 +25,9 @@ from urllib.parse import urlparse
 
 from edgecam import __version__
 from edgecam.common.worker import Worker
-from edgecam.config import split_listen
+from edgecam.config import OutputsConfig, split_listen
 from edgecam.errors import EdgecamError, SourceError
+from edgecam.outputs.base import Output
 from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.stats import Stats
@@ -79,7 +79,7 @@ class _Server(http.server.ThreadingHTTPServer):
         self.server_name, self.server_port = str(host), int(port)
 
 
-class MetricsOutput:
+class MetricsOutput(Output):
     """Serves /metrics at `listen`; start() binds (one clear line if it cannot), close() unbinds."""
 
     name = "metrics"
@@ -115,18 +115,10 @@ class MetricsOutput:
         self._serve(self.listen)
         self._stats.observe(self._observe)
 
-    def listen_on(self, listen: str) -> None:
-        """Moves to another address (a reload); on failure keeps serving where it was."""
-        if listen == self.listen:
-            return
-        self._unserve()
-        try:
-            self._serve(listen)
-        except EdgecamError:
-            with contextlib.suppress(EdgecamError):
-                self._serve(self.listen)
-            raise
-        self.listen = listen
+    def reusable(self, config: OutputsConfig) -> bool:
+        # Another address is a new exporter: it binds while this one still serves, so a port
+        # that cannot be bound refuses the reload and this one goes on.
+        return config.metrics.listen == self.listen
 
     # -- the Output protocol -----------------------------------------------------------------
 

@@ -37,8 +37,9 @@ from edgecam.common.files import read_user_text
 from edgecam.common.queues import DropOldestQueue
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
-from edgecam.config import MqttConfig
+from edgecam.config import MqttConfig, OutputsConfig
 from edgecam.errors import EdgecamError
+from edgecam.outputs.base import Output
 from edgecam.pipeline.results import Result, stats_message
 from edgecam.pipeline.stats import Stats
 
@@ -162,11 +163,12 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     return context
 
 
-class MqttOutput:
+class MqttOutput(Output):
     """Publishes to the broker `config` names; start() connects in the background (never fails on
     an absent broker: it keeps retrying), close() says `offline` and disconnects."""
 
     name = "mqtt"
+    exclusive = True  # the broker allows one connection per client id
 
     def __init__(self, config: MqttConfig, stats: Stats) -> None:
         self.config = config
@@ -192,12 +194,13 @@ class MqttOutput:
 
     # -- set-up ------------------------------------------------------------------------------
 
-    def unchanged(self, config: MqttConfig) -> bool:
-        """Whether `config`, and the password file's text, are what this output runs with."""
-        if config != self.config:
+    def reusable(self, config: OutputsConfig) -> bool:
+        """Whether the mqtt section, and the password file's text, are what this output runs with."""
+        mqtt = config.mqtt
+        if mqtt != self.config:
             return False
         try:
-            return self._password == (read_password(config.password_file) if config.password_file
+            return self._password == (read_password(mqtt.password_file) if mqtt.password_file
                                       else None)
         except EdgecamError:
             return False  # the new output's construction reports it

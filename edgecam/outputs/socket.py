@@ -22,7 +22,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from edgecam.config import OutputsConfig
 from edgecam.errors import EdgecamError, SourceError
+from edgecam.outputs.base import Output
 from edgecam.pipeline.results import Result, json_line, stats_message
 from edgecam.pipeline.stats import Stats
 
@@ -41,7 +43,7 @@ class _Client:
         self.pending = bytearray()
 
 
-class SocketOutput:
+class SocketOutput(Output):
     """Serves results at `path`; start() binds (raising one clear line), close() removes the file."""
 
     name = "socket"
@@ -69,13 +71,20 @@ class SocketOutput:
         self._thread.start()
         log.info("socket %s: serving results (mode %s)", self.path, self.mode)
 
-    def chmod(self, mode: str) -> None:
+    def reusable(self, config: OutputsConfig) -> bool:
+        return config.socket.path == self.path
+
+    def reconfigure(self, config: OutputsConfig) -> None:
         """Applies a new file mode to the live socket (a reload that changed only the mode)."""
+        mode = config.socket.mode
+        if mode == self.mode:
+            return
         try:
             os.chmod(self.path, int(mode, 8))
         except OSError as exc:
-            raise EdgecamError(f"outputs.socket.mode: cannot chmod {self.path}: {exc.strerror}"
-                               ) from None
+            log.error("outputs.socket.mode: cannot chmod %s: %s; it stays %s", self.path,
+                      exc.strerror, self.mode)
+            return
         self.mode = mode
 
     def emit(self, result: Result) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
+from edgecam.config import OutputsConfig
+from edgecam.outputs.base import Output
 from edgecam.pipeline.results import Result, json_line
 
 
-class PrintOutput:
+class PrintOutput(Output):
     name = "stdout"
-    stats_interval_s = 0.0
 
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self._stream = stream
@@ -19,8 +20,8 @@ class PrintOutput:
         self._stream.write(json_line(result.message()).decode())
         self._stream.flush()
 
-    def stats(self, snapshot: dict[str, Any]) -> None:
-        """Results only: stats go to the socket and the journal."""
+    def reusable(self, config: OutputsConfig) -> bool:
+        return True  # it has no settings
 
     def close(self) -> None:
         self._stream.flush()

@@ -23,7 +23,7 @@ from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.base import ImageClassifier
 from edgecam.models.preprocess import FrameFormatError
-from edgecam.outputs import Outputs
+from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
@@ -45,7 +45,7 @@ class InferenceSettings:
 
 
 class Inference:
-    def __init__(self, settings: InferenceSettings, slot: FrameSlot, stats: Stats, outputs: Outputs,
+    def __init__(self, settings: InferenceSettings, slot: FrameSlot, stats: Stats, outputs: Dispatcher,
                  watchdog: Watchdog, source_idle: Callable[[], bool], faults: Faults) -> None:
         self.settings = settings
         self._slot = slot

@@ -1,0 +1,58 @@
+"""The interface every output implements, with no-op defaults, and what outputs are built with.
+
+An output receives emitted results and periodic stats from the dispatcher
+thread (outputs.dispatcher) and must never block it for long. Its life:
+built (settings checked, nothing running yet: a bad file fails here), started
+(sockets bound, threads started), reconfigured in place on a reload when it
+can serve the new settings, closed. outputs.registry builds and replaces them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from edgecam.config import OutputsConfig
+from edgecam.pipeline.results import Result
+from edgecam.pipeline.stats import Stats
+
+Sender = Callable[..., None]
+
+
+class Output:
+    #: what logs, errors and the registry call it
+    name: ClassVar[str] = "output"
+    #: started only after the output it replaces was closed (a broker allows one connection per
+    #: client id); a reload then cannot keep the old one if the new one fails to start
+    exclusive: ClassVar[bool] = False
+    #: seconds between stats messages on this output; 0 = none
+    stats_interval_s: float = 0.0
+
+    def start(self) -> None:
+        """Binds, connects or starts threads; one clear line (EdgecamError) if it cannot."""
+
+    def emit(self, result: Result) -> None:
+        """Takes one emitted result (the dispatcher thread); must not block for long."""
+
+    def stats(self, snapshot: dict[str, Any]) -> None:
+        """Takes a stats snapshot, every `stats_interval_s`."""
+
+    def reusable(self, config: OutputsConfig) -> bool:
+        """Whether this running output can serve `config` (after `reconfigure`): no side effects."""
+        return False
+
+    def reconfigure(self, config: OutputsConfig) -> None:
+        """Applies what `reusable` allowed to differ, in place (a reload that was accepted)."""
+
+    def close(self) -> None:
+        """Stops and releases everything; safe to call more than once."""
+
+
+@dataclass(frozen=True)
+class OutputContext:
+    """What the daemon hands every output it builds (side effects injectable for tests)."""
+
+    stats: Stats
+    journal_sender: Callable[[], Sender | None]
+    print_results: bool = False

@@ -1,0 +1,121 @@
+"""The pipeline: slot, capture, inference and outputs, started in order and stopped in reverse.
+
+One ExitStack owns every running part (DESIGN.md, habit 2): `start` pushes
+each part's stop as it starts it, so a failure half-way, or a stop signal,
+unwinds exactly what was started; `close` unwinds all. A reload (`reload`)
+builds every new part first (the outputs through outputs.registry.plan,
+which cleans up after itself) and only then swaps them in, so a reload that
+fails leaves the running pipeline as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from edgecam.config import Config
+from edgecam.daemon.faults import Faults
+from edgecam.daemon.notify import Watchdog
+from edgecam.models.base import ImageClassifier
+from edgecam.models.preprocess import FrameFitter
+from edgecam.outputs import registry
+from edgecam.outputs.base import OutputContext
+from edgecam.outputs.dispatcher import Dispatcher
+from edgecam.pipeline.capture import Capture
+from edgecam.pipeline.filter import ResultFilter
+from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.results import Result
+from edgecam.pipeline.slot import FrameSlot
+from edgecam.pipeline.stats import Stats
+from edgecam.sources import Source, make_source
+
+_IDLE_ALIVE_S = 2.0  # the capture thread must have shown life this recently to excuse a pause
+_STOP_S = 0.5
+
+
+@dataclass
+class Reload:
+    """What a reload built, ready to be swapped in."""
+
+    config: Config
+    classifier: ImageClassifier
+    outputs: registry.OutputPlan | None
+
+
+class Pipeline:
+    def __init__(self, stats: Stats, context: OutputContext, watchdog: Watchdog) -> None:
+        self.stats = stats
+        self._context = context
+        self._watchdog = watchdog
+        self.slot = FrameSlot(lambda frame: stats.drop(frame.superseded_reason))
+        self.dispatcher = Dispatcher([], stats)
+        self.capture: Capture | None = None
+        self.inference: Inference | None = None
+        self._stack = ExitStack()
+
+    @property
+    def latest(self) -> Result | None:
+        return self.inference.latest if self.inference else None
+
+    def start_outputs(self, config: Config) -> None:
+        """The outputs first: a socket in use or a bad MQTT file fails before the camera opens."""
+        plan = registry.plan(config.outputs, [], self._context)
+        self.dispatcher.start()
+        self._stack.callback(self.dispatcher.close, _STOP_S)
+        registry.commit(plan, self.dispatcher)
+
+    def start(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
+        """Inference, then capture (its first frame then has somewhere to go)."""
+        settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs))
+        self.inference = Inference(settings, self.slot, self.stats, self.dispatcher, self._watchdog,
+                                   self.source_idle, Faults())
+        self.inference.start()
+        self._stack.callback(self.inference.stop, _STOP_S)
+        self._start_capture(config, classifier, source)
+        self._stack.callback(self._stop_capture)
+
+    def prepare(self, old: Config, new: Config, classifier: ImageClassifier) -> Reload:
+        """Builds what `new` needs that `old` did not; EdgecamError (nothing left behind) if any fails."""
+        outputs = None
+        if new.outputs != old.outputs:
+            outputs = registry.plan(new.outputs, self.dispatcher.outputs, self._context)
+        return Reload(new, classifier, outputs)
+
+    def apply(self, old: Config, reload: Reload) -> None:
+        """Swaps a prepared reload in; the source is reopened only if what it reads changed."""
+        assert self.inference is not None
+        new, classifier = reload.config, reload.classifier
+        settings = self.inference.settings
+        result_filter = ResultFilter(new.outputs) if new.outputs != old.outputs else settings.filter
+        self.inference.settings = InferenceSettings(classifier, new.pipeline, result_filter)
+        if reload.outputs is not None:
+            registry.commit(reload.outputs, self.dispatcher)
+        if (new.camera != old.camera or new.model.resize != old.model.resize
+                or new.pipeline.max_frame_age_ms != old.pipeline.max_frame_age_ms
+                or classifier.input_size != settings.classifier.input_size):
+            self._stop_capture()
+            self.slot.clear()
+            self._start_capture(new, classifier, None)
+
+    def close(self) -> None:
+        """Stops capture, inference and the outputs, in that order, whatever fails."""
+        self._stack.close()
+
+    def source_idle(self) -> bool:
+        """True while no frames come but the capture thread is alive and handling it."""
+        capture = self.capture
+        return (capture is not None and not capture.flowing
+                and time.monotonic() - capture.alive_at < _IDLE_ALIVE_S)
+
+    def _start_capture(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
+        camera, input_size = config.camera, classifier.input_size
+        behind_ms = config.pipeline.max_frame_age_ms
+        self.capture = Capture(lambda: make_source(camera, input_size, behind_ms), self.slot,
+                               self.stats, camera.stall_timeout_s, first_source=source,
+                               fit=FrameFitter(input_size, config.model.resize))
+        self.capture.start()
+
+    def _stop_capture(self) -> None:
+        if self.capture is not None:
+            self.capture.stop(timeout=_STOP_S)
