@@ -42,18 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     config_option(check)
     check.set_defaults(func=_check_config)
 
-    classify = commands.add_parser("classify", help="classify image files once")
-    classify.add_argument("images", nargs="+", metavar="IMAGE")
-    config_option(classify)
-    classify.add_argument("--model", metavar="M", help="a .tflite model (default: model.path)")
-    classify.add_argument("--labels", metavar="L", help="its labels file (default: model.labels)")
-    classify.add_argument("--head", metavar="FILE",
-                          help="classify with the classes learned in this head file (default: "
-                               "model.head); --model is then its embedding extractor")
-    classify.add_argument("--top-k", type=int, metavar="K", help="labels per image")
-    classify.add_argument("--json", action="store_true", help="one JSON object per image")
-    classify.set_defaults(func=_classify)
-
+    _classify_parser(commands, config_option)
     tail = commands.add_parser("tail", help="print the running daemon's results")
     tail.add_argument("--socket", metavar="PATH",
                       help="the daemon's socket (default: outputs.socket.path of the config)")
@@ -71,6 +60,21 @@ def _parser() -> argparse.ArgumentParser:
                             "Coral's public test data); file:// works")
     fetch.set_defaults(func=_fetch_model)
     return parser
+
+
+def _classify_parser(commands: argparse._SubParsersAction,
+                     config_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    classify = commands.add_parser("classify", help="classify image files once")
+    classify.add_argument("images", nargs="+", metavar="IMAGE")
+    config_option(classify)
+    classify.add_argument("--model", metavar="M", help="a .tflite model (default: model.path)")
+    classify.add_argument("--labels", metavar="L", help="its labels file (default: model.labels)")
+    classify.add_argument("--head", metavar="FILE",
+                          help="classify with the classes learned in this head file (default: "
+                               "model.head); --model is then its embedding extractor")
+    classify.add_argument("--top-k", type=int, metavar="K", help="labels per image")
+    classify.add_argument("--json", action="store_true", help="one JSON object per image")
+    classify.set_defaults(func=_classify)
 
 
 def _run(args: argparse.Namespace) -> int:

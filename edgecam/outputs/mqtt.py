@@ -1,15 +1,7 @@
 """The MQTT output: results, the current label, stats and availability on a broker.
 
-Topics, under `outputs.mqtt.topic_prefix` (default `edgecam/<hostname>`):
-
-    <prefix>/classification   every emitted result, the socket's JSON message
-    <prefix>/label            the current top label, plain text (retained with `retain: true`)
-    <prefix>/stats            the stats message, every `stats_interval_s`
-    <prefix>/availability     `online` / `offline`, retained; `offline` is also the last will
-
-With `homeassistant: true`, retained Home Assistant discovery messages announce one
-device per prefix with a label sensor, a score sensor and a connectivity binary
-sensor; they are sent again whenever Home Assistant says it (re)started.
+The topics and Home Assistant's discovery messages are in outputs.mqtt_topics,
+the connection's set-up (paho, password, TLS) in outputs.mqtt_client.
 
 Nothing here can stall the pipeline. paho's network thread (`loop_start`)
 connects, reconnects with backoff and does all socket I/O. `emit()` only
@@ -22,145 +14,30 @@ state (availability, discovery, the current label), then the queued results.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import re
-import socket
-import ssl
 import threading
 import time
 from typing import Any
 
-from edgecam import __version__
-from edgecam.common.files import read_user_text
 from edgecam.common.queues import DropOldestQueue
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
 from edgecam.config import MqttConfig, OutputsConfig
 from edgecam.errors import EdgecamError
 from edgecam.outputs.base import Output
+from edgecam.outputs.mqtt_client import client_class, paho, read_password, tls_context
+from edgecam.outputs.mqtt_topics import OFFLINE, ONLINE, Topics, default_prefix, discovery_messages
 from edgecam.pipeline.results import Result, stats_message
 from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 
-ONLINE, OFFLINE = "online", "offline"
 MAX_INFLIGHT = 20  # messages handed to paho and not yet written (QoS 0) or acknowledged (QoS 1, 2)
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 CLOSE_TIMEOUT_S = 1.0
 _POLL_S = 0.2
 _LOG_EVERY = 10  # repeated connection failures: log one in this many
-
-
-def _paho() -> Any:
-    """paho.mqtt.client, or one clear line when it is missing or too old."""
-    try:
-        import paho.mqtt
-        import paho.mqtt.client as client
-        from paho.mqtt.enums import CallbackAPIVersion  # noqa: F401  (paho 2.x only)
-    except ImportError:
-        try:
-            import paho.mqtt
-        except ImportError:
-            raise EdgecamError("outputs.mqtt needs paho-mqtt: pip install 'edgecam[mqtt]'") from None
-        raise EdgecamError(f"outputs.mqtt needs paho-mqtt 2.x, found {paho.mqtt.__version__}: "
-                           "pip install 'edgecam[mqtt]' (into the virtualenv)") from None
-    return client
-
-
-@functools.cache
-def _client_class() -> type:
-    """paho's Client, remembering why the last connection attempt failed (paho only retries)."""
-    mqtt = _paho()
-
-    class Client(mqtt.Client):  # type: ignore[name-defined]  # (paho is imported at run time)
-        last_error: OSError | None = None
-
-        def reconnect(self) -> Any:
-            try:
-                return super().reconnect()
-            except OSError as exc:
-                self.last_error = exc
-                raise
-
-    return Client
-
-
-class Topics:
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.classification = f"{prefix}/classification"
-        self.label = f"{prefix}/label"
-        self.stats = f"{prefix}/stats"
-        self.availability = f"{prefix}/availability"
-
-
-def default_prefix() -> str:
-    return f"edgecam/{socket.gethostname()}"
-
-
-def node_id(prefix: str) -> str:
-    """Home Assistant's node and device id: the prefix in [a-zA-Z0-9_-] (`edgecam_kitchen-pi`)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", prefix)
-
-
-def discovery_messages(topics: Topics, discovery_prefix: str, qos: int) -> list[tuple[str, str]]:
-    """Home Assistant MQTT discovery: (config topic, JSON) for each entity of this device."""
-    node = node_id(topics.prefix)
-    device = {"identifiers": [node], "name": f"edgecam {topics.prefix.rsplit('/', 1)[-1]}",
-              "manufacturer": "edgecam", "model": "camera classifier", "sw_version": __version__}
-    origin = {"name": "edgecam", "sw_version": __version__}
-    available = {"availability_topic": topics.availability, "payload_available": ONLINE,
-                 "payload_not_available": OFFLINE}
-    top = "value_json.labels[0]"
-    entities = {
-        f"{discovery_prefix}/sensor/{node}/label/config": {
-            "name": "Label", "unique_id": f"{node}_label", "state_topic": topics.label,
-            "icon": "mdi:image-search",
-            "json_attributes_topic": topics.classification,
-            "json_attributes_template": (
-                f"{{{{ {{'index': {top}.index, 'score': {top}.score, "
-                "'latency_ms': value_json.latency_ms, 'seq': value_json.seq} | tojson }}"),
-            **available},
-        f"{discovery_prefix}/sensor/{node}/score/config": {
-            "name": "Score", "unique_id": f"{node}_score", "state_topic": topics.classification,
-            "value_template": f"{{{{ ({top}.score * 100) | round(1) }}}}",
-            "unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent",
-            **available},
-        f"{discovery_prefix}/binary_sensor/{node}/online/config": {
-            "name": "Online", "unique_id": f"{node}_online", "state_topic": topics.availability,
-            "payload_on": ONLINE, "payload_off": OFFLINE, "device_class": "connectivity",
-            "entity_category": "diagnostic"},
-    }
-    return [(topic, json.dumps({**config, "qos": qos, "device": device, "origin": origin}))
-            for topic, config in entities.items()]
-
-
-def read_password(path: str) -> str:
-    """The password file's text without its trailing newline; one clear line if unusable."""
-    password = read_user_text(path, "outputs.mqtt.password_file").rstrip("\r\n")
-    if not password:
-        raise EdgecamError(f"outputs.mqtt.password_file: {path} is empty")
-    return password
-
-
-def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
-    """Verifies the broker against tls.ca_file (and its host name); None without a CA file."""
-    tls = config.tls
-    if not tls.ca_file:
-        return None
-    try:
-        context = ssl.create_default_context(cafile=tls.ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise EdgecamError(f"outputs.mqtt.tls.ca_file: cannot load {tls.ca_file}: {exc}") from None
-    if tls.cert_file:
-        try:
-            context.load_cert_chain(tls.cert_file, tls.key_file or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise EdgecamError(f"outputs.mqtt.tls.cert_file: cannot load {tls.cert_file}"
-                               f"{' with ' + tls.key_file if tls.key_file else ''}: {exc}") from None
-    return context
 
 
 class MqttOutput(Output):
@@ -210,11 +87,11 @@ class MqttOutput(Output):
         password = self._password = (read_password(config.password_file) if config.password_file
                                      else None)
         context = tls_context(config)
-        mqtt = _paho()
+        mqtt = paho()
         from paho.mqtt.enums import CallbackAPIVersion
 
         client_id = config.client_id or self.topics.prefix.replace("/", "-")
-        client = _client_class()(CallbackAPIVersion.VERSION2, client_id=client_id,
+        client = client_class()(CallbackAPIVersion.VERSION2, client_id=client_id,
                                  protocol=mqtt.MQTTv311, clean_session=True)
         client.suppress_exceptions = True  # a bug in a callback is logged; paho's thread lives on
         paho_log = logging.getLogger(f"{__name__}.paho")

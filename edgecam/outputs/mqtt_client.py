@@ -1,0 +1,75 @@
+"""Setting up the MQTT connection: paho itself (2.x, imported only here), the password, TLS.
+
+Each problem is one clear line naming the config key (EdgecamError), raised
+while the output is built, so a reload with a bad file is refused whole.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from typing import Any
+
+from edgecam.common.files import read_user_text
+from edgecam.config import MqttConfig
+from edgecam.errors import EdgecamError
+
+
+def paho() -> Any:
+    """paho.mqtt.client, or one clear line when it is missing or too old."""
+    try:
+        import paho.mqtt
+        import paho.mqtt.client as client
+        from paho.mqtt.enums import CallbackAPIVersion  # noqa: F401  (paho 2.x only)
+    except ImportError:
+        try:
+            import paho.mqtt
+        except ImportError:
+            raise EdgecamError("outputs.mqtt needs paho-mqtt: pip install 'edgecam[mqtt]'") from None
+        raise EdgecamError(f"outputs.mqtt needs paho-mqtt 2.x, found {paho.mqtt.__version__}: "
+                           "pip install 'edgecam[mqtt]' (into the virtualenv)") from None
+    return client
+
+
+@functools.cache
+def client_class() -> type:
+    """paho's Client, remembering why the last connection attempt failed (paho only retries)."""
+    mqtt = paho()
+
+    class Client(mqtt.Client):  # type: ignore[name-defined]  # (paho is imported at run time)
+        last_error: OSError | None = None
+
+        def reconnect(self) -> Any:
+            try:
+                return super().reconnect()
+            except OSError as exc:
+                self.last_error = exc
+                raise
+
+    return Client
+
+
+def read_password(path: str) -> str:
+    """The password file's text without its trailing newline; one clear line if unusable."""
+    password = read_user_text(path, "outputs.mqtt.password_file").rstrip("\r\n")
+    if not password:
+        raise EdgecamError(f"outputs.mqtt.password_file: {path} is empty")
+    return password
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    """Verifies the broker against tls.ca_file (and its host name); None without a CA file."""
+    tls = config.tls
+    if not tls.ca_file:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise EdgecamError(f"outputs.mqtt.tls.ca_file: cannot load {tls.ca_file}: {exc}") from None
+    if tls.cert_file:
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise EdgecamError(f"outputs.mqtt.tls.cert_file: cannot load {tls.cert_file}"
+                               f"{' with ' + tls.key_file if tls.key_file else ''}: {exc}") from None
+    return context
