@@ -162,7 +162,9 @@ class Daemon:
         if inference is not None and inference.error is not None:
             log.error("stopping: inference failed: %s", inference.error)
             return EX_SOFTWARE
-        if capture is not None and capture.ended.is_set():
+        # A file that ended: once inference took its last frame (that frame's result still goes
+        # out: stopping waits for inference, then delivers what the outputs have queued).
+        if capture is not None and capture.ended.is_set() and self._pipeline.slot.wait_taken(0):
             log.info("stopping: the source ended")
             return 0
         return None

@@ -18,10 +18,11 @@ import socket
 import stat
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
+from edgecam.common.queues import DropOldestQueue
+from edgecam.common.worker import Worker
 from edgecam.config import OutputsConfig
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.outputs.base import Output
@@ -53,22 +54,22 @@ class SocketOutput(Output):
         self.path = path
         self.mode = mode
         self._stats = stats
-        self._lines: deque[bytes] = deque(maxlen=MAX_QUEUED_LINES)
+        self._lines: DropOldestQueue[bytes] = DropOldestQueue(
+            MAX_QUEUED_LINES, lambda _line: stats.count("socket_messages_dropped"))
         self._clients: dict[int, _Client] = {}
         self._selector = selectors.DefaultSelector()
-        self._stop = threading.Event()
+        self._worker = Worker("edgecam-socket", self._run)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._listener: socket.socket | None = None
         self._inode: int | None = None
         self._checked = 0.0
         self._rebind_failing = False
-        self._thread = threading.Thread(target=self._run, name="edgecam-socket", daemon=True)
 
     def start(self) -> None:
         self._listener = self._bind()
         self._selector.register(self._listener, selectors.EVENT_READ, "accept")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
-        self._thread.start()
+        self._worker.start()
         log.info("socket %s: serving results (mode %s)", self.path, self.mode)
 
     def reusable(self, config: OutputsConfig) -> bool:
@@ -94,10 +95,9 @@ class SocketOutput(Output):
         self._queue(json_line(stats_message(snapshot)))
 
     def close(self) -> None:
-        self._stop.set()
+        self._worker.stopping.set()
         self._wake()
-        if self._thread.is_alive():
-            self._thread.join(0.5)
+        self._worker.stop(0.5)
         for client in list(self._clients.values()):
             self._drop(client, counted=False)
         if self._listener is not None:
@@ -110,9 +110,7 @@ class SocketOutput(Output):
                 os.close(fd)
 
     def _queue(self, line: bytes) -> None:
-        if len(self._lines) == self._lines.maxlen:
-            self._stats.count("socket_messages_dropped")
-        self._lines.append(line)
+        self._lines.put(line)
         self._wake()
 
     def _wake(self) -> None:
@@ -172,8 +170,8 @@ class SocketOutput(Output):
         except OSError:
             pass
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             for key, events in self._selector.select(timeout=1.0):
                 if key.data == "accept":
                     self._accept()
@@ -252,8 +250,7 @@ class SocketOutput(Output):
             self._drop(client, counted=False)
 
     def _broadcast(self) -> None:
-        while self._lines:
-            line = self._lines.popleft()
+        for line in self._lines.drain():
             for client in list(self._clients.values()):
                 client.pending += line
                 if len(client.pending) > MAX_PENDING_BYTES:
