@@ -1,4 +1,11 @@
-"""Shared fixtures: where ../shared's models and photos are, and a way to run the CLI."""
+"""Shared fixtures: where the checkout and ../shared's models and photos are, and a way to run the CLI.
+
+Tests are in tests/unit (in process, with fakes), tests/integration (daemons,
+sockets, streams, brokers as real processes) and tests/system (the systemd
+sandbox); the helpers beside this file (harness, streams, brokers, sandbox,
+fakes, heads, fake_picamera2, learn_views) are imported by name from any of
+them: pytest puts this folder on sys.path for its conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,13 @@ from typing import Any
 import pytest
 
 # Fixtures kept beside their helpers: `daemons` (the real daemon as a subprocess) in
-# harness.py, `sandbox` (a real systemd with throw-away /etc, /opt, /var/lib) in sandbox.py.
-pytest_plugins = ("harness", "sandbox")
+# harness.py, `sandbox` (a real systemd with throw-away /etc, /opt, /var/lib) in sandbox.py,
+# `embedder` and `train` (the few-shot extractor and training embeddings) in heads.py.
+pytest_plugins = ("harness", "sandbox", "heads")
 
-# ../shared beside the checkout (read-only in CI; never copied into the project).
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# The checkout, and ../shared beside it (read-only in CI; never copied into the project).
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 MODELS = SHARED / "models"
 IMAGES = SHARED / "images"
 

@@ -3,7 +3,7 @@
 Each photo is one class. A view is a crop, a mirror image and/or a change of
 brightness of the photo; the training views and the test views of a class are
 different views (asserted at import), so a test never classifies a view that
-was learned. Used by tests/test_learn.py and bench/learn.py.
+was learned. Used by tests/heads.py, the few-shot tests and bench/learn.py.
 """
 
 from __future__ import annotations

@@ -75,9 +75,17 @@ class Dispatcher:
                 self._call(output, "close")
 
     def close(self, timeout: float = 1.0) -> None:
-        """Delivers what is queued, stops the thread, closes outputs in reverse order."""
-        self._worker.stop(timeout)
-        for result in self._queue.drain():
+        """Stops the thread, delivers what is still queued, closes outputs in reverse order.
+
+        If the thread does not stop in time (an output is stuck), what is queued is dropped,
+        counted, rather than handed to the stuck output from here.
+        """
+        stopped = self._worker.stop(timeout)
+        left = self._queue.drain()
+        if not stopped and left:
+            self._stats.count("output_queue_dropped", len(left))
+            left = []
+        for result in left:
             self._deliver(result)
         for output in reversed(self._outputs):
             self._call(output, "close")

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 from harness import EXPECTED_TOP1, IMAGES, MODELS, wait_for
 from sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
 
-REPO = Path(__file__).resolve().parents[1]
 PHOTOS = "/var/lib/edgecam-photos"  # a copy the service user can read (the checkout may be in /root)
 CONFIG = "/etc/edgecam/edgecam.yaml"
 SOCKET = "/run/edgecam/results.sock"

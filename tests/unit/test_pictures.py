@@ -1,22 +1,22 @@
-"""Decoding only what the model takes: deferred pictures, the capture thread, PyAV streams.
+"""Deferred pictures (edgecam/sources/pictures.py): decoded only for the model, and only when it takes them.
 
-In process, with real threads, the real model and real ffmpeg streams read by
-PyAV. The counts are exact; time limits only bound a hang.
+In process, with real threads and the real model: JPEG scales, the capture
+thread leaving superseded pictures undecoded, latency counted from arrival,
+and a fake OpenCV V4L2 webcam that hands over raw MJPEG. The counts are exact;
+time limits only bound a hang. (PyAV files and live streams: tests/integration/test_decode.py.)
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from fakes import Collect, read_all
 from harness import DEFAULT_MODEL, EXPECTED_TOP1, IMAGES, LABELS, wait_for
-from streams import FFMPEG, StreamServer, build_scenes, free_port, h264
 
 from edgecam.config import OutputsConfig, PipelineConfig
 from edgecam.daemon.faults import Faults
@@ -26,7 +26,7 @@ from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.frames import IDENTITY, Dropped, Fitter, Frame, Picture
+from edgecam.pipeline.frames import IDENTITY, Fitter, Frame, Picture
 from edgecam.pipeline.inference import Inference, InferenceSettings
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
@@ -34,9 +34,7 @@ from edgecam.sources import OpenCVSource
 from edgecam.sources import opencv as opencv_source
 from edgecam.sources.base import Source
 from edgecam.sources.pictures import JpegPicture, jpeg_scale_flag
-from edgecam.sources.pyav import AVSource
 
-needs_ffmpeg = pytest.mark.skipif(not os.access(FFMPEG, os.X_OK), reason="needs ffmpeg")
 FIT = FrameFitter((224, 224), "crop")
 WAIT_S = 60.0
 
@@ -134,24 +132,6 @@ def test_frames_superseded_before_decoding_are_never_decoded() -> None:
     assert stats.get("captured") == taken + stats.get("dropped_undecoded") + left_in_slot
     assert stats.get("dropped_overwritten") == 0
 
-
-class Collect:
-    name = "collect"
-    stats_interval_s = 0.0
-
-    def __init__(self) -> None:
-        self.results: list = []
-
-    def emit(self, result) -> None:
-        self.results.append(result)
-
-    def stats(self, snapshot) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_latency_includes_the_time_a_frame_waited_undecoded(classifier: Classifier) -> None:
     stats = Stats()
     slot = FrameSlot(lambda frame: stats.drop(frame.superseded_reason))
@@ -176,85 +156,6 @@ def test_latency_includes_the_time_a_frame_waited_undecoded(classifier: Classifi
     assert result.top.label == "Egyptian cat"
     assert result.latency_ms >= waited_s * 1000, "latency runs from the packet's arrival, not the decode"
     assert result.ts == pytest.approx(arrived[1])
-
-
-# -- PyAV: files and live streams -----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def scene_videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("videos")
-    images = [IMAGES / "cat.bmp", IMAGES / "parrot.jpg"]
-    return {
-        "mjpeg": build_scenes(folder / "mjpeg.mkv", images, 1, 15, ("-c:v", "mjpeg", "-q:v", "4"),
-                              size=(1280, 720)),
-        "h264": build_scenes(folder / "h264.ts", images, 1, 15, h264(15), size=(1280, 720)),
-        # A half-second keyframe interval: what "recovers within one keyframe interval" is held to.
-        "live": build_scenes(folder / "live.ts", [IMAGES / "cat.bmp"], 4, 30, h264(15), size=(1280, 720)),
-    }
-
-
-def read_all(source: Source, limit: int = 1000) -> list:
-    stop = threading.Event()
-    delivered = []
-    source.open()
-    try:
-        while len(delivered) < limit and (item := source.read(stop)) is not None:
-            delivered.append(item)
-    finally:
-        source.close()
-    return delivered
-
-
-@needs_ffmpeg
-@pytest.mark.parametrize("codec", ["mjpeg", "h264"])
-def test_a_video_file_is_read_as_deferred_pictures(codec: str, scene_videos, classifier) -> None:
-    pictures = read_all(AVSource(str(scene_videos[codec]), "file", realtime=False))
-    assert len(pictures) == 30, "two one-second scenes at 15 fps"
-    assert all(isinstance(p, Picture) for p in pictures)
-    superseded = {p.superseded_reason for p in pictures}
-    assert superseded == ({"undecoded"} if codec == "mjpeg" else {"overwritten"})
-    labels = [classifier.classify(p.decode(FIT)).labels[0].label for p in (pictures[7], pictures[22])]
-    assert labels == ["Egyptian cat", "macaw"]
-
-
-@pytest.fixture
-def live_server(scene_videos, tmp_path: Path) -> Iterator[StreamServer]:
-    server = StreamServer(scene_videos["live"], free_port(), tmp_path / "ffmpeg.log")
-    server.start()
-    yield server
-    server.close()
-
-
-@needs_ffmpeg
-def test_a_stream_that_falls_behind_skips_to_a_keyframe_and_is_live_again(live_server) -> None:
-    """The reader stops for 2 s (a slow board's hiccup); the stream backs up in the socket.
-
-    Once reading again, it skips the backlog's non-keyframes and is back at live before it
-    has read more than the backlog plus one keyframe interval (15 packets)."""
-    max_behind_ms, gop = 200.0, 15
-    source = AVSource(live_server.url, "stream", timeout_s=5, max_behind_ms=max_behind_ms)
-    stop = threading.Event()
-    source.open()
-    try:
-        for _ in range(30):
-            assert isinstance(source.read(stop), Picture)
-        time.sleep(2.0)
-        first = source.read(stop)
-        backlog = source.behind_ms
-        assert backlog is not None and backlog > 1000, "the pause left the reader behind live"
-        read = [first]
-        while not (isinstance(read[-1], Picture) and (source.behind_ms or 0) <= max_behind_ms):
-            read.append(source.read(stop))
-            assert len(read) < 500
-        caught_up_after = len(read)
-        after = [source.read(stop) for _ in range(30)]
-    finally:
-        source.close()
-    skipped = sum(isinstance(item, Dropped) for item in read)
-    assert skipped > 0 and {item.reason for item in read if isinstance(item, Dropped)} == {
-        "skipped_to_keyframe"}
-    assert caught_up_after <= backlog / 1000 * 30 + gop + 2, "live again within one keyframe interval"
-    assert all(isinstance(item, Picture) for item in after), "once live, every frame is decoded again"
 
 
 # -- USB webcams: raw MJPEG through OpenCV's V4L2 backend ----------------------------------------

@@ -128,6 +128,9 @@ def test_mqtt_connection_state(tmp_path: Path, daemons, mosquitto) -> None:
     daemon = daemons(config)
     daemon.wait_socket()
     wait_for(lambda: serving(port), 30, "the metrics server")
+    # The MQTT output starts after the metrics server (last, as it replaces a connection): until
+    # then the gauge is absent, which is not yet 0 or 1.
+    wait_for(lambda: "edgecam_mqtt_connected" in scrape(port).families, 30, "the mqtt_connected gauge")
     wait_for(lambda: scrape(port).value("edgecam_mqtt_connected") == 1, 60, "mqtt_connected 1")
     wait_for(lambda: scrape(port).value("edgecam_mqtt_published_total") > 0, 60, "results published")
     broker.stop()

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_edgecam
+from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgecam.config import Config, load_config, parse_config
-from edgecam.errors import EX_CONFIG, ConfigError
+from edgecam.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
 ERROR_LINE = re.compile(r"^[^:]+:\d+: \S+: .+")
 
 
@@ -205,38 +204,20 @@ def test_sources_that_are_not_relative_files_are_left_alone(tmp_path: Path, writ
     assert config.camera.source == expected
 
 
-# --- edgecam check-config ---------------------------------------------------------------------------
+# --- few-shot head keys -----------------------------------------------------------------------------
 
 
-def test_check_config_prints_the_effective_config(tmp_path: Path) -> None:
-    path = write(tmp_path, "camera:\n  source: photos\n  fps: 2\nmodel:\n  top_k: 5\n")
-    result = run_edgecam("check-config", "-c", path)
-    assert result.returncode == 0, result.stderr
-    printed = yaml.safe_load(result.stdout)
-    assert printed == dataclasses.asdict(load_config(path))
-    assert printed["camera"]["source"] == str(tmp_path.resolve() / "photos")
-    assert printed["model"]["top_k"] == 5
-    assert "Traceback" not in result.stderr
-
-
-def test_check_config_lists_every_error_and_exits_78(tmp_path: Path) -> None:
-    """The exit code tells a bad config (EX_CONFIG) from a crash; systemd units rely on it."""
-    path = write(tmp_path, "camera:\n  fps: -1\nmodel:\n  top_kk: 3\nlog_level: [debug]\n")
-    result = run_edgecam("check-config", "-c", path)
-    assert result.returncode == EX_CONFIG == 78
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert [line.split(": ", 2)[:2] for line in lines] == [
-        [f"{path}:2", "camera.fps"], [f"{path}:4", "model.top_kk"], [f"{path}:5", "log_level"]]
-    assert all(re.match(rf"^{re.escape(str(path))}:\d+: \S+: .+", line) for line in lines)
-    assert result.stdout == ""
-
-
-def test_check_config_with_a_missing_file(tmp_path: Path) -> None:
-    path = tmp_path / "missing.yaml"
-    result = run_edgecam("check-config", "-c", path)
-    assert result.returncode == 78
-    assert result.stderr.splitlines() == [f"{path}:1: (file): not found"]
+def test_head_config_keys(tmp_path: Path) -> None:
+    assert Config().model.head is None
+    assert 0 < Config().model.head_min_similarity < 1
+    config = tmp_path / "etc" / "edgecam.yaml"
+    config.parent.mkdir()
+    config.write_text("model:\n  head: heads/my.head\n  head_min_similarity: 0.7\n")
+    model = load_config(config).model
+    assert model.head == str(tmp_path / "etc" / "heads" / "my.head")  # relative to the config file
+    assert model.head_min_similarity == 0.7
+    config.write_text("model:\n  head: null\n")
+    assert load_config(config).model.head is None
 
 
 # --- fuzzing: anything at all is a Config or a ConfigError of well-formed lines ---------------------

@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from harness import EXPECTED_TOP1, Client, base_config, wait_for, write_config
+from harness import EXPECTED_TOP1, IMAGES, Client, base_config, wait_for, write_config
 
 MAX_AGE_MS = 100.0
 
@@ -215,7 +215,7 @@ def test_a_video_file_source_ends_the_daemon_cleanly(tmp_path: Path, daemons) ->
 
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 341))
-    frame = cv2.imread(str(Path(__file__).resolve().parents[2] / "shared/images/cat.bmp"))
+    frame = cv2.imread(str(IMAGES / "cat.bmp"))
     for _ in range(10):
         writer.write(frame)
     writer.release()
