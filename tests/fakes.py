@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from edgecam.models.base import Classification, Label
+from edgecam.outputs.base import Output
 from edgecam.pipeline.frames import Decoded, Frame
 from edgecam.pipeline.results import Result
 from edgecam.sources.base import Source
 
 
-class Collect:
+class Collect(Output):
     """An output that keeps every result (and stats snapshot) it gets, and whether it was closed."""
-
-    stats_interval_s = 0.0
 
     def __init__(self, name: str = "collect", stats_interval_s: float = 0.0,
                  closed_log: list[str] | None = None) -> None:
@@ -64,7 +64,10 @@ class FakeClassifier:
         self.images: list[np.ndarray] = []
         self._lock = threading.Lock()
 
-    def classify(self, image: np.ndarray) -> Classification:
+    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+                 ) -> Classification:
+        if before_invoke is not None:
+            before_invoke()
         with self._lock:
             self.images.append(image)
         return Classification((Label(0, self._label, self._score), Label(1, "other", 1 - self._score)),

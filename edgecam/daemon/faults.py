@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,14 @@ class Faults:
         self._hang_after = int(value) if value.isdigit() else None
         self._classified = 0
 
-    def after_classified(self, stop: threading.Event) -> None:
+    def after_classified(self, stop: threading.Event,
+                         before_hang: Callable[[], None] | None = None) -> None:
+        """Hangs until `stop` after the Nth frame, first calling `before_hang` (if any)."""
         if self._hang_after is None:
             return
         self._classified += 1
         if self._classified == self._hang_after:
             log.warning("fault injected (%s): inference hangs now", HANG_AFTER_ENV)
+            if before_hang is not None:
+                before_hang()
             stop.wait()

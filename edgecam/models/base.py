@@ -8,7 +8,7 @@ class with these attributes; models.factory picks one from the config.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,8 +59,11 @@ class ImageClassifier(Protocol):
         """The files it was loaded from and their signatures (a reload re-reads a replaced one)."""
         ...
 
-    def classify(self, image: np.ndarray) -> Classification:
-        """The top-k labels of a BGR (or BGRA, or gray) uint8 image."""
+    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+                 ) -> Classification:
+        """The top-k labels of a BGR (or BGRA, or gray) uint8 image; `before_invoke` is called
+        once the input is written, right before the model runs (the inference thread wakes the
+        threads waiting on it then, so they run while the model does)."""
         ...
 
 
@@ -70,5 +73,6 @@ def top_labels(scores: np.ndarray, k: int, names: Sequence[str],
     k = min(k, scores.size)
     best = np.argpartition(scores, -k)[-k:]
     best = best[np.argsort(-scores[best], kind="stable")]
-    return tuple(Label(int(indices[i]) if indices is not None else int(i), names[i], float(scores[i]))
-                 for i in best)
+    # tolist(): Python ints and floats in one call each, rather than numpy scalars one by one
+    return tuple([Label(indices[i] if indices is not None else i, names[i], score)
+                  for i, score in zip(best.tolist(), scores[best].tolist(), strict=True)])

@@ -48,6 +48,9 @@ class ImageModel:
         self.input_dtype = np.dtype(inp["dtype"])
         self._input_index = inp["index"]
         self._output_index = out["index"]
+        # Functions returning views of the tensors: safe to keep (not the views themselves).
+        self._input_tensor = self._interpreter.tensor(self._input_index)
+        self._output_tensor = self._interpreter.tensor(self._output_index)
         self.outputs = int(out["shape"][-1])
         _, height, width, _ = (int(d) for d in inp["shape"])
         self.input_size = (width, height)
@@ -62,16 +65,20 @@ class ImageModel:
         except Exception as exc:
             raise ModelError(f"{model_path}: inference fails: {_first_line(exc)}") from None
 
-    def run(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+    def run(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+            ) -> tuple[np.ndarray, float]:
         """The dequantized output for a BGR (or BGRA, or gray) uint8 image, and invoke()'s ms.
 
         The array is a buffer the next call overwrites: copy what must outlive it.
+        `before_invoke` is called once the input is written, right before invoke().
         """
-        self._preprocessor.write(image, self._interpreter.tensor(self._input_index))
+        self._preprocessor.write(image, self._input_tensor)
+        if before_invoke is not None:
+            before_invoke()
         started = time.perf_counter()
         self._interpreter.invoke()
         inference_ms = (time.perf_counter() - started) * 1000
-        raw = self._interpreter.tensor(self._output_index)().reshape(-1)
+        raw = self._output_tensor().reshape(-1)
         values = self._values
         if self._out_quantized:
             np.subtract(raw, self._out_zero, out=values, casting="unsafe")
@@ -104,9 +111,10 @@ class Classifier:
         return cls(config.path, config.labels, threads=config.threads, top_k=config.top_k,
                    resize=config.resize)
 
-    def classify(self, image: np.ndarray) -> Classification:
-        """The top-k labels of a BGR (or BGRA, or gray) uint8 image."""
-        scores, inference_ms = self._model.run(image)
+    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+                 ) -> Classification:
+        """The top-k labels of a BGR (or BGRA, or gray) uint8 image (`before_invoke`: see ImageModel.run)."""
+        scores, inference_ms = self._model.run(image, before_invoke)
         return Classification(top_labels(scores, self.top_k, self.labels), inference_ms)
 
 

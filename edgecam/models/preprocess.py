@@ -19,6 +19,7 @@ import numpy as np
 _TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
 _MEAN = 128.0
 _STD = 128.0
+_UINT8 = np.dtype(np.uint8)
 
 
 class FrameFormatError(ValueError):
@@ -37,6 +38,7 @@ class Preprocessor:
         self.gain = 1.0 / (_STD * scale)
         self.offset = zero_point - _MEAN / (_STD * scale)
         self.direct = self.dtype == np.uint8 and abs(self.gain - 1) < 1e-6 and abs(self.offset) < 1e-6
+        self._fitted_shape = (height, width, 3)
         self._resized: dict[int, np.ndarray] = {}
         self._rgb = np.empty((height, width, 3), np.uint8)
         self._scaled = np.empty((height, width, 3), np.float32)
@@ -46,6 +48,12 @@ class Preprocessor:
 
     def write(self, frame: np.ndarray, tensor: Callable[[], np.ndarray]) -> None:
         """Writes `frame` (BGR, BGRA or gray uint8) into the array `tensor()` returns."""
+        if (self.direct and type(frame) is np.ndarray and frame.dtype is _UINT8
+                and frame.shape == self._fitted_shape):
+            # Already the model's size (FrameFitter did it): what the checks, the crop and
+            # the resize below would come to, without their cost on the inference thread.
+            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=tensor()[0])
+            return
         image = _as_image(frame)
         channels = 1 if image.ndim == 2 else image.shape[2]
         resized = self._resized.get(channels)

@@ -28,6 +28,9 @@ class Output:
     exclusive: ClassVar[bool] = False
     #: seconds between stats messages on this output; 0 = none
     stats_interval_s: float = 0.0
+    #: emit() never blocks and takes microseconds (it only queues for the output's own thread):
+    #: the dispatcher then calls it on the inference thread, which saves waking the dispatcher
+    immediate: ClassVar[bool] = False
 
     def start(self) -> None:
         """Binds, connects or starts threads; one clear line (EdgecamError) if it cannot."""

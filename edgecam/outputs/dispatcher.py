@@ -5,6 +5,9 @@ oldest result, counted as output_queue_dropped). The `edgecam-outputs`
 thread hands each result to every output; one output's failure is counted
 and logged (the first, then one in 100) and never reaches the others or the
 pipeline. Stats go out from the service loop, each output at its interval.
+An `immediate` output (the socket: its emit() only queues for its own thread)
+is handed each result on the inference thread directly; the dispatcher is not
+woken at all when no other output is on.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ _POLL_S = 0.5
 class Dispatcher:
     def __init__(self, outputs: list[Output], stats: Stats) -> None:
         self._outputs = list(outputs)
+        self._routes = _routes(self._outputs)
         self._stats = stats
         self._queue: DropOldestQueue[Result] = DropOldestQueue(
             QUEUE_LENGTH, lambda _result: stats.count("output_queue_dropped"))
@@ -47,8 +51,13 @@ class Dispatcher:
         self._worker.start()
 
     def emit(self, result: Result) -> None:
-        """Queues a result; never blocks beyond a short lock."""
-        self._queue.put(result)
+        """Hands a result to the immediate outputs and queues it for the others; never blocks
+        beyond a short lock."""
+        immediate, queued = self._routes  # one read: replace() swaps the pair whole
+        for output in immediate:
+            self._call(output, "emit", result)
+        if queued:
+            self._queue.put(result)
 
     def stats(self, snapshot: dict[str, Any] | Callable[[], dict[str, Any]],
               now: float | None = None) -> None:
@@ -70,6 +79,7 @@ class Dispatcher:
     def replace(self, outputs: list[Output]) -> None:
         """Swaps in a new set (a reload); outputs no longer in it are closed."""
         old, self._outputs = self._outputs, list(outputs)
+        self._routes = _routes(self._outputs)
         for output in old:
             if not any(output is kept for kept in outputs):
                 self._call(output, "close")
@@ -97,7 +107,7 @@ class Dispatcher:
                 self._deliver(result)
 
     def _deliver(self, result: Result) -> None:
-        for output in self._outputs:
+        for output in self._routes[1]:
             self._call(output, "emit", result)
 
     def _call(self, output: Output, method: str, *args: Any) -> None:
@@ -109,3 +119,8 @@ class Dispatcher:
             if throttle():
                 log.error("output %s: %s failed (%d so far): %s", output.name, method, throttle.count,
                           exc)
+
+
+def _routes(outputs: list[Output]) -> tuple[tuple[Output, ...], tuple[Output, ...]]:
+    """(the outputs emitted to on the caller's thread, those fed by the dispatcher thread)."""
+    return (tuple(o for o in outputs if o.immediate), tuple(o for o in outputs if not o.immediate))

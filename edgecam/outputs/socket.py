@@ -2,7 +2,10 @@
 
 One `edgecam-socket` thread does all socket I/O with a selector: it accepts
 clients, discards whatever they send (garbage or huge lines included), and
-writes queued lines without blocking. Each client has a bounded send buffer;
+writes queued lines without blocking. Results are queued as they are (emit()
+is called on the inference thread: it only appends and wakes this thread) and
+encoded into JSON lines here, only while some client is connected. Each client
+has a bounded send buffer;
 a client that stops reading is disconnected when it fills (counted), so a
 stuck `nc -U` never slows the pipeline or the other clients.
 """
@@ -49,12 +52,13 @@ class SocketOutput(Output):
 
     name = "socket"
     stats_interval_s = STATS_INTERVAL_S
+    immediate = True  # emit() only queues: see outputs.dispatcher
 
     def __init__(self, path: str, mode: str, stats: Stats) -> None:
         self.path = path
         self.mode = mode
         self._stats = stats
-        self._lines: DropOldestQueue[bytes] = DropOldestQueue(
+        self._lines: DropOldestQueue[bytes | Result] = DropOldestQueue(
             MAX_QUEUED_LINES, lambda _line: stats.count("socket_messages_dropped"))
         self._clients: dict[int, _Client] = {}
         self._selector = selectors.DefaultSelector()
@@ -89,7 +93,7 @@ class SocketOutput(Output):
         self.mode = mode
 
     def emit(self, result: Result) -> None:
-        self._queue(json_line(result.message()))
+        self._queue(result)  # encoded by the socket thread
 
     def stats(self, snapshot: dict[str, Any]) -> None:
         self._queue(json_line(stats_message(snapshot)))
@@ -109,14 +113,18 @@ class SocketOutput(Output):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _queue(self, line: bytes) -> None:
+    def _queue(self, line: bytes | Result) -> None:
+        if self._worker.stopping.is_set():  # closed or closing (a reload): its pipe may be gone
+            return
         self._lines.put(line)
         self._wake()
 
     def _wake(self) -> None:
         # A full pipe means the thread is already due to wake; a closed one, that it stopped.
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 (cheaper than contextlib.suppress: on the inference thread, per result)
             os.write(self._wake_w, b"\0")
+        except OSError:
+            pass
 
     def _bind(self) -> socket.socket:
         path = Path(self.path)
@@ -232,11 +240,9 @@ class SocketOutput(Output):
             self._selector.register(conn, selectors.EVENT_READ, client)
 
     def _drain_wake(self) -> None:
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
+        # One read: bytes left over (more than 4096 wakes) make the pipe readable again.
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 4096)
 
     def _read(self, client: _Client) -> None:
         """Discards what a client sends; an empty read means it hung up."""
@@ -250,7 +256,12 @@ class SocketOutput(Output):
             self._drop(client, counted=False)
 
     def _broadcast(self) -> None:
-        for line in self._lines.drain():
+        for item in self._lines.drain():
+            if not self._clients:
+                continue
+            line = item if isinstance(item, bytes) else self._encode(item)
+            if line is None:
+                continue
             for client in list(self._clients.values()):
                 client.pending += line
                 if len(client.pending) > MAX_PENDING_BYTES:
@@ -259,6 +270,14 @@ class SocketOutput(Output):
         for client in list(self._clients.values()):
             if client.pending:
                 self._flush(client)
+
+    def _encode(self, result: Result) -> bytes | None:
+        try:
+            return json_line(result.message())
+        except Exception as exc:  # as the dispatcher counts a failed emit(): this thread goes on
+            self._stats.count("output_errors")
+            log.error("output socket: cannot encode result %d: %s", result.seq, exc)
+            return None
 
     def _flush(self, client: _Client) -> None:
         if client.conn.fileno() not in self._clients:

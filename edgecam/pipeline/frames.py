@@ -37,6 +37,8 @@ class Picture(ABC):
 
     #: the drop reason counted when a newer frame replaces this one before the model took it
     superseded_reason: ClassVar[str] = "undecoded"
+    #: decode() only hands over an image made earlier (no decoding, no conversion)
+    instant: ClassVar[bool] = False
 
     @abstractmethod
     def decode(self, fit: Fitter) -> np.ndarray:
@@ -47,6 +49,7 @@ class Decoded(Picture):
     """An image that is already decoded and fitted (photos, OpenCV sources, picamera2's lores)."""
 
     superseded_reason = "overwritten"
+    instant = True
 
     def __init__(self, image: np.ndarray) -> None:
         if isinstance(image, np.ndarray):

@@ -6,6 +6,12 @@ one decode and one inference), decodes it if its source deferred that (only
 the frames the model takes are ever decoded), honours `max_fps`, and hands emitted results to the output
 dispatcher without ever waiting on an output. Progress here is what feeds
 the systemd watchdog.
+
+The threads a frame wakes (an on-demand reader, told the slot is free; the
+output dispatcher, handed the last result) are woken right before invoke():
+they then run while the model does, instead of taking the GIL from this
+thread between two inferences. Before this thread waits for anything (a
+frame, `max_fps`), it wakes them too, so no result waits for the next frame.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ class Inference:
         self.latest: Result | None = None
         self.error: BaseException | None = None
         self._bad_frames = LogThrottle(_LOG_EVERY)
+        self._taken = False  # a frame was taken and the slot's reader not told yet
+        self._unsent: Result | None = None  # emitted, not yet handed to the outputs
 
     def start(self) -> None:
         self._worker.start()
@@ -75,25 +83,39 @@ class Inference:
             log.exception("inference failed")
 
     def _loop(self) -> None:
+        try:
+            self._classify_frames()
+        finally:
+            self._release()  # the last result still reaches the outputs
+
+    def _classify_frames(self) -> None:
         next_due = 0.0
         while not self._stop.is_set():
             settings = self.settings
             delay = next_due - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            frame = self._slot.take(_TAKE_TIMEOUT_S)
+            if delay > 0:
+                self._release()
+                if self._stop.wait(delay):
+                    return
+            frame = self._slot.take(0.0, notify=False)
+            if frame is None:  # none waiting: wake the others before waiting for one
+                self._release()
+                frame = self._slot.take(_TAKE_TIMEOUT_S, notify=False)
             taken = time.monotonic()
             if frame is None:
                 if self._source_idle():
                     self._watchdog.kick()  # nothing to classify, but the source is being handled
                 continue
+            self._taken = True
             if frame.age_ms(taken) > settings.pipeline.max_frame_age_ms:
                 self._stats.drop("stale")
                 continue
+            if not frame.picture.instant:
+                self._release()  # decoding takes a while (a JPEG, a video frame): run meanwhile
             try:
                 image = frame.decode()
                 started = time.monotonic()
-                classification = settings.classifier.classify(image)
+                classification = settings.classifier.classify(image, self._release)
             except FrameFormatError as exc:
                 self._bad_frame(exc)
                 continue
@@ -103,14 +125,30 @@ class Inference:
                             classification)
             self._stats.classified(latency_ms, classification.inference_ms)
             self.latest = result
-            self.first_result.set()
+            if not self.first_result.is_set():
+                self.first_result.set()
             self._watchdog.kick()
             if settings.filter.offer(result):
                 self._stats.count("emitted")
-                self._outputs.emit(result)
+                self._unsent = result  # to the outputs at the next _release(), within microseconds
             if settings.pipeline.max_fps:
                 next_due = taken + 1.0 / settings.pipeline.max_fps
-            self._faults.after_classified(self._stop)
+            self._faults.after_classified(self._stop, self._release)
+
+    def _release(self) -> None:
+        """Wakes the threads the last frame concerns: the slot's reader, the output dispatcher.
+
+        Called right before invoke() (they run while the model does), before a decode that
+        takes a while, and before this thread waits for anything.
+        """
+        # Results first: an immediate output's emit() may make a system call (it releases the
+        # GIL), which a reader woken before could seize.
+        if self._unsent is not None:
+            result, self._unsent = self._unsent, None
+            self._outputs.emit(result)
+        if self._taken:
+            self._taken = False
+            self._slot.notify_taken()
 
     def _bad_frame(self, exc: Exception) -> None:
         self._stats.drop("bad_frame")

@@ -47,5 +47,9 @@ def stats_message(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {"type": "stats", "ts": round(time.time(), 3), **snapshot}
 
 
+# One encoder for every line (json.dumps with `separators` would build a new one each call).
+_ENCODER = json.JSONEncoder(separators=(", ", ": "))
+
+
 def json_line(message: dict[str, Any]) -> bytes:
-    return (json.dumps(message, separators=(", ", ": ")) + "\n").encode()
+    return (_ENCODER.encode(message) + "\n").encode()

@@ -29,14 +29,25 @@ class FrameSlot:
             self._frame = frame
             self._cond.notify_all()
 
-    def take(self, timeout: float) -> Frame | None:
-        """The newest frame not yet taken, waiting up to `timeout` seconds; None if none came."""
+    def take(self, timeout: float, *, notify: bool = True) -> Frame | None:
+        """The newest frame not yet taken, waiting up to `timeout` seconds; None if none came.
+
+        With `notify=False` a reader waiting in `wait_taken` is not woken yet: the caller
+        wakes it with `notify_taken()` when it suits it (the inference thread does, right
+        before invoke(), so the reader runs while the model does, not in its way).
+        """
         with self._cond:
             if self._frame is None:
                 self._cond.wait(timeout)
             frame, self._frame = self._frame, None
-            self._cond.notify_all()
+            if notify:
+                self._cond.notify_all()
             return frame
+
+    def notify_taken(self) -> None:
+        """Wakes whoever waits in `wait_taken` (after a `take(notify=False)`)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def wait_taken(self, timeout: float) -> bool:
         """Waits up to `timeout` seconds for the slot to be empty; whether it is.

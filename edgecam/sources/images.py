@@ -1,4 +1,10 @@
-"""Still images: one file or a folder of them, cycled at `camera.fps` (demos and tests)."""
+"""Still images: one file or a folder of them, cycled at `camera.fps` (demos and tests).
+
+The photos are decoded once at open, and each is fitted to the model's input size
+the first time the model takes it (`StillPicture`): a photo shown again and again is
+not cropped and resized again for every frame (1-1.5 ms for a 512-pixel photo, as much
+as a fifth of a 6.5 ms inference).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import cv2
 import numpy as np
 
 from edgecam.errors import SourceError
+from edgecam.pipeline.frames import Fitter, Picture
 from edgecam.sources.base import Pacer, Source
 
 log = logging.getLogger(__name__)
@@ -17,15 +24,38 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"})
 
 
+class StillPicture(Picture):
+    """A decoded photo, fitted once per fitter and then reused for every frame that shows it."""
+
+    # Decoded at open: a frame of it overwritten in the slot wasted no decoding.
+    superseded_reason = "overwritten"
+    instant = True  # fitted once per fitter, then reused (the first fit is 1-1.5 ms)
+
+    def __init__(self, image: np.ndarray) -> None:
+        image.flags.writeable = False
+        self.image = image
+        self._fitted: tuple[Fitter, np.ndarray] | None = None
+
+    def decode(self, fit: Fitter) -> np.ndarray:
+        fitted = self._fitted  # one read: a tuple swapped whole, never mutated
+        if fitted is not None and fitted[0] is fit:
+            return fitted[1]
+        image = fit(self.image)
+        if isinstance(image, np.ndarray):
+            image.flags.writeable = False
+        self._fitted = (fit, image)
+        return image
+
+
 class ImageSource(Source):
-    """Decodes the images once at open, then hands out the same read-only arrays in turn."""
+    """Decodes the images once at open, then hands out the same read-only pictures in turn."""
 
     def __init__(self, path: str, fps: float, realtime: bool) -> None:
         self.name = path
         self._fps = fps if realtime else 0.0
         self.frame_interval_s = 1.0 / self._fps if self._fps else 0.0
         self.on_demand = not self._fps
-        self._images: list[np.ndarray] = []
+        self._images: list[StillPicture] = []
         self._next = 0
         self._pacer = Pacer(self._fps)
 
@@ -43,15 +73,14 @@ class ImageSource(Source):
             if image is None:
                 log.warning("%s: cannot read image, skipped", file)
                 continue
-            image.flags.writeable = False
-            images.append(image)
+            images.append(StillPicture(image))
         if not images:
             raise SourceError(f"camera.source: {self.name}: no readable images")
         self._images, self._next, self._pacer = images, 0, Pacer(self._fps)
         log.info("source %s: %d image(s), %s", self.name, len(images),
                  f"{self._fps:g} fps" if self._fps else "as fast as possible")
 
-    def read(self, stop: threading.Event) -> np.ndarray | None:
+    def read(self, stop: threading.Event) -> StillPicture | None:
         if not self._images:
             return None
         self._pacer.wait(stop)

@@ -41,8 +41,8 @@ class TakeTimes(FrameSlot):
         super().__init__(on_overwrite)
         self.taken_at: list[float] = []
 
-    def take(self, timeout: float) -> Frame | None:
-        frame = super().take(timeout)
+    def take(self, timeout: float, *, notify: bool = True) -> Frame | None:
+        frame = super().take(timeout, notify=notify)
         if frame is not None:
             self.taken_at.append(time.monotonic())
         return frame
@@ -218,7 +218,7 @@ def test_without_frames_the_watchdog_is_kicked_only_while_the_source_is_being_ha
 
 def test_a_classifier_that_fails_ends_the_thread_with_its_error(pipeline) -> None:
     class Broken(FakeClassifier):
-        def classify(self, image: np.ndarray):
+        def classify(self, image: np.ndarray, before_invoke=None):
             raise RuntimeError("interpreter died")
 
     run = pipeline(Broken())

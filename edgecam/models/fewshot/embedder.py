@@ -13,6 +13,7 @@ the extractor it was learned with and is never used with another one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +51,15 @@ class Embedder:
                  Path(model_path).name, width, height, self._model.input_dtype.name, self.dim,
                  self.runtime, self.threads)
 
-    def embed_into(self, image: np.ndarray, out: np.ndarray) -> float:
+    def embed_into(self, image: np.ndarray, out: np.ndarray,
+                   before_invoke: Callable[[], None] | None = None) -> float:
         """Writes the normalized embedding of a BGR (BGRA, gray) uint8 image into `out`.
 
         Returns invoke()'s milliseconds. An all-zero output (a black frame can give one)
         stays all zero: it is similar to nothing, rather than a division by zero.
+        `before_invoke`: see ImageModel.run.
         """
-        values, inference_ms = self._model.run(image)
+        values, inference_ms = self._model.run(image, before_invoke)
         norm = float(np.sqrt(np.dot(values, values)))
         if norm > 0:
             np.multiply(values, np.float32(1.0 / norm), out=out)

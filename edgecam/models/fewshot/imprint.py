@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -82,9 +83,13 @@ class HeadClassifier:
         self.embedder.embed_into(image, self._embedding)
         return self._weights @ self._embedding
 
-    def classify(self, image: np.ndarray) -> Classification:
-        """The top-k of the classes and `unknown` for a BGR (BGRA, gray) uint8 image."""
-        inference_ms = self.embedder.embed_into(image, self._embedding)
+    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+                 ) -> Classification:
+        """The top-k of the classes and `unknown` for a BGR (BGRA, gray) uint8 image.
+
+        `before_invoke`: see ImageModel.run.
+        """
+        inference_ms = self.embedder.embed_into(image, self._embedding, before_invoke)
         started = time.perf_counter()
         logits = self._logits
         np.matmul(self._weights, self._embedding, out=logits[:-1])
