@@ -13,8 +13,8 @@ What is compared, on the same model and the same thread count:
 * ``pipeline``: the real daemon, ``python -m edgecam run -c CONFIG``, with the photos folder as
   ``camera.source`` at ``camera.realtime: false`` (a source that delivers frames as fast as it
   can, far faster than the model, so the model should be the bottleneck), ``emit: every_frame``
-  with ``min_score: 0`` (every classified frame goes through the filter, the dispatcher and the
-  socket), the journal off and the socket under a temporary folder. This is the configuration
+  with ``min_score: 0`` (every classified frame goes through the filter and the socket output),
+  the journal off and the socket under a temporary folder. This is the configuration
   the issue's goal (>= 0.97 of the bare rate) is stated for.
 * ``pipeline@FPS`` (``--paced-fps``, default 240; 0 leaves it out): the same daemon with the
   photos delivered in real time at FPS frames per second, i.e. a camera that is faster than

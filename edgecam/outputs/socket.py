@@ -45,6 +45,7 @@ class _Client:
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
         self.pending = bytearray()
+        self.writing = False  # registered for EVENT_WRITE: it has bytes the kernel did not take
 
 
 class SocketOutput(Output):
@@ -290,8 +291,11 @@ class SocketOutput(Output):
         except OSError:
             self._drop(client, counted=False)
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.pending else 0)
-        self._selector.modify(client.conn, events, client)
+        writing = bool(client.pending)
+        if writing != client.writing:  # the selector is told only of changes
+            client.writing = writing
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0)
+            self._selector.modify(client.conn, events, client)
 
     def _drop(self, client: _Client, counted: bool) -> None:
         fd = client.conn.fileno()

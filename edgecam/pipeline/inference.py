@@ -8,10 +8,11 @@ dispatcher without ever waiting on an output. Progress here is what feeds
 the systemd watchdog.
 
 The threads a frame wakes (an on-demand reader, told the slot is free; the
-output dispatcher, handed the last result) are woken right before invoke():
+outputs' threads, handed the last result) are woken right before invoke():
 they then run while the model does, instead of taking the GIL from this
 thread between two inferences. Before this thread waits for anything (a
-frame, `max_fps`), it wakes them too, so no result waits for the next frame.
+frame, `max_fps`) or decodes a picture (which takes a while), it wakes them
+then, so no result waits for the next frame.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class Inference:
             self._faults.after_classified(self._stop, self._release)
 
     def _release(self) -> None:
-        """Wakes the threads the last frame concerns: the slot's reader, the output dispatcher.
+        """Wakes the threads the last frame concerns: the slot's reader, the outputs'.
 
         Called right before invoke() (they run while the model does), before a decode that
         takes a while, and before this thread waits for anything.
