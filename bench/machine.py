@@ -57,3 +57,21 @@ def _version(dist: str) -> str:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table: text columns left-aligned, numeric ones right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    numeric = [all(_numeric(r[i]) for r in rows) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) if num else c.ljust(w)
+                                 for c, w, num in zip(cells, widths, numeric, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + (":" if num else "-")
+                          for w, num in zip(widths, numeric, strict=True)) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def _numeric(cell: str) -> bool:
+    return not cell or cell[0].isdigit() or cell in ("nan", "-")

@@ -82,7 +82,7 @@ DEFAULT_IMAGES = SHARED / "images"
 if str(ROOT) not in sys.path:  # the edgecam of this checkout, as the daemon (run from ROOT) uses
     sys.path.insert(0, str(ROOT))
 
-from machine import describe  # noqa: E402  (bench/machine.py)
+from machine import describe, table  # noqa: E402  (bench/machine.py)
 
 WARMUP_S = 1.0  # of the bare loop
 DAEMON_WARMUP_S = 3.0  # the daemon's uptime before its measured window may start
@@ -334,22 +334,6 @@ def measure_daemon(variant: str, model: Path, labels: Path, images: Path, thread
 # -- report -----------------------------------------------------------------------------------
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table: text columns left-aligned, numeric ones right-aligned."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    numeric = [all(_numeric(r[i]) for r in rows) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if num else c.ljust(w)
-                                 for c, w, num in zip(cells, widths, numeric, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + (":" if num else "-")
-                          for w, num in zip(widths, numeric, strict=True)) + "|"
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
-
-
-def _numeric(cell: str) -> bool:
-    return not cell or cell[0].isdigit()
 
 
 RATE_GOAL = 0.97  # `pipeline` results/s against bare's (the model is the bottleneck)

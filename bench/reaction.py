@@ -99,6 +99,7 @@ from typing import Any
 import cv2
 import numpy as np
 import yaml
+from machine import table  # bench/machine.py (describe() is imported later: it imports edgecam)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -752,22 +753,6 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
 # -- report ----------------------------------------------------------------------------------------
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table: text columns left-aligned, numeric ones right-aligned."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    numeric = [all(_numeric(r[i]) for r in rows) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) if num else c.ljust(w)
-                                 for c, w, num in zip(cells, widths, numeric, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + (":" if num else "-")
-                          for w, num in zip(widths, numeric, strict=True)) + "|"
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
-
-
-def _numeric(cell: str) -> bool:
-    return not cell or cell[0].isdigit() or cell in ("nan", "-")
 
 
 def _f(value: float, digits: int = 0) -> str:
