@@ -42,7 +42,6 @@ _LOOP_S = 0.5
 _STATUS_S = 5.0
 
 
-
 class Daemon:
     """`edgecam run`. Side effects (sd_notify, the journal) are injectable for tests."""
 
