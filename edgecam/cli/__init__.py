@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate the config and print it")
     config_option(check)
+    check.add_argument("-q", "--quiet", action="store_true",
+                       help="print nothing when the config is valid (errors still print)")
     check.set_defaults(func=_check_config)
 
     _classify_parser(commands, config_option)
@@ -92,6 +94,8 @@ def _tail(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.quiet:
+        return 0
     source = args.config or "built-in defaults / /etc/edgecam/edgecam.yaml"
     print(f"# effective config ({source})")
     print(to_yaml(config), end="")

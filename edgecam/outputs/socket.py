@@ -1,13 +1,16 @@
 """The Unix socket output: JSON lines to every connected client, never waiting for one.
 
-One `edgecam-socket` thread does all socket I/O with a selector: it accepts
-clients, discards whatever they send (garbage or huge lines included), and
-writes queued lines without blocking. Results are queued as they are (emit()
-is called on the inference thread: it only appends and wakes this thread) and
-encoded into JSON lines here, only while some client is connected. Each client
-has a bounded send buffer;
-a client that stops reading is disconnected when it fills (counted), so a
-stuck `nc -U` never slows the pipeline or the other clients.
+A line is sent where it is made (results on the inference thread, stats on
+the service loop's) with one non-blocking send() per client: no other thread
+is woken for it, which on a camera slower than the model is a thread
+wake-up saved per frame. Results are encoded only while some client is
+connected. Bytes a client's kernel buffer did not take wait in that client's
+bounded buffer for the `edgecam-socket` thread, which owns everything else:
+with a selector it accepts clients, discards whatever they send (garbage or
+huge lines included), and writes what is pending as the client reads. A
+client that stops reading is disconnected when its buffer fills (counted,
+with the lines it did not get), so a stuck `nc -U` never slows the pipeline
+or the other clients.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgecam.common.queues import DropOldestQueue
 from edgecam.common.worker import Worker
 from edgecam.config import OutputsConfig
 from edgecam.errors import EdgecamError, SourceError
@@ -36,7 +38,6 @@ log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 5.0
 MAX_PENDING_BYTES = 64 * 1024  # per client, on top of the kernel's socket buffer
-MAX_QUEUED_LINES = 1024
 CHECK_INTERVAL_S = 1.0
 _RECV_BYTES = 65536
 
@@ -46,6 +47,8 @@ class _Client:
         self.conn = conn
         self.pending = bytearray()
         self.writing = False  # registered for EVENT_WRITE: it has bytes the kernel did not take
+        self.stuck = False  # its buffer overflowed: the socket thread disconnects it (counted)
+        self.gone = False  # a send failed (it hung up): the socket thread forgets it
 
 
 class SocketOutput(Output):
@@ -53,15 +56,15 @@ class SocketOutput(Output):
 
     name = "socket"
     stats_interval_s = STATS_INTERVAL_S
-    immediate = True  # emit() only queues: see outputs.dispatcher
+    immediate = True  # emit() never blocks: see outputs.dispatcher
 
     def __init__(self, path: str, mode: str, stats: Stats) -> None:
         self.path = path
         self.mode = mode
         self._stats = stats
-        self._lines: DropOldestQueue[bytes | Result] = DropOldestQueue(
-            MAX_QUEUED_LINES, lambda _line: stats.count("socket_messages_dropped"))
         self._clients: dict[int, _Client] = {}
+        # The clients and their pending bytes: touched by the senders and the socket thread.
+        self._lock = threading.Lock()
         self._selector = selectors.DefaultSelector()
         self._worker = Worker("edgecam-socket", self._run)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -94,17 +97,22 @@ class SocketOutput(Output):
         self.mode = mode
 
     def emit(self, result: Result) -> None:
-        self._queue(result)  # encoded by the socket thread
+        if self._clients:  # nobody connected: nothing to encode
+            line = self._encode(result)
+            if line is not None:
+                self._send(line)
 
     def stats(self, snapshot: dict[str, Any]) -> None:
-        self._queue(json_line(stats_message(snapshot)))
+        if self._clients:
+            self._send(json_line(stats_message(snapshot)))
 
     def close(self) -> None:
         self._worker.stopping.set()
         self._wake()
         self._worker.stop(0.5)
-        for client in list(self._clients.values()):
-            self._drop(client, counted=False)
+        with self._lock:
+            for client in list(self._clients.values()):
+                self._drop(client, counted=False)
         if self._listener is not None:
             self._listener.close()
             self._remove_file()
@@ -114,11 +122,30 @@ class SocketOutput(Output):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _queue(self, line: bytes | Result) -> None:
-        if self._worker.stopping.is_set():  # closed or closing (a reload): its pipe may be gone
+    def _send(self, line: bytes) -> None:
+        """Sends `line` to every client now, or leaves it pending for the socket thread."""
+        if self._worker.stopping.is_set():  # closed or closing (a reload): its clients are going
             return
-        self._lines.put(line)
-        self._wake()
+        wake = False
+        with self._lock:
+            for client in self._clients.values():
+                rest = line
+                if not client.pending:
+                    try:
+                        sent = client.conn.send(line)
+                    except (BlockingIOError, InterruptedError):
+                        sent = 0
+                    except OSError:
+                        client.gone = wake = True
+                        continue
+                    if sent == len(line):
+                        continue
+                    rest = line[sent:]
+                client.pending += rest
+                client.stuck = client.stuck or len(client.pending) > MAX_PENDING_BYTES
+                wake = True  # the socket thread writes the rest when the client reads
+        if wake:
+            self._wake()
 
     def _wake(self) -> None:
         # A full pipe means the thread is already due to wake; a closed one, that it stopped.
@@ -189,8 +216,9 @@ class SocketOutput(Output):
                 elif events & selectors.EVENT_READ:
                     self._read(key.data)
                 if key.data not in ("accept", "wake") and events & selectors.EVENT_WRITE:
-                    self._flush(key.data)
-            self._broadcast()
+                    with self._lock:
+                        self._flush(key.data)
+            self._tend()
             self._stats.set_gauge("socket_clients", len(self._clients))
             self._check_file()
 
@@ -237,7 +265,8 @@ class SocketOutput(Output):
                 return
             conn.setblocking(False)
             client = _Client(conn)
-            self._clients[conn.fileno()] = client
+            with self._lock:
+                self._clients[conn.fileno()] = client
             self._selector.register(conn, selectors.EVENT_READ, client)
 
     def _drain_wake(self) -> None:
@@ -254,23 +283,20 @@ class SocketOutput(Output):
         except OSError:
             data = b""
         if not data:
-            self._drop(client, counted=False)
+            with self._lock:
+                self._drop(client, counted=False)
 
-    def _broadcast(self) -> None:
-        for item in self._lines.drain():
-            if not self._clients:
-                continue
-            line = item if isinstance(item, bytes) else self._encode(item)
-            if line is None:
-                continue
+    def _tend(self) -> None:
+        """Disconnects the clients the senders marked, and writes what the others have pending."""
+        with self._lock:
             for client in list(self._clients.values()):
-                client.pending += line
-                if len(client.pending) > MAX_PENDING_BYTES:
+                if client.stuck:
                     log.warning("socket %s: a client stopped reading; disconnected", self.path)
                     self._drop(client, counted=True)
-        for client in list(self._clients.values()):
-            if client.pending:
-                self._flush(client)
+                elif client.gone:
+                    self._drop(client, counted=False)
+                elif client.pending:
+                    self._flush(client)
 
     def _encode(self, result: Result) -> bytes | None:
         try:
@@ -281,6 +307,7 @@ class SocketOutput(Output):
             return None
 
     def _flush(self, client: _Client) -> None:
+        """Sends what `client` has pending (the socket thread, holding the lock)."""
         if client.conn.fileno() not in self._clients:
             return
         try:
@@ -298,11 +325,14 @@ class SocketOutput(Output):
             self._selector.modify(client.conn, events, client)
 
     def _drop(self, client: _Client, counted: bool) -> None:
+        """Forgets `client` (holding the lock); `counted`: it was disconnected for not reading,
+        so it and the lines it did not get are counted."""
         fd = client.conn.fileno()
         if self._clients.pop(fd, None) is None:
             return
         if counted:
             self._stats.count("socket_clients_dropped")
+            self._stats.count("socket_messages_dropped", client.pending.count(b"\n"))
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(client.conn)
         client.conn.close()

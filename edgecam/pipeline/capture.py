@@ -3,16 +3,18 @@
 A reader thread per opened source calls `read()` in a loop and puts what it
 delivers, stamped as a Frame, into the latest-wins slot. A decoded image is
 fitted to the model's input size (FrameFitter) here; a picture whose decoding
-was deferred (a compressed JPEG, an H.264 picture not yet converted) is
-fitted by whoever decodes it, so superseded frames are never decoded. Capture
-never waits for inference, except for sources
-read on demand (video files and images at `realtime: false`), whose next
-frame is read only once the last was taken. The capture thread supervises it: a source that ends, fails or
-delivers nothing for the stall timeout is torn down and reopened with capped
-exponential backoff. A read that never returns (OpenCV on a dead RTSP/TCP
-stream) is abandoned: its thread is left to finish on its own and closes its
-source when it does, while a fresh source takes over. Every stall, loss,
-reconnect and abandoned read is counted.
+was deferred (a compressed JPEG, an H.264 picture not yet converted) is fitted
+by whoever decodes it, so superseded frames are never decoded. Capture never
+waits for inference, except for sources read on demand (video files and images
+at `realtime: false`), whose next frame is read only once the last was taken.
+The capture thread supervises it: a source that ends, fails or delivers
+nothing for the stall timeout is torn down and reopened with capped
+exponential backoff; between frames it sleeps until a stall would be due (or
+half a second, to show the watchdog it lives), woken at once when a reader
+ends. A read that never returns (OpenCV on a dead RTSP/TCP stream) is
+abandoned: its thread is left to finish on its own and closes its source when
+it does, while a fresh source takes over. Every stall, loss, reconnect and
+abandoned read is counted.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
 _POLL_S = 0.1
+_ALIVE_S = 0.5  # the supervisor shows life at least this often (pipeline's _IDLE_ALIVE_S is 2 s)
 _JOIN_S = 1.0
 _STALL_FRAMES = 3  # a slow source gets at least this many frame intervals before it counts as stalled
 
@@ -54,6 +57,9 @@ class Capture:
         self._first_source = first_source
         self._worker = Worker("edgecam-capture", self._run)
         self._stop = self._worker.stopping
+        # Wakes the supervisor: a reader ended, or stop(). It otherwise sleeps until a stall would
+        # be due, or _ALIVE_S: no timer ticks per frame.
+        self._woken = threading.Event()
         self.ended = threading.Event()
         self._seq = 0
         self._last_frame = time.monotonic()
@@ -64,6 +70,8 @@ class Capture:
         self._worker.start()
 
     def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._woken.set()
         self._worker.stop(timeout)
 
     @property
@@ -109,9 +117,13 @@ class Capture:
         stall_s = max(self._stall_timeout_s, _STALL_FRAMES * source.frame_interval_s)
         self._last_frame = time.monotonic()
         reader.start()
-        while not self._stop.wait(_POLL_S):
+        while True:
+            self._woken.wait(min(_ALIVE_S, max(0.0, self._last_frame + stall_s - time.monotonic())))
+            self._woken.clear()  # before the checks: a reader ending meanwhile wakes it again
+            if self._stop.is_set():
+                break
             self.alive_at = time.monotonic()
-            if not reader.is_alive():
+            if state.finished:
                 if state.ended and source.finite:
                     log.info("source %s ended", source.name)
                     self.ended.set()
@@ -164,6 +176,8 @@ class Capture:
                 source.close()
             except Exception as exc:
                 log.warning("source %s: close failed: %s", source.name, exc)
+            state.finished = True
+            self._woken.set()
 
     def _report_behind(self, source: Source) -> None:
         behind = source.behind_ms
@@ -188,3 +202,4 @@ class _ReaderState:
         self.delivered = False
         self.ended = False
         self.reason = ""
+        self.finished = False  # its loop is over and its source closed

@@ -47,6 +47,18 @@ def test_check_config_lists_every_error_and_exits_78(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+def test_check_config_quiet_prints_nothing_when_valid_and_every_error_when_not(tmp_path: Path) -> None:
+    """What the unit's ExecStartPre runs: silent on each start, FILE:LINE lines when broken."""
+    good = write(tmp_path, "camera:\n  fps: 2\n")
+    result = run_edgecam("check-config", "--quiet", "-c", good)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    bad = write(tmp_path, "camera:\n  fps: -1\n", name="bad.yaml")
+    result = run_edgecam("check-config", "-q", "-c", bad)
+    assert result.returncode == 78
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"{bad}:2: camera.fps: ")
+
+
 def test_check_config_with_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.yaml"
     result = run_edgecam("check-config", "-c", path)

@@ -91,6 +91,8 @@ def test_twenty_clients_get_the_same_results_and_a_stuck_one_is_dropped(
             stats = clients[0].messages("stats", 1)[0]
             return stats["outputs"]["socket_clients_dropped"] >= 1
         wait_for(stuck_dropped, 120, "the stuck client to be disconnected")
+        # What it never read is counted too.
+        assert clients[0].messages("stats", 1)[0]["outputs"]["socket_messages_dropped"] >= 1
         # The others still receive results after the stuck one was dropped.
         clients[0].results(5)
     finally:
