@@ -2,6 +2,8 @@
 
 Start: config → classifier → outputs → source → inference thread → capture
 thread → first result → READY=1 (the parts themselves are pipeline.Pipeline's).
+A camera that does not answer does not fail the start: READY=1 comes once it
+is found missing, and STATUS= says what the service waits for until it does.
 The main thread then only handles signals, STATUS= and periodic stats;
 SIGTERM/SIGINT stop everything in reverse order in `finally`. SIGHUP re-reads
 the config; a config, model or output that does not load is refused as a
@@ -124,10 +126,11 @@ class Daemon:
         return True
 
     def _first_result(self) -> bool:
-        """Waits for the first result; False if a stop signal came or the pipeline ended first."""
-        inference = self._pipeline.inference
-        assert inference is not None
-        while not inference.first_result.is_set():
+        """Waits for the first result, or for the camera to be found missing (READY then says
+        what the service waits for); False if a stop signal came or the pipeline ended first."""
+        inference, capture = self._pipeline.inference, self._pipeline.capture
+        assert inference is not None and capture is not None
+        while not inference.first_result.is_set() and capture.waiting is None:
             self._check_signals(_LOOP_S / 5)
             if self._stop.is_set() or self._finished() is not None:
                 return False
@@ -178,18 +181,22 @@ class Daemon:
         self._notifier.close()
 
     def _first_source(self, config: Config, classifier: ImageClassifier) -> Source | None:
-        """Opens the source once, so a missing camera or file fails the start with one line.
+        """Opens a file or folder source once, so a wrong path fails the start with one line.
 
-        A network stream that is down is not a user mistake (the camera may be
-        rebooting): it is left to the capture thread, which keeps retrying.
+        A camera or a stream that does not answer is not a user mistake (unplugged, booting,
+        its ribbon loose, picamera2 not installed yet): it is left to the capture thread, which
+        keeps retrying, and the daemon starts and says what it is waiting for.
         """
         source = make_source(config.camera, classifier.input_size, config.pipeline.max_frame_age_ms)
-        if source.network:
+        if source.awaited:
             return None
         source.open()
         return source
 
     def _status(self, snapshot: dict | None = None) -> str:
+        capture = self._pipeline.capture
+        if capture is not None and capture.waiting is not None:
+            return f"waiting for the camera: {capture.waiting.removeprefix('camera.source: ')}"
         latest = self._pipeline.latest
         return status_line(snapshot or self._stats.snapshot(),
                            f"{latest.top.label} {latest.top.score:.2f}" if latest else None)

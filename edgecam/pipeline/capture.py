@@ -9,12 +9,13 @@ waits for inference, except for sources read on demand (video files and images
 at `realtime: false`), whose next frame is read only once the last was taken.
 The capture thread supervises it: a source that ends, fails or delivers
 nothing for the stall timeout is torn down and reopened with capped
-exponential backoff; between frames it sleeps until a stall would be due (or
-half a second, to show the watchdog it lives), woken at once when a reader
-ends. A read that never returns (OpenCV on a dead RTSP/TCP stream) is
-abandoned: its thread is left to finish on its own and closes its source when
-it does, while a fresh source takes over. Every stall, loss, reconnect and
-abandoned read is counted.
+exponential backoff (a source that cannot be opened is said once, as what the
+daemon is waiting for, however often it is retried); between frames it sleeps
+until a stall would be due (or half a second, to show the watchdog it lives),
+woken at once when a reader ends. A read that never returns (OpenCV on a dead
+RTSP/TCP stream) is abandoned: its thread is left to finish on its own and
+closes its source when it does, while a fresh source takes over. Every stall,
+loss, reconnect and abandoned read is counted.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class Capture:
         self._last_frame = time.monotonic()
         #: monotonic time the capture thread last showed it is not stuck (for the watchdog)
         self.alive_at = time.monotonic()
+        #: why no frame can come (the last failed open), until a source delivers again
+        self.waiting: str | None = None
 
     def start(self) -> None:
         self._worker.start()
@@ -94,7 +97,8 @@ class Capture:
                 if delivered:
                     delay = BACKOFF_FIRST_S
             self._stats.count("reconnects")
-            log.info("reopening the source in %.1f s", delay)
+            if self.waiting is None:  # retries that fail alike were said once, by _open
+                log.info("reopening the source in %.1f s", delay)
             self._wait_alive(delay)
             delay = min(delay * 2, BACKOFF_MAX_S)
 
@@ -104,7 +108,10 @@ class Capture:
             source.open()
         except EdgecamError as exc:
             self._stats.count("source_errors")
-            log.warning("%s", exc)
+            reason = str(exc)
+            if reason != self.waiting:
+                log.warning("waiting for the camera: %s; retrying until it answers", reason)
+                self.waiting = reason
             return None
         return source
 
@@ -158,6 +165,9 @@ class Capture:
                 self._last_frame = at[0]
                 state.delivered = True
                 self._stats.count("captured")
+                if self.waiting is not None:
+                    log.info("source %s: delivering frames again", source.name)
+                    self.waiting = None
                 self._report_behind(source)
                 if isinstance(delivered, Dropped):
                     self._stats.drop(delivered.reason)

@@ -22,8 +22,11 @@ class Source(ABC):
 
     #: a human name for logs: the device, URL or path
     name: str
-    #: a network stream: worth retrying at start-up rather than refusing to start
+    #: a network stream (timed against the wall clock, read with network options)
     network: bool = False
+    #: a camera or a stream, which may answer later (plugged in, booted, its ribbon reseated):
+    #: the daemon starts and waits for it rather than refusing to start
+    awaited: bool = False
     #: a file that ends (a video without `loop`): its end stops the daemon instead of a reconnect
     finite: bool = False
     #: read on demand: the next frame only once inference took the last (files and images

@@ -33,6 +33,7 @@ class OpenCVSource(Source):
         self.name = target
         self.kind = kind
         self.network = kind == "stream"
+        self.awaited = kind in ("stream", "device")
         self.finite = kind == "file" and not loop
         self.on_demand = kind == "file" and not realtime
         self._target: str | int = int(target) if target.isdigit() else target

@@ -67,6 +67,7 @@ class Picamera2Source(Source):
     """Frames from the Pi camera's `lores` stream, as BGR images at the model's input size."""
 
     name = "picamera2"
+    awaited = True
 
     def __init__(self, camera: CameraConfig, input_size: tuple[int, int]) -> None:
         self._main_size = (camera.width, camera.height)
@@ -252,8 +253,8 @@ def _release_late_result(camera: Any, job: Any) -> None:
 
 
 def _no_camera() -> str:
-    return ("camera.source: picamera2: no camera found (check the ribbon cable and that "
-            "`rpicam-hello --list-cameras` lists it)")
+    return ("camera.source: picamera2: no camera detected on the CSI port (check the ribbon "
+            "cable and that `rpicam-hello --list-cameras` lists it)")
 
 
 def _busy(reason: str) -> bool:

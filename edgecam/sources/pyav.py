@@ -53,7 +53,7 @@ class AVSource(Source):
                  timeout_s: float = 5.0, max_behind_ms: float = 200.0) -> None:
         self.name = target
         self.kind = kind
-        self.network = kind == "stream"
+        self.network = self.awaited = kind == "stream"
         self.finite = kind == "file" and not loop
         self.on_demand = kind == "file" and not realtime
         self._realtime, self._loop = realtime, loop

@@ -245,3 +245,23 @@ def test_frozen_server_is_a_stall_and_the_daemon_recovers(
     stats = session.until(lambda: counted(session, "stalls", baseline),
                           "a stats message counting the stall", STATS_WAIT_S)
     assert stats["source"]["stalls"] > baseline["stalls"]
+
+
+def test_a_camera_that_answers_after_start_is_waited_for(tmp_path: Path, daemons,
+                                                         scenes_video: Path) -> None:
+    """An IP camera still booting when the service starts: said once, then read when it answers."""
+    server = StreamServer(scenes_video, free_port(), tmp_path / "ffmpeg-late.log")
+    try:
+        config = base_config(tmp_path, camera={"source": server.url, "fps": FPS,
+                                               "stall_timeout_s": STALL_TIMEOUT_S})
+        daemon = daemons(config)
+        client = daemon.client()
+        stats = client.messages("stats", 1)[0]  # 5 s after start: several retries behind it
+        assert stats["source"]["source_errors"] >= 2 and stats["frames"]["classified"] == 0
+        server.start()
+        assert set(m["labels"][0]["label"] for m in client.results(5)) <= set(CYCLE)
+        log = daemon.log()
+        assert log.count("waiting for the camera") == 1, log
+        assert "delivering frames again" in log
+    finally:
+        server.close()
