@@ -27,6 +27,7 @@ def setting(
     parse: Callable[[Any], Any] | None = None,
     path: bool | Callable[[str], bool] = False,
     check: Callable[[Any], None] | None = None,
+    labels: bool = False,
 ) -> Any:
     """A schema field: default, description, and the checks the loader applies.
 
@@ -34,9 +35,14 @@ def setting(
     problem); `path` marks a file path resolved against the config file's folder
     (a predicate: only values for which it is true are paths); `check` vets the
     final value, a path once resolved (raising ValueError: a file that must exist).
+    `labels` marks a list of labels, or a mapping keyed by label, whose labels must be
+    the model's (checked against its labels file once the whole config is read). A list
+    field is a `tuple[str, ...]`, a mapping a `dict[str, float]` (min/max bound its values).
     """
     meta = {"doc": doc, "min": min, "max": max, "choices": choices, "parse": parse, "path": path,
-            "check": check}
+            "check": check, "labels": labels}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from edgecam.config.fields import DEFAULT_CONFIG_PATH, parse_mode
+from edgecam.config.labels import LabelRef, unknown_labels
 from edgecam.config.schema import Config
 from edgecam.errors import ConfigError
 
@@ -34,11 +35,15 @@ class _Loader:
         self.filename = filename
         self.base_dir = base_dir
         self.errors: list[str] = []
+        self.failed: set[str] = set()  # the top-level sections with an error
+        #: every label the config names (a `labels` field's items or keys), checked at the end
+        self.labels: list[LabelRef] = []
         self._constructor = yaml.constructor.SafeConstructor()
 
     def error(self, node: yaml.Node | None, keypath: str, problem: str) -> None:
         line = node.start_mark.line + 1 if node is not None else 1
         self.errors.append(f"{self.filename}:{line}: {keypath}: {problem}")
+        self.failed.add(keypath.split(".", 1)[0])
 
     def build(self, cls: type, node: yaml.Node | None, keypath: str) -> Any:
         if node is None or _is_null(node):
@@ -75,7 +80,13 @@ class _Loader:
             if isinstance(hint, type) and dataclasses.is_dataclass(hint):
                 values[key] = self.build(hint, value_node, where)
                 continue
-            ok, value = self.scalar(spec, hint, value_node, where)
+            value: Any
+            if typing.get_origin(hint) is tuple:
+                ok, value = self.strings(spec, value_node, where)
+            elif typing.get_origin(hint) is dict:
+                ok, value = self.numbers(spec, value_node, where)
+            else:
+                ok, value = self.scalar(spec, hint, value_node, where)
             if ok:
                 values[key] = value
             rejected = rejected or not ok
@@ -122,6 +133,66 @@ class _Loader:
                 self.error(node, where, str(exc))
                 return False, None
         return True, value
+
+    def strings(self, spec: dataclasses.Field, node: yaml.Node, where: str
+                ) -> tuple[bool, tuple[str, ...]]:
+        """A list of non-empty strings (`[]` or null: none); each bad item reported at its line."""
+        if _is_null(node):
+            return True, ()
+        if not isinstance(node, yaml.SequenceNode):
+            self.error(node, where, f"expected a list such as [cat, dog], got {_kind(node)}")
+            return False, ()
+        items: list[str] = []
+        ok = True
+        for item in node.value:
+            text = self.label(spec, item, where, "each item")
+            if text is None:
+                ok = False
+            elif text in items:
+                self.error(item, where, f"{text!r} is listed twice")
+                ok = False
+            else:
+                items.append(text)
+        return ok, tuple(items)
+
+    def numbers(self, spec: dataclasses.Field, node: yaml.Node, where: str
+                ) -> tuple[bool, dict[str, float]]:
+        """A mapping of names to numbers within the field's bounds (`{}` or null: none)."""
+        if _is_null(node):
+            return True, {}
+        if not isinstance(node, yaml.MappingNode):
+            self.error(node, where, f"expected a mapping such as {{cat: 0.6}}, got {_kind(node)}")
+            return False, {}
+        values: dict[str, float] = {}
+        ok = True
+        for key_node, value_node in node.value:
+            name = self.label(spec, key_node, where, "each key")
+            if name is None:
+                ok = False
+                continue
+            if name in values:
+                self.error(key_node, where, f"{name!r} is given twice")
+                ok = False
+                continue
+            raw = (self._constructor.construct_object(value_node)
+                   if isinstance(value_node, yaml.ScalarNode) else None)
+            try:
+                values[name] = _check_type(raw, float, spec.metadata)
+            except ValueError as exc:
+                self.error(value_node, where, f"{name!r}: {exc}")
+                ok = False
+        return ok, values
+
+    def label(self, spec: dataclasses.Field, node: yaml.Node, where: str, what: str) -> str | None:
+        """One name of a list or mapping, noted for the label check if the field holds labels."""
+        raw = node.value if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":str") else None
+        if raw is None or not raw.strip():
+            self.error(node, where, f"{what} must be a label (a non-empty string)")
+            return None
+        text = raw.strip()
+        if spec.metadata.get("labels"):
+            self.labels.append(LabelRef(node, where, text))
+        return text
 
     def resolve(self, value: str) -> str:
         path = Path(value).expanduser()
@@ -214,6 +285,9 @@ def parse_config(text: str, filename: str, base_dir: Path | None = None) -> Conf
         # PyYAML's composer recurses once per nesting level.
         raise ConfigError([f"{filename}:1: (yaml): nested too deeply"]) from None
     config = loader.build(Config, root, "")
+    if "model" not in loader.failed:  # a model that did not parse has no labels to check against
+        for ref, problem in unknown_labels(config, loader.labels):
+            loader.error(ref.node, ref.keypath, problem)
     if loader.errors:
         # In file order: a section's cross-field problems come after its nested sections.
         raise ConfigError(sorted(loader.errors,
@@ -240,4 +314,14 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
 
 def to_yaml(config: Config) -> str:
     """The effective config as YAML, in schema order (what check-config prints)."""
-    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False, default_flow_style=False)
+    return yaml.safe_dump(_plain(dataclasses.asdict(config)), sort_keys=False,
+                          default_flow_style=False)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, all the way down: YAML's safe dumper has no tuples."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

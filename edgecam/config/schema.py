@@ -144,6 +144,14 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class OutputsConfig:
     min_score: float = setting(0.3, "results whose best score is lower are not emitted", min=0, max=1)
+    labels_allow: tuple[str, ...] = setting(
+        (), "only these labels are emitted (empty: all); the best of them among the model.top_k "
+        "labels becomes the result's top label", labels=True)
+    labels_deny: tuple[str, ...] = setting(
+        (), "never these labels: they are taken out of every result's labels", labels=True)
+    thresholds: dict[str, float] = setting(
+        {}, "per-label minimum score in place of min_score, e.g. {\"cat\": 0.6}", labels=True,
+        min=0, max=1)
     emit: str = setting("on_change", "on_change: when the top label changes; every_frame: always",
                         choices=("on_change", "every_frame"))
     heartbeat_s: float = setting(10.0, "with on_change, repeat the current result at least this often;"

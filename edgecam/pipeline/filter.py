@@ -1,4 +1,11 @@
-"""Decides which results are emitted: minimum score, label changes with hysteresis, heartbeat.
+"""Decides which results are emitted: label rules, minimum score, label changes with hysteresis,
+heartbeat.
+
+The label rules come first: `labels_deny` takes labels out of a result's
+labels and, where `labels_allow` is set, only those labels stay (the TF Lite
+Pi example's allow/deny lists), so the best remaining label is the result's
+top label; a result with none left is treated as one below its minimum. The
+top label must then reach its own `thresholds` entry, else `min_score`.
 
 With `emit: on_change` a result is emitted when the top label changes, and
 the current one is repeated every `heartbeat_s`. A change needs a top label
@@ -11,6 +18,7 @@ journal gets at most the heartbeat for the current label.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -24,6 +32,9 @@ CONFIRM_FRAMES = 3
 class ResultFilter:
     def __init__(self, config: OutputsConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._min_score = config.min_score
+        self._allow = frozenset(config.labels_allow)
+        self._deny = frozenset(config.labels_deny)
+        self._thresholds = dict(config.thresholds)
         self._every_frame = config.emit == "every_frame"
         self._heartbeat_s = config.heartbeat_s
         self._clock = clock
@@ -32,27 +43,43 @@ class ResultFilter:
         self._streak = 0
         self._last_emit = 0.0
 
-    def offer(self, result: Result) -> bool:
-        """Whether `result` is to be emitted."""
-        top = result.top
-        confident = top.score >= self._min_score
+    def offer(self, result: Result) -> Result | None:
+        """The result to emit (with the label rules applied to its labels), or None."""
+        kept = self._apply_rules(result)
+        confident = kept is not None and kept.top.score >= self._thresholds.get(
+            kept.top.label, self._min_score)
         if self._every_frame:
-            return confident
-        if not confident:
+            return kept if confident else None
+        if kept is None or not confident:
             self._candidate, self._streak = None, 0
-            return False
+            return None
+        top = kept.top
         if top.index == self.current:
             self._candidate, self._streak = None, 0
-            return self._heartbeat_due()
+            return kept if self._heartbeat_due() else None
         self._streak = self._streak + 1 if top.index == self._candidate else 1
         self._candidate = top.index
-        labels = result.classification.labels
+        labels = kept.classification.labels
         lead = top.score - (labels[1].score if len(labels) > 1 else 0.0)
         if lead >= DECISIVE_LEAD or self._streak >= CONFIRM_FRAMES:
             self.current, self._candidate, self._streak = top.index, None, 0
             self._last_emit = self._clock()
-            return True
-        return False
+            return kept
+        return None
+
+    def _apply_rules(self, result: Result) -> Result | None:
+        """`result` with the denied and the not-allowed labels taken out; None if none is left."""
+        if not self._allow and not self._deny:
+            return result
+        labels = result.classification.labels
+        kept = tuple(label for label in labels if label.label not in self._deny
+                     and (not self._allow or label.label in self._allow))
+        if not kept:
+            return None
+        if len(kept) == len(labels):
+            return result
+        return dataclasses.replace(
+            result, classification=dataclasses.replace(result.classification, labels=kept))
 
     def _heartbeat_due(self) -> bool:
         if self._heartbeat_s <= 0 or self._clock() - self._last_emit < self._heartbeat_s:

@@ -129,9 +129,10 @@ class Inference:
             if not self.first_result.is_set():
                 self.first_result.set()
             self._watchdog.kick()
-            if settings.filter.offer(result):
+            emitted = settings.filter.offer(result)
+            if emitted is not None:
                 self._stats.count("emitted")
-                self._unsent = result  # to the outputs at the next _release(), within microseconds
+                self._unsent = emitted  # to the outputs at the next _release(), within microseconds
             if settings.pipeline.max_fps:
                 next_due = taken + 1.0 / settings.pipeline.max_fps
             self._faults.after_classified(self._stop, self._release)

@@ -6,6 +6,7 @@ The loader itself is tested in process in tests/unit/test_config.py.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def test_check_config_prints_the_effective_config(tmp_path: Path) -> None:
     result = run_edgecam("check-config", "-c", path)
     assert result.returncode == 0, result.stderr
     printed = yaml.safe_load(result.stdout)
-    assert printed == dataclasses.asdict(load_config(path))
+    # (through JSON: YAML has no tuples, the schema's lists are tuples)
+    assert printed == json.loads(json.dumps(dataclasses.asdict(load_config(path))))
     assert printed["camera"]["source"] == str(tmp_path.resolve() / "photos")
     assert printed["model"]["top_k"] == 5
     assert "Traceback" not in result.stderr

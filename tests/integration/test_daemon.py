@@ -226,3 +226,19 @@ def test_a_video_file_source_ends_the_daemon_cleanly(tmp_path: Path, daemons) ->
     assert daemon.proc.wait(60) == 0
     labels = [m["labels"][0]["label"] for m in daemon.stdout_lines()]
     assert labels and set(labels) == {"Egyptian cat"}
+
+
+def test_label_rules_on_the_photos(tmp_path: Path, daemons) -> None:
+    """The photos' labels through allow, deny and a threshold, on the real model."""
+    # cat.bmp: Egyptian cat 0.88, tabby 0.06; grace_hopper.bmp: military uniform 0.67;
+    # parrot.jpg: macaw 0.996.
+    config = base_config(tmp_path, outputs={
+        "emit": "every_frame", "min_score": 0.05,
+        "labels_allow": ["tabby, tabby cat", "military uniform", "macaw"],
+        "labels_deny": ["military uniform"], "thresholds": {"macaw": 0.999}})
+    daemon = daemons(config)
+    results = daemon.client().results(20)
+    # The cat photo's top label is not allowed: its best allowed one, tabby, leads instead;
+    # the uniform is denied; the macaw falls short of its threshold.
+    assert {m["labels"][0]["label"] for m in results} == {"tabby, tabby cat"}
+    assert all(len(m["labels"]) == 1 for m in results), "only allowed labels are emitted"

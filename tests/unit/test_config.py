@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from heads import make_head
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -287,3 +288,53 @@ def test_deeply_nested_yaml_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config("camera: " + "[" * 5000, "deep.yaml")
     assert all(ERROR_LINE.match(line) for line in caught.value.lines)
+
+
+MODEL_LINES = ("model:\n  path: ../shared/models/mobilenet_v2_1.0_224_quant.tflite\n"
+               "  labels: {labels}\n")
+
+
+def rules_config(tmp_path: Path, rules: str) -> Path:
+    labels = REPO.parent / "shared" / "models" / "imagenet_labels.txt"
+    return write(tmp_path, MODEL_LINES.format(labels=labels) + "outputs:\n" + rules)
+
+
+def test_label_rules_load(tmp_path: Path) -> None:
+    path = rules_config(tmp_path, "  labels_allow: [Egyptian cat, macaw]\n  labels_deny: []\n"
+                                  "  thresholds: {macaw: 0.9, \"tabby, tabby cat\": 0.5}\n")
+    outputs = load_config(path).outputs
+    assert outputs.labels_allow == ("Egyptian cat", "macaw")
+    assert outputs.labels_deny == ()
+    assert outputs.thresholds == {"macaw": 0.9, "tabby, tabby cat": 0.5}
+
+
+def test_label_rule_errors_name_their_lines(tmp_path: Path) -> None:
+    path = rules_config(tmp_path, "  labels_allow: macaw\n"          # line 5
+                                  "  labels_deny:\n"
+                                  "    - Egyptian kat\n"              # line 7
+                                  "    - [nested]\n"                  # line 8
+                                  "    - macaw\n"
+                                  "    - macaw\n"                     # line 10
+                                  "  thresholds:\n"
+                                  "    tabby: 0.5\n"                  # line 12
+                                  "    macaw: 1.5\n"                  # line 13
+                                  "    military uniform: high\n")    # line 14
+    errors = config_errors(path)
+    assert [line.split(": ", 1)[0].rsplit(":", 1)[1] for line in errors] == [
+        "5", "7", "8", "10", "12", "13", "14"], errors
+    text = "\n".join(errors)
+    assert "outputs.labels_allow: expected a list such as [cat, dog], got 'macaw'" in text
+    assert "'Egyptian kat' is not a label of" in text and "(did you mean 'Egyptian cat'?)" in text
+    assert "each item must be a label" in text
+    assert "'macaw' is listed twice" in text
+    assert "'tabby' is not a label of" in text and "(did you mean 'tabby, tabby cat'?)" in text
+    assert "'macaw': 1.5 is out of range (0..1)" in text
+    assert "'military uniform': expected a number" in text
+
+
+def test_label_rules_are_checked_against_a_heads_classes(tmp_path: Path, embedder, train) -> None:
+    head_file = tmp_path / "learned.head"
+    make_head(embedder, train).save(head_file)
+    path = write(tmp_path, f"model:\n  head: {head_file}\noutputs:\n  labels_allow: [cat, nope]\n")
+    (error,) = config_errors(path)
+    assert error.startswith(f"{path}:4: outputs.labels_allow: 'nope' is not a label of the head's")
