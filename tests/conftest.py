@@ -3,7 +3,7 @@
 Tests are in tests/unit (in process, with fakes), tests/integration (daemons,
 sockets, streams, brokers as real processes) and tests/system (the systemd
 sandbox); the helpers beside this file (harness, streams, brokers, sandbox,
-fakes, heads, fake_picamera2, learn_views) are imported by name from any of
+fakes, heads, fake_picamera2, learn_views, sysfs) are imported by name from any of
 them: pytest puts this folder on sys.path for its conftest.py.
 """
 

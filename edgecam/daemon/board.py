@@ -29,12 +29,12 @@ THROTTLED = 1 << 2
 SOFT_TEMP_LIMIT = 1 << 3
 SINCE_BOOT_SHIFT = 16
 
-#: flag name → (bit, what it means to a user)
+#: flag name (as the stats message names it) → (bit, what the log calls it)
 FLAGS = {
-    "under_voltage": (UNDER_VOLTAGE, "under-voltage: the power supply is too weak"),
-    "freq_capped": (FREQ_CAPPED, "ARM frequency capped"),
-    "throttled": (THROTTLED, "throttled: the CPU runs slower"),
-    "soft_temp_limit": (SOFT_TEMP_LIMIT, "soft temperature limit reached"),
+    "under_voltage": (UNDER_VOLTAGE, "under-voltage"),
+    "freq_capped": (FREQ_CAPPED, "ARM frequency capping"),
+    "throttled": (THROTTLED, "throttling"),
+    "soft_temp_limit": (SOFT_TEMP_LIMIT, "soft temperature limit"),
 }
 
 
@@ -59,8 +59,8 @@ class BoardState:
                 if self.throttled_bits & (bit << SINCE_BOOT_SHIFT)]
 
 
-def read_board(root: Path = Path("/")) -> BoardState:
-    return BoardState(read_temperature(root), read_throttled(root))
+def read_board(root: Path = Path("/"), *, vcgencmd: bool = True) -> BoardState:
+    return BoardState(read_temperature(root), read_throttled(root, vcgencmd=vcgencmd))
 
 
 def read_temperature(root: Path = Path("/")) -> float | None:
@@ -83,10 +83,10 @@ def read_temperature(root: Path = Path("/")) -> float | None:
     return None
 
 
-def read_throttled(root: Path = Path("/")) -> int | None:
-    """The firmware's throttle bits (sysfs, else `vcgencmd get_throttled`); None off a Pi."""
+def read_throttled(root: Path = Path("/"), *, vcgencmd: bool = True) -> int | None:
+    """The firmware's throttle bits (sysfs, else `vcgencmd get_throttled` if allowed); None off a Pi."""
     text = _read(root / THROTTLED_FILE)
-    if text is None and root == Path("/") and shutil.which("vcgencmd"):
+    if text is None and vcgencmd and root == Path("/") and shutil.which("vcgencmd"):
         text = _vcgencmd()
     if text is None:
         return None

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 
 from edgecam.config import Config, load_config
+from edgecam.daemon.board_watch import BoardWatch
 from edgecam.daemon.logs import set_level
 from edgecam.daemon.memory import pin_mmap_threshold
 from edgecam.daemon.notify import Notifier, Watchdog
@@ -57,6 +58,7 @@ class Daemon:
         self._reload = threading.Event()
         self._signals: Signals | None = None
         self._stats = Stats()
+        self._board = BoardWatch(self._stats)
         self._watchdog = Watchdog(self._notifier)
         context = OutputContext(self._stats, journal_sender, print_results)
         self._pipeline = Pipeline(self._stats, context, self._watchdog)
@@ -145,6 +147,7 @@ class Daemon:
                 return 0
             now = time.monotonic()
             self._stats.tick(now)
+            self._board.sample(now)
             if self._reload.is_set():
                 self._reload.clear()
                 self._apply_reload()

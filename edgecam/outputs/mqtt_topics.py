@@ -9,7 +9,9 @@ Topics, under `outputs.mqtt.topic_prefix` (default `edgecam/<hostname>`):
 
 With `homeassistant: true`, retained Home Assistant discovery messages announce one
 device per prefix with a label sensor, a score sensor and a connectivity binary
-sensor; they are sent again whenever Home Assistant says it (re)started.
+sensor, and the board's health from the stats topic: a CPU temperature sensor and
+under-voltage and throttling problem sensors. They are sent again whenever Home
+Assistant says it (re)started.
 """
 
 from __future__ import annotations
@@ -68,6 +70,19 @@ def discovery_messages(topics: Topics, discovery_prefix: str, qos: int) -> list[
             "name": "Online", "unique_id": f"{node}_online", "state_topic": topics.availability,
             "payload_on": ONLINE, "payload_off": OFFLINE, "device_class": "connectivity",
             "entity_category": "diagnostic"},
+        # A board that does not report a figure has null there: it renders as "None", which
+        # Home Assistant shows as unknown (not 0 °C, not "no problem").
+        f"{discovery_prefix}/sensor/{node}/temperature/config": {
+            "name": "CPU temperature", "unique_id": f"{node}_temperature", "state_topic": topics.stats,
+            "value_template": "{{ value_json.board.temperature_c }}", "device_class": "temperature",
+            "unit_of_measurement": "°C", "state_class": "measurement",
+            "entity_category": "diagnostic", **available},
+        **{f"{discovery_prefix}/binary_sensor/{node}/{flag}/config": {
+            "name": name, "unique_id": f"{node}_{flag}", "state_topic": topics.stats,
+            "value_template": f"{{{{ value_json.board.{flag} }}}}", "payload_on": "True",
+            "payload_off": "False", "device_class": "problem", "entity_category": "diagnostic",
+            **available}
+           for flag, name in (("under_voltage", "Under-voltage"), ("throttled", "Throttled"))},
     }
     return [(topic, json.dumps({**config, "qos": qos, "device": device, "origin": origin}))
             for topic, config in entities.items()]

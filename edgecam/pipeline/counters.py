@@ -19,7 +19,7 @@ class Counted:
     """A counter: its Stats key, its place in the stats message and its Prometheus name."""
 
     key: str
-    section: str  # "frames", "source" or "outputs" in the stats message
+    section: str  # "frames", "source", "outputs" or "board" in the stats message
     field: str
     metric: str  # without the _total suffix
     help: str
@@ -85,6 +85,17 @@ GAUGES = (
     Gauge("behind_ms", "source", "behind_ms", "edgecam_source_behind_live_seconds",
           "How far behind live the last frame read from a live stream was", factor=0.001,
           shown=lambda ms: round(ms, 1)),
+    # The board (daemon/board_watch.py): absent where it does not report them (flags: off a Pi).
+    Gauge("temperature_c", "board", "temperature_c", "edgecam_cpu_temperature_celsius",
+          "The CPU's temperature", shown=lambda c: round(c, 1)),
+    Gauge("under_voltage", "board", "under_voltage", "edgecam_board_under_voltage",
+          "1 while the Pi's firmware reports under-voltage (a weak power supply), else 0", shown=bool),
+    Gauge("freq_capped", "board", "freq_capped", "edgecam_board_frequency_capped",
+          "1 while the Pi's firmware caps the ARM frequency, else 0", shown=bool),
+    Gauge("throttled", "board", "throttled", "edgecam_board_throttled",
+          "1 while the Pi's firmware throttles the CPU, else 0", shown=bool),
+    Gauge("soft_temp_limit", "board", "soft_temp_limit", "edgecam_board_soft_temperature_limit",
+          "1 while the Pi is at its soft temperature limit, else 0", shown=bool),
 )
 
 KNOWN_COUNTERS = frozenset({c.key for c in COUNTERS} | {f"dropped_{r}" for r in DROP_REASONS})

@@ -116,6 +116,7 @@ class Stats:
             "inference_ms": _percentiles(inference),
             "source": {},
             "outputs": {},
+            "board": {},
         }
         for counter in COUNTERS:
             message[counter.section][counter.field] = counts[counter.key]
@@ -147,6 +148,17 @@ def status_line(snapshot: dict[str, Any], last_label: str | None) -> str:
         parts.append(f"{behind / 1000:.1f} s behind live")
     if snapshot["outputs"].get("mqtt_connected") is False:
         parts.append("MQTT broker unreachable")
+    parts += _board_troubles(snapshot["board"])
     if last_label:
         parts.append(f"last: {last_label}")
     return ", ".join(parts)
+
+
+def _board_troubles(board: dict[str, Any]) -> list[str]:
+    """What slows the board down now, and then its temperature (which tells heat from power)."""
+    troubles = [text for flag, text in (("under_voltage", "under-voltage"), ("throttled", "throttled"),
+                                        ("soft_temp_limit", "soft temperature limit"))
+                if board.get(flag)]
+    if troubles and board.get("temperature_c") is not None:
+        troubles.append(f"{board['temperature_c']:.0f} °C")
+    return troubles

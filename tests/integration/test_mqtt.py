@@ -18,7 +18,9 @@ import pytest
 from brokers import Subscriber, broker_factory, make_tls, password_file, subscriber_factory
 from conftest import run_edgecam
 from harness import EXPECTED_TOP1, base_config, wait_for, write_config
+from sysfs import fake_sysfs
 
+from edgecam.daemon.board_watch import BOARD_ROOT_ENV
 from edgecam.errors import EX_CONFIG
 
 pytest.importorskip("paho.mqtt.client")
@@ -305,12 +307,15 @@ def render(template: str, payload: str) -> str:
 def test_home_assistant_discovery(tmp_path: Path, daemons, mosquitto, subscribers) -> None:
     pytest.importorskip("jinja2")
     broker = mosquitto()
-    daemon = daemons(mqtt_config(tmp_path, broker.port, homeassistant=True))
+    # A Pi at 61.5 °C, under-voltage now (0x1), throttled earlier (0x40000).
+    board = fake_sysfs(tmp_path / "board", {"cpu-thermal": "61500"}, throttled="0x40001")
+    daemon = daemons(mqtt_config(tmp_path, broker.port, homeassistant=True),
+                     env={BOARD_ROOT_ENV: str(board)})
     watch = subscribers(broker.port, [topic("availability")])
     watch.wait(topic("availability"), lambda m: m.payload == "online")
     ha = subscribers(broker.port, ["homeassistant/#", f"{PREFIX}/#"])
-    wait_for(lambda: len({m.topic for m in ha.messages if m.topic.startswith("homeassistant/")}) >= 3,
-             60, "three discovery messages")
+    wait_for(lambda: len({m.topic for m in ha.messages if m.topic.startswith("homeassistant/")}) >= 6,
+             60, "six discovery messages")
     configs = {m.topic: json.loads(m.payload) for m in ha.messages
                if m.topic.startswith("homeassistant/")}
     # Sent before availability (so before we subscribed), and retained.
@@ -320,10 +325,12 @@ def test_home_assistant_discovery(tmp_path: Path, daemons, mosquitto, subscriber
 
     by_kind = {(DISCOVERY_TOPIC.fullmatch(t)["component"], DISCOVERY_TOPIC.fullmatch(t)["object_id"]): c
                for t, c in configs.items()}
-    assert set(by_kind) == {("sensor", "label"), ("sensor", "score"), ("binary_sensor", "online")}
-    # One device for this camera, three distinct entities.
+    assert set(by_kind) == {("sensor", "label"), ("sensor", "score"), ("binary_sensor", "online"),
+                            ("sensor", "temperature"), ("binary_sensor", "under_voltage"),
+                            ("binary_sensor", "throttled")}
+    # One device for this camera, six distinct entities.
     assert len({json.dumps(c["device"], sort_keys=True) for c in configs.values()}) == 1
-    assert len({c["unique_id"] for c in configs.values()}) == 3
+    assert len({c["unique_id"] for c in configs.values()}) == 6
     node = {DISCOVERY_TOPIC.fullmatch(t)["node_id"] for t in configs}
     assert node == {"edgecam_test-cam"} and by_kind["sensor", "label"]["device"]["identifiers"] == [
         "edgecam_test-cam"]
@@ -340,6 +347,25 @@ def test_home_assistant_discovery(tmp_path: Path, daemons, mosquitto, subscriber
     assert 0 <= value <= 100
     attributes = json.loads(render(label["json_attributes_template"], message.payload))
     assert set(attributes) == {"index", "score", "latency_ms", "seq"}
+
+    # The board's health, from the stats topic.
+    temperature, under_voltage, throttled = (by_kind["sensor", "temperature"],
+                                             by_kind["binary_sensor", "under_voltage"],
+                                             by_kind["binary_sensor", "throttled"])
+    assert (temperature["device_class"], temperature["unit_of_measurement"],
+            temperature["state_class"]) == ("temperature", "°C", "measurement")
+    assert under_voltage["device_class"] == throttled["device_class"] == "problem"
+    for entity in (temperature, under_voltage, throttled):
+        assert entity["state_topic"] == topic("stats")
+        assert entity["availability_topic"] == topic("availability")
+    stats = ha.wait(topic("stats"), lambda m: json.loads(m.payload)["board"]["temperature_c"] is not None)
+    assert render(temperature["value_template"], stats.payload) == "61.5"
+    assert render(under_voltage["value_template"], stats.payload) == under_voltage["payload_on"]
+    assert render(throttled["value_template"], stats.payload) == throttled["payload_off"]
+    # A board that does not report them (not a Pi): "None", which Home Assistant shows as unknown.
+    unknown = json.dumps({"board": dict.fromkeys(json.loads(stats.payload)["board"])})
+    assert {render(e["value_template"], unknown) for e in (temperature, under_voltage, throttled)} == {
+        "None"}
 
     # Home Assistant restarted (its birth message): the device is announced again.
     mark = ha.mark()

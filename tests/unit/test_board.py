@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecam.daemon.board import THERMAL_DIR, THROTTLED_FILE, read_board
+from sysfs import fake_sysfs
 
-
-def fake_sysfs(root: Path, zones: dict[str, str], throttled: str | None = None) -> Path:
-    for number, (kind, temp) in enumerate(zones.items()):
-        zone = root / THERMAL_DIR / f"thermal_zone{number}"
-        zone.mkdir(parents=True)
-        (zone / "type").write_text(kind + "\n")
-        (zone / "temp").write_text(temp + "\n")
-    if throttled is not None:
-        path = root / THROTTLED_FILE
-        path.parent.mkdir(parents=True)
-        path.write_text(throttled + "\n")
-    return root
+from edgecam.daemon.board import read_board
 
 
 def test_a_pi_that_is_hot_and_underpowered(tmp_path: Path) -> None:

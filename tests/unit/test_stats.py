@@ -209,3 +209,13 @@ def test_status_line_names_an_unreachable_broker() -> None:
     assert line.endswith(", MQTT broker unreachable, last: macaw")
     assert "MQTT" not in status_line(_snapshot(mqtt_connected=1), None)
     assert "MQTT" not in status_line(_snapshot(), None), "no MQTT output: nothing to say"
+
+
+def test_status_line_names_what_slows_the_board_down() -> None:
+    assert "°C" not in status_line(_snapshot(temperature_c=48.0, throttled=0), None), "healthy: quiet"
+    line = status_line(_snapshot(temperature_c=82.4, throttled=1, under_voltage=0), "macaw")
+    assert line.endswith(", throttled, 82 °C, last: macaw")
+    line = status_line(_snapshot(temperature_c=61.0, under_voltage=1, throttled=1, soft_temp_limit=1), None)
+    assert line.endswith(", under-voltage, throttled, soft temperature limit, 61 °C")
+    assert status_line(_snapshot(under_voltage=1), None).endswith(", under-voltage"), "no temperature"
+    assert "capped" not in status_line(_snapshot(freq_capped=1), None)
