@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
 
     _learn_parser(commands, config_option)
 
+    doctor = commands.add_parser(
+        "doctor", help="check the set-up: config, runtime, model, camera, socket, board, clock",
+        description="Runs every check, each ✓ or ✗ with a one-line fix; exits 0 only when everything "
+                    "needed to run passes (the advisory checks never change the exit status).")
+    config_option(doctor)
+    doctor.add_argument("--json", action="store_true",
+                        help='print [{"check", "ok", "detail", "fix"}, ...] instead')
+    doctor.set_defaults(func=_doctor)
+
     fetch = commands.add_parser("fetch-model", help="download the default model and labels")
     fetch.add_argument("--dir", type=Path, metavar="DIR",
                        help="where to install them (default: /var/lib/edgecam/models)")
@@ -90,6 +99,12 @@ def _tail(args: argparse.Namespace) -> int:
 
     path = args.socket or load_config(args.config).outputs.socket.path
     return tail(path, args.json)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from edgecam.cli.doctor import doctor
+
+    return doctor(args.config, args.json)
 
 
 def _check_config(args: argparse.Namespace) -> int:

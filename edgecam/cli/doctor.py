@@ -1,0 +1,48 @@
+"""`edgecam doctor`: every check of a set-up, ✓ or ✗ with a one-line fix; exit 0 only when it can run.
+
+Text: one line per check, `✓ check: detail` or `✗ check: detail — fix`, the
+checks needed to run first, then the advisory ones under their own heading,
+then a verdict line. `--json`: exactly the list
+`[{"check": …, "ok": …, "detail": …, "fix": …}]` (`fix` null when ok) and
+nothing else on stdout, so scripts and fleet tools can read it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from edgecam.doctor import Check, run_checks
+
+#: some check needed to run failed (advisory ones never change the exit status)
+EX_NOT_READY = 1
+
+
+def doctor(config_path: str | None, as_json: bool, out: TextIO = sys.stdout) -> int:
+    checks = run_checks(config_path)
+    if as_json:
+        out.write(json.dumps([check.as_dict() for check in checks], indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(report(checks))
+    return 0 if all(check.ok for check in checks if check.required) else EX_NOT_READY
+
+
+def report(checks: list[Check]) -> str:
+    required = [check for check in checks if check.required]
+    advisory = [check for check in checks if not check.required]
+    lines = [_line(check) for check in required]
+    lines.append("advisory (edgecam runs without these):")
+    lines += [_line(check) for check in advisory]
+    blocking = [check.check for check in required if not check.ok]
+    warned = [check.check for check in advisory if not check.ok]
+    warnings = f"; advisory ✗: {', '.join(warned)}" if warned else ""
+    lines.append(f"not ready: {', '.join(blocking)} must pass{warnings}" if blocking
+                 else f"ready: everything needed to run passes{warnings}")
+    return "\n".join(lines) + "\n"
+
+
+def _line(check: Check) -> str:
+    if check.ok:
+        return f"✓ {check.check}: {check.detail}"
+    return f"✗ {check.check}: {check.detail} — {check.fix}"

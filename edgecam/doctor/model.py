@@ -1,0 +1,99 @@
+"""The runtime and the model: the interpreter the daemon would use, and the model really loaded.
+
+The model is loaded exactly as the daemon loads it (models.factory, which
+checks the input, the output against the labels and runs a test inference),
+then times one classification of a real camera frame, so a model that loads
+but is far too slow for the board shows here too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecam.config import ModelConfig
+from edgecam.doctor.check import Check, failed, passed
+from edgecam.doctor.machine import package_version
+from edgecam.errors import EdgecamError
+from edgecam.models.base import ImageClassifier
+from edgecam.models.factory import make_classifier
+from edgecam.models.fetch import DEFAULT_MODEL_DIR
+from edgecam.models.runtime import interpreter_class
+
+# The pip distribution each runtime comes from, for its version.
+_DISTRIBUTIONS = {"LiteRT": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
+                  "tensorflow.lite": "tensorflow"}
+_RUNTIME_FIX = "pip install 'edgecam[litert]' into edgecam's virtualenv (sudo make install does)"
+
+
+def check_runtime() -> Check:
+    try:
+        _, name = interpreter_class()
+    except EdgecamError as exc:
+        return failed("runtime", str(exc), _RUNTIME_FIX)
+    distribution = _DISTRIBUTIONS[name]
+    slower = "" if name == "LiteRT" else "; LiteRT (ai-edge-litert) is about ten times faster"
+    return passed("runtime", f"{name} {package_version(distribution)} ({distribution}){slower}")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A classifier loaded as the daemon loads it, and how long that took."""
+
+    classifier: ImageClassifier
+    load_ms: float
+
+
+def load_model(model: ModelConfig, runtime_ok: bool) -> LoadedModel | Check:
+    """The loaded model, or the failed check saying why it does not load."""
+    if not runtime_ok:
+        return failed("model", "not loaded: no TensorFlow Lite runtime", _RUNTIME_FIX)
+    started = time.perf_counter()
+    try:
+        classifier = make_classifier(model)
+    except EdgecamError as exc:
+        return failed("model", str(exc), _model_fix(model, str(exc)))
+    return LoadedModel(classifier, (time.perf_counter() - started) * 1000)
+
+
+def check_model(model: ModelConfig, loaded: LoadedModel, frame: np.ndarray | None) -> Check:
+    """The model's verdict, with one timed classification of `frame` (a blank one without a camera)."""
+    classifier = loaded.classifier
+    width, height = classifier.input_size
+    if model.head is not None:
+        what = (f"{Path(model.path).name} with the head {Path(model.head).name}: {width}x{height} "
+                f"input, {len(classifier.labels)} class(es)")
+    else:
+        what = (f"{Path(model.path).name}: {width}x{height} input, {len(classifier.labels)} labels "
+                f"matching its outputs")
+    image = frame if frame is not None else np.zeros((height, width, 3), np.uint8)
+    try:
+        result = classifier.classify(image)
+    except (EdgecamError, ValueError) as exc:
+        return failed("model", f"{what}; classifying a frame fails: {exc}",
+                      "check that camera.source delivers colour or grey images")
+    seen = f": {result.top.label} {result.top.score:.2f}" if frame is not None else ""
+    threads = model.threads or os.cpu_count() or 1
+    return passed("model", f"{what}, loaded in {loaded.load_ms:.0f} ms; "
+                           f"{'a camera' if frame is not None else 'a blank'} frame classified in "
+                           f"{result.inference_ms:.1f} ms ({threads} thread{'s' if threads > 1 else ''})"
+                           f"{seen}")
+
+
+def _model_fix(model: ModelConfig, problem: str) -> str:
+    """How to fix the model section, from which of its files the problem names."""
+    fetch = "edgecam fetch-model" if Path(model.path).parent == DEFAULT_MODEL_DIR \
+        else f"edgecam fetch-model --dir {Path(model.path).parent}"
+    if model.head is not None and model.head in problem:
+        return ("teach the head with model.path as its extractor (edgecam learn add LABEL IMAGE...), "
+                "or remove model.head to use the model's own labels")
+    if model.head is None and model.labels in problem:
+        return f"set model.labels to the labels file that came with the model ({fetch} installs the " \
+               "default model's)"
+    if not Path(model.path).is_file():
+        return f"set model.path to your .tflite model, or download the default one: {fetch}"
+    return f"use a .tflite image classifier in model.path (the default one: {fetch})"
