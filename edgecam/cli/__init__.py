@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="print nothing when the config is valid (errors still print)")
     check.set_defaults(func=_check_config)
 
+    ip_filter = commands.add_parser(
+        "ip-filter", help="print the systemd drop-in letting the service reach what the config names",
+        description="The unit allows localhost only; `make install` writes this drop-in "
+                    "(/etc/systemd/system/edgecam.service.d/network.conf) from the config.")
+    config_option(ip_filter)
+    ip_filter.set_defaults(func=_ip_filter)
+
     _classify_parser(commands, config_option)
     tail = commands.add_parser("tail", help="print the running daemon's results")
     tail.add_argument("--socket", metavar="PATH",
@@ -114,6 +121,13 @@ def _check_config(args: argparse.Namespace) -> int:
     source = args.config or "built-in defaults / /etc/edgecam/edgecam.yaml"
     print(f"# effective config ({source})")
     print(to_yaml(config), end="")
+    return 0
+
+
+def _ip_filter(args: argparse.Namespace) -> int:
+    from edgecam.daemon.ipfilter import dropin
+
+    print(dropin(load_config(args.config), args.config or "the default config"), end="")
     return 0
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 
 from edgecam.config import Config, load_config
+from edgecam.daemon import ipfilter
 from edgecam.daemon.board_watch import BoardWatch
 from edgecam.daemon.logs import set_level
 from edgecam.daemon.memory import pin_mmap_threshold
@@ -105,6 +106,7 @@ class Daemon:
         """Starts every part in order; False if a stop signal came first."""
         config = self._config = self._load()
         set_level(config.log_level)
+        self._warn_if_filtered(config)
         self._notifier.status("loading the model")
         classifier = make_classifier(config.model)
         if self._stopping():
@@ -196,6 +198,13 @@ class Daemon:
         source.open()
         return source
 
+    @staticmethod
+    def _warn_if_filtered(config: Config) -> None:
+        """One line when the unit's IP filter blocks what the config reaches (it would time out)."""
+        blocked = ipfilter.check(config)
+        if blocked:
+            log.warning("%s", blocked)
+
     def _status(self, snapshot: dict | None = None) -> str:
         capture = self._pipeline.capture
         if capture is not None and capture.waiting is not None:
@@ -240,3 +249,4 @@ class Daemon:
         if classifier is not current and new.model == old.model:
             changed.append("model (files on disk)")
         log.info("reloaded: %s", ", ".join(changed) if changed else "nothing changed")
+        self._warn_if_filtered(new)

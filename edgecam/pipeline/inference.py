@@ -108,6 +108,7 @@ class Inference:
                     self._watchdog.kick()  # nothing to classify, but the source is being handled
                 continue
             self._taken = True
+            settings = self.settings  # a reload that landed while this thread waited applies
             if frame.age_ms(taken) > settings.pipeline.max_frame_age_ms:
                 self._stats.drop("stale")
                 continue
