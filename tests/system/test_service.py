@@ -57,11 +57,25 @@ def active(sandbox: Sandbox) -> bool:
 
 
 @pytest.fixture(scope="module")
-def installed(sandbox: Sandbox) -> Iterator[Sandbox]:
+def first_install(sandbox: Sandbox) -> str:
+    """What the first `make install` printed."""
     sandbox.sh(f"mkdir -p {PHOTOS} /etc/edgecam && cp {IMAGES}/* {PHOTOS}/ && chmod -R a+rX {PHOTOS}")
     write_config(sandbox, service_config())
-    print(install(sandbox))
+    output = install(sandbox)
+    print(output)
+    return output
+
+
+@pytest.fixture(scope="module")
+def installed(sandbox: Sandbox, first_install: str) -> Iterator[Sandbox]:
     yield sandbox
+
+
+RUNNING = re.compile(r"edgecam install: edgecam is running: .*fps classified.*")
+
+
+def test_install_ends_with_what_the_service_is_doing(first_install: str) -> None:
+    assert RUNNING.fullmatch(first_install.splitlines()[-1]), first_install
 
 
 def test_install_starts_the_service_after_ready(installed: Sandbox) -> None:
@@ -200,10 +214,27 @@ def test_install_twice_is_identical_and_keeps_an_edited_config(installed: Sandbo
     write_config(installed, edited)
     before = installed.sh(INSTALLED_TREE).stdout
     pid = installed.show("MainPID")["MainPID"]
-    install(installed)
+    assert RUNNING.fullmatch(install(installed).splitlines()[-1])
     assert installed.sh(INSTALLED_TREE).stdout == before
     assert installed.run("cat", CONFIG).stdout == edited
     assert installed.show("MainPID")["MainPID"] == pid, "nothing changed: no restart"
+
+
+def test_install_says_in_one_line_why_the_service_did_not_start(installed: Sandbox) -> None:
+    installed.systemctl("stop", "edgecam")
+    # the earlier tests' restarts must not count against StartLimitBurst (a stopped unit may be unloaded)
+    installed.systemctl("reset-failed", "edgecam", check=False)
+    write_config(installed, service_config().replace(PHOTOS, "/var/lib/no-such-photos"))
+    try:
+        result = installed.run("make", "-s", "-C", str(REPO), "install", check=False, timeout=900)
+        assert result.returncode != 0
+        assert result.stderr.splitlines()[0] == ("edgecam install: error: edgecam did not start: "
+                                                 "edgecam: camera.source: /var/lib/no-such-photos: "
+                                                 "no such file"), result.stderr
+    finally:
+        write_config(installed, service_config())
+        installed.systemctl("reset-failed", "edgecam", check=False)
+        installed.systemctl("restart", "edgecam")
 
 
 def test_uninstall_keeps_config_and_models_and_purge_removes_them(installed: Sandbox) -> None:
