@@ -9,6 +9,13 @@ SHARED ?= ../shared
 APT_PACKAGES := ffmpeg libsystemd-dev pkg-config python3-venv mosquitto mosquitto-clients openssl
 DEV_EXTRAS := litert,opencv,av,systemd,dev,mqtt,metrics
 SOURCE ?= $(SHARED)/images
+APT_LOG := .run/apt.log
+PIP_LOG := .run/pip.log
+
+# $(call logged,LOG,COMMANDS): COMMANDS' output (pages of apt, dpkg and pip progress) goes
+# to LOG; if they fail, LOG's last lines and a non-zero exit.
+logged = mkdir -p $(dir $(1)) && { $(2); } >$(1) 2>&1 || \
+    { tail -n 20 $(1) >&2; echo "failed: the whole log is $(1)" >&2; exit 1; }
 
 .PHONY: run test deps venv install uninstall clean
 
@@ -36,17 +43,18 @@ uninstall:
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	    if [ "$$(id -u)" != 0 ]; then echo "install first: sudo apt-get install $$missing"; exit 1; fi; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    if [ "$$(id -u)" != 0 ]; then echo "install first: sudo apt-get install" $$missing; exit 1; fi; \
+	    echo "installing Debian packages:" $$missing "(log: $(APT_LOG))"; \
+	    $(call logged,$(APT_LOG),apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing); \
 	fi
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml | deps
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[$(DEV_EXTRAS)]'
-	touch $@
+	@echo "installing edgecam[$(DEV_EXTRAS)] into $(VENV) (log: $(PIP_LOG))"
+	@$(call logged,$(PIP_LOG),$(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install --upgrade pip && \
+	    $(VENV)/bin/pip install -e '.[$(DEV_EXTRAS)]')
+	@touch $@
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache build *.egg-info

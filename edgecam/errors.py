@@ -3,7 +3,9 @@
 Everything a user can get wrong (a config, a model file, an image, a camera)
 raises one of these. The CLI prints `edgecam: <message>` and exits with the
 code, never a traceback. The codes follow sysexits(3) so that systemd units
-(RestartPreventExitStatus=) and scripts can tell a bad config from a crash.
+(RestartPreventExitStatus=) and scripts can tell a bad config from a crash;
+80-83, past sysexits' range, say which optional piece is not installed
+(edgecam/dependencies.py), since each has its own fix.
 """
 
 EX_DATAERR = 65  # input data unusable: bad image, bad model, bad labels
@@ -12,6 +14,10 @@ EX_UNAVAILABLE = 69  # a camera, a stream or another daemon's socket is in the w
 EX_SOFTWARE = 70  # internal error: a bug, reported with a traceback
 EX_TEMPFAIL = 75  # a download that may succeed later
 EX_CONFIG = 78  # the configuration is invalid
+EX_NO_OPENCV = 80  # OpenCV (cv2) is not installed
+EX_NO_RUNTIME = 81  # no TensorFlow Lite runtime (LiteRT, tflite-runtime) is installed
+EX_NO_PICAMERA2 = 82  # camera.source is picamera2 and picamera2 is not installed
+EX_NO_PAHO = 83  # outputs.mqtt is enabled and paho-mqtt 2.x is not installed (absent, or 1.x)
 
 
 class EdgecamError(Exception):

@@ -6,10 +6,15 @@
 #   PURGE=1 systemd/install.sh uninstall    ... and removes them too
 #
 # Idempotent: a second install changes nothing (the package is reinstalled only
-# when its source changed; the config is never overwritten). Environment:
+# when its source changed; the config is never overwritten). Before anything is
+# installed it checks what it needs (a 64-bit OS, the Python setup.cfg asks for,
+# the apt packages README lists), each problem in one line; its last line says
+# what the running service is doing. Environment:
 #   EDGECAM_MODEL_BASE_URL  where fetch-model downloads from (file:// works)
 #   PYTHON                  the interpreter the virtualenv is made from (/usr/bin/python3)
 #   EDGECAM_EXTRAS          pip extras to add (default: what the system Python lacks)
+#   EDGECAM_ARCH            the architecture, as dpkg or `uname -m` names it (armhf, armv7l,
+#                           arm64...), instead of asking dpkg: the tests' way to see the refusal
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,15 +23,80 @@ CONF_DIR=/etc/edgecam
 STATE_DIR=/var/lib/edgecam
 MODEL_DIR=$STATE_DIR/models
 UNIT=/etc/systemd/system/edgecam.service
+# What the config reaches beyond localhost, for the unit's IP address filter (edgecam ip-filter).
+NETWORK_DROPIN=/etc/systemd/system/edgecam.service.d/network.conf
 PYTHON=${PYTHON:-/usr/bin/python3}
 SERVICE_USER=edgecam
 
 say() { echo "edgecam install: $*"; }
 die() { echo "edgecam install: error: $*" >&2; exit 1; }
 
-[[ $EUID -eq 0 ]] || die "run as root: sudo make ${1:-install}"
+need_root() { [[ $EUID -eq 0 ]] || die "run as root: sudo make ${1:-install}"; }
 
 have_systemd() { [[ -d /run/systemd/system ]]; }
+
+# dpkg's architecture is the userland's: armhf for 32-bit Raspberry Pi OS, even on a Pi 4's
+# 64-bit kernel, where `uname -m` says aarch64.
+architecture() {
+    if [[ -n ${EDGECAM_ARCH:-} ]]; then
+        echo "$EDGECAM_ARCH"
+    elif command -v dpkg >/dev/null; then
+        dpkg --print-architecture
+    else
+        uname -m
+    fi
+}
+
+# LiteRT (ai-edge-litert) has wheels for aarch64 and x86_64 only; tflite-runtime 2.14 has none
+# for Python 3.11 on ARM.
+check_architecture() {
+    local arch
+    arch=$(architecture)
+    case $arch in
+        aarch64 | arm64 | x86_64 | amd64) ;;
+        arm* | i?86) die "edgecam needs a 64-bit OS (on a Raspberry Pi, 64-bit Raspberry Pi OS), not" \
+            "32-bit $arch: its runtime, LiteRT, has no 32-bit wheel (nor has tflite-runtime)" ;;
+        *) die "edgecam's runtime, LiteRT, has no wheel for $arch (only for aarch64 and x86_64)" ;;
+    esac
+}
+
+# setup.cfg's python_requires (">=3.11") is the one place the oldest Python is written down.
+check_python() {
+    local min version
+    min=$(sed -n 's/^python_requires *= *>= *//p' "$SRC/setup.cfg")
+    command -v "$PYTHON" >/dev/null || die "$PYTHON not found: sudo apt install python3 (or set PYTHON)"
+    version=$("$PYTHON" -c 'import platform; print(platform.python_version())')
+    "$PYTHON" -c "import sys; sys.exit(sys.version_info < tuple(map(int, '$min'.split('.'))))" ||
+        die "edgecam needs Python $min or newer (Raspberry Pi OS bookworm's); $PYTHON is $version"
+}
+
+# pip builds systemd-python from C when apt's python3-systemd is not there.
+can_build_systemd_python() {
+    pkg-config --exists libsystemd 2>/dev/null && command -v cc >/dev/null &&
+        "$PYTHON" -c "import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))"
+}
+
+# The apt packages of README's list the install cannot do without: python3-venv (the
+# virtualenv's pip) and, for the journal's fields, python3-systemd unless pip can build it.
+# The others are either installed by pip instead (OpenCV, PyAV, numpy, PyYAML) or only
+# needed for the Pi camera (python3-picamera2).
+check_packages() {
+    local extras=$1 missing=() why=""
+    "$PYTHON" -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
+    if [[ ,$extras, == *,systemd,* ]] && ! can_build_systemd_python; then
+        missing+=(python3-systemd)
+        why=" (else pip must build systemd-python, with libsystemd-dev, pkg-config, gcc and python3-dev)"
+    fi
+    if ((${#missing[@]})); then
+        die "install ${missing[*]} first: sudo apt install ${missing[*]}$why"
+    fi
+    if ! "$PYTHON" -c "import importlib.util, sys; sys.exit(not importlib.util.find_spec('picamera2'))"
+    then
+        say "python3-picamera2 is not installed: the Pi camera (camera.source: picamera2, the" \
+            "default) needs it (sudo apt install python3-picamera2)"
+    fi
+}
 
 create_user() {
     if getent passwd "$SERVICE_USER" >/dev/null; then return; fi
@@ -58,7 +128,7 @@ PACKAGE_CHANGED=0
 UNIT_CHANGED=0
 
 install_package() {
-    local extras=${EDGECAM_EXTRAS:-$(default_extras)} stamp
+    local extras=$1 stamp
     stamp="$(source_stamp) $extras"
     if [[ ! -x $PREFIX/bin/python ]]; then
         say "creating the virtualenv $PREFIX (with the system site-packages)"
@@ -72,6 +142,10 @@ install_package() {
     "$PYTHON" -c "import numpy; print('numpy==' + numpy.__version__)" >"$constraints" 2>/dev/null ||
         : >"$constraints"
     say "installing edgecam[$extras] into $PREFIX"
+    if [[ ,$extras, == *,systemd,* ]]; then
+        say "building systemd-python, for want of python3-systemd (sudo apt install python3-systemd" \
+            "avoids the build)"
+    fi
     "$PREFIX/bin/pip" install --quiet --disable-pip-version-check --constraint "$constraints" \
         "$SRC[$extras]"
     install -D -m 0644 "$SRC/README.md" "$PREFIX/share/doc/edgecam/README.md"
@@ -93,6 +167,19 @@ install_config() {
     install -m 0644 "$SRC/config/edgecam.yaml" "$CONF_DIR/edgecam.yaml"
 }
 
+# The unit allows localhost only; the drop-in adds what the config reaches beyond it, derived
+# again on every install (an edit that reaches further needs one: the daemon says so).
+install_network_dropin() {
+    local wanted
+    wanted=$("$PREFIX/bin/edgecam" ip-filter -c "$CONF_DIR/edgecam.yaml") ||
+        die "$CONF_DIR/edgecam.yaml has errors (above): fix them, then install again"
+    if [[ -f $NETWORK_DROPIN && $(<"$NETWORK_DROPIN") == "$wanted" ]]; then return; fi
+    say "installing $NETWORK_DROPIN (what the config reaches beyond localhost)"
+    install -d -m 0755 "${NETWORK_DROPIN%/*}"
+    printf '%s\n' "$wanted" >"$NETWORK_DROPIN"
+    UNIT_CHANGED=1
+}
+
 install_model() {
     install -d -m 0755 "$MODEL_DIR"
     if [[ -s $MODEL_DIR/mobilenet_v2_1.0_224_quant.tflite && -s $MODEL_DIR/imagenet_labels.txt ]]; then
@@ -101,31 +188,58 @@ install_model() {
     "$PREFIX/bin/edgecam" fetch-model --dir "$MODEL_DIR"
 }
 
+# The last line: what the service says it is doing (its STATUS=), or why it did not start.
+report_service() {
+    local state status invocation why
+    state=$(systemctl show -p ActiveState --value edgecam)
+    status=$(systemctl show -p StatusText --value edgecam)
+    if [[ $state == active ]]; then
+        say "done: systemctl status edgecam; journalctl -u edgecam -f"
+        say "edgecam is running${status:+: $status}"
+        return
+    fi
+    # The last line the service wrote itself (its error line), from the start that failed.
+    invocation=$(systemctl show -p InvocationID --value edgecam)
+    why=$(journalctl -o cat --no-pager "_SYSTEMD_INVOCATION_ID=$invocation" _TRANSPORT=stdout \
+        2>/dev/null | tail -n 1) || true
+    die "edgecam did not start: ${why:-see journalctl -u edgecam}"
+}
+
 do_install() {
+    check_architecture
+    check_python
+    local extras=${EDGECAM_EXTRAS:-$(default_extras)}
+    check_packages "$extras"
+    need_root install
     create_user
-    install_package
+    install_package "$extras"
     install_unit
     install_config
+    install_network_dropin
     install_model
     if ! have_systemd; then
         say "systemd is not running here: start it with $PREFIX/bin/edgecam run"
         return
     fi
     if ((UNIT_CHANGED)); then systemctl daemon-reload; fi
+    # A failed start is reported by report_service, with the service's own line.
     if ! systemctl is-enabled --quiet edgecam 2>/dev/null || ! systemctl is-active --quiet edgecam; then
-        systemctl enable --now edgecam
+        systemctl enable --now edgecam 2>/dev/null || true
     elif ((PACKAGE_CHANGED || UNIT_CHANGED)); then
         say "restarting edgecam (new version)"
-        systemctl restart edgecam
+        systemctl restart edgecam 2>/dev/null || true
     fi
-    say "done: systemctl status edgecam; journalctl -u edgecam -f"
+    report_service
 }
 
 do_uninstall() {
+    need_root uninstall
     if have_systemd && [[ -f $UNIT ]]; then
         systemctl disable --now edgecam 2>/dev/null || true
     fi
-    rm -f "$UNIT"
+    rm -f "$UNIT" "$NETWORK_DROPIN"
+    # The folder also holds `systemctl edit` overrides: removed only if nothing else is left.
+    if [[ -d ${NETWORK_DROPIN%/*} ]]; then rmdir --ignore-fail-on-non-empty "${NETWORK_DROPIN%/*}"; fi
     if have_systemd; then systemctl daemon-reload; fi
     rm -rf "$PREFIX"
     if [[ ${PURGE:-0} == 1 ]]; then

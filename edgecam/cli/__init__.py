@@ -2,7 +2,9 @@
 
 Every subcommand is a small function; the work lives in the modules they call.
 A mistake the user can fix (EdgecamError) is printed as `edgecam: <message>`
-with a sysexits code; anything else is a bug and keeps its traceback.
+with a sysexits code, and so is an optional piece the command needs but that
+is not installed (dependencies.py: its own code); anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from edgecam import __version__
 from edgecam.config import load_config, to_yaml
 from edgecam.daemon.logs import setup_logging
+from edgecam.dependencies import from_import_error
 from edgecam.errors import EX_DATAERR, EX_NOINPUT, ConfigError, EdgecamError
 
 
@@ -233,8 +236,6 @@ def _learn_add(args: argparse.Namespace) -> int:
         embedder = learn.load_embedder(model)
     else:
         embedder = learn.load_embedder(model)
-        print(f"edgecam: {args.from_camera} frame(s) of {label!r} from {config.camera.source} "
-              f"over {args.spread:g} s, starting in {args.countdown:g} s", file=sys.stderr)
         images = learn.capture_frames(
             config.camera, embedder.input_size, args.from_camera, countdown_s=args.countdown,
             spread_s=args.spread, say=lambda text: print(f"edgecam: {text}", file=sys.stderr))
@@ -298,11 +299,26 @@ def _fetch_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call(args: argparse.Namespace) -> int:
+    """Runs the command; an import of a piece that is not installed becomes its one line.
+
+    The modules a command loads import OpenCV at their top, so a missing OpenCV shows
+    here, at the command's first import, before any work is done.
+    """
+    try:
+        return args.func(args)
+    except ModuleNotFoundError as exc:
+        missing = from_import_error(exc)
+        if missing is None:
+            raise
+        raise missing from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging("info" if args.command in ("run", "fetch-model") else "warning")
     try:
-        return args.func(args)
+        return _call(args)
     except ConfigError as exc:
         print("\n".join(exc.lines), file=sys.stderr)
         return exc.exit_code
@@ -311,4 +327,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-

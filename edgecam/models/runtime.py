@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from edgecam.errors import EdgecamError
+from edgecam.dependencies import runtime_missing
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ _RUNTIMES = (
 
 
 def interpreter_class() -> tuple[type, str]:
-    """The first installed runtime's Interpreter class and the runtime's name."""
+    """The first installed runtime's Interpreter class and the runtime's name; else one line."""
     for name, module_name in _RUNTIMES:
         try:
             module: Any = importlib.import_module(module_name)
@@ -41,9 +41,7 @@ def interpreter_class() -> tuple[type, str]:
             continue
         log.debug("TensorFlow Lite runtime: %s (%s)", name, module_name)
         return module.Interpreter, name
-    raise EdgecamError(
-        "no TensorFlow Lite runtime is installed: pip install 'edgecam[litert]' "
-        "(or 'edgecam[tflite]' where LiteRT has no wheel)")
+    raise runtime_missing()
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from typing import Any
 
 from edgecam.common.files import read_user_text
 from edgecam.config import MqttConfig
+from edgecam.dependencies import PAHO, MissingDependency
 from edgecam.errors import EdgecamError
 
 
@@ -25,9 +26,10 @@ def paho() -> Any:
         try:
             import paho.mqtt
         except ImportError:
-            raise EdgecamError("outputs.mqtt needs paho-mqtt: pip install 'edgecam[mqtt]'") from None
-        raise EdgecamError(f"outputs.mqtt needs paho-mqtt 2.x, found {paho.mqtt.__version__}: "
-                           "pip install 'edgecam[mqtt]' (into the virtualenv)") from None
+            raise MissingDependency(PAHO) from None
+        raise MissingDependency(PAHO, f"outputs.mqtt needs paho-mqtt 2.x, found {paho.mqtt.__version__} "
+                                "(bookworm's python3-paho-mqtt is 1.6, whose API differs): "
+                                "pip install 'edgecam[mqtt]' into the virtualenv") from None
     return client
 
 

@@ -46,13 +46,13 @@ import cv2
 import numpy as np
 
 from edgecam.config import CameraConfig
+from edgecam.dependencies import PICAMERA2, MissingDependency
 from edgecam.errors import SourceError
 from edgecam.sources.base import Source
 
 log = logging.getLogger(__name__)
 
-NOT_INSTALLED = ("camera.source: picamera2 is not installed (on Raspberry Pi OS: sudo apt install "
-                 "python3-picamera2, and make the virtualenv with --system-site-packages)")
+NOT_INSTALLED = f"camera.source: {PICAMERA2.message}"
 
 #: camera buffers per stream: one held by picamera2 as "latest", one being read, the rest in flight.
 BUFFER_COUNT = 4
@@ -92,7 +92,7 @@ class Picamera2Source(Source):
         except ImportError:
             # Also the case where picamera2 was pip-installed into a venv that cannot see
             # the system's libcamera bindings: the fix is the same.
-            raise SourceError(NOT_INSTALLED) from None
+            raise MissingDependency(PICAMERA2, NOT_INSTALLED) from None
         except Exception as exc:  # e.g. a numpy ABI mismatch between the venv and the system packages
             raise SourceError(f"camera.source: picamera2 cannot be imported: {_reason(exc)}") from None
 

@@ -108,6 +108,13 @@ def test_install_without_a_camera_succeeds_and_says_what_it_waits_for(
     assert first_start.stats["frames"]["classified"] == 0
     assert len(first_start.waiting_lines) == 1, first_start.waiting_lines
     assert "python3-picamera2" in first_start.waiting_lines[0]
+    # make install's last line says what the service waits for
+    assert first_start.install_output.splitlines()[-1].startswith(
+        "edgecam install: edgecam is running: waiting for the camera: picamera2 is not installed"
+    ), first_start.install_output
+
+
+RUNNING = re.compile(r"edgecam install: edgecam is running: .*fps classified.*")
 
 
 def test_install_starts_the_service_after_ready(installed: Sandbox) -> None:
@@ -280,10 +287,27 @@ def test_install_twice_is_identical_and_keeps_an_edited_config(installed: Sandbo
     write_config(installed, edited)
     before = installed.sh(INSTALLED_TREE).stdout
     pid = installed.show("MainPID")["MainPID"]
-    install(installed)
+    assert RUNNING.fullmatch(install(installed).splitlines()[-1])
     assert installed.sh(INSTALLED_TREE).stdout == before
     assert installed.run("cat", CONFIG).stdout == edited
     assert installed.show("MainPID")["MainPID"] == pid, "nothing changed: no restart"
+
+
+def test_install_says_in_one_line_why_the_service_did_not_start(installed: Sandbox) -> None:
+    installed.systemctl("stop", "edgecam")
+    # the earlier tests' restarts must not count against StartLimitBurst (a stopped unit may be unloaded)
+    installed.systemctl("reset-failed", "edgecam", check=False)
+    write_config(installed, service_config().replace(PHOTOS, "/var/lib/no-such-photos"))
+    try:
+        result = installed.run("make", "-s", "-C", str(REPO), "install", check=False, timeout=900)
+        assert result.returncode != 0
+        assert result.stderr.splitlines()[0] == ("edgecam install: error: edgecam did not start: "
+                                                 "edgecam: camera.source: /var/lib/no-such-photos: "
+                                                 "no such file"), result.stderr
+    finally:
+        write_config(installed, service_config())
+        installed.systemctl("reset-failed", "edgecam", check=False)
+        installed.systemctl("restart", "edgecam")
 
 
 def test_uninstall_keeps_config_and_models_and_purge_removes_them(installed: Sandbox) -> None:

@@ -71,7 +71,8 @@ def test_frames_from_the_camera_are_spread_and_the_camera_closed(monkeypatch: py
     frames = edgecam.models.fewshot.learn.capture_frames(Config().camera, (224, 224), 3, countdown_s=0.05,
                                           spread_s=0.05, say=said.append)
     assert len(frames) == 3 and source.opened and source.closed
-    assert said[0] == "1…" and said[-3:] == ["frame 1/3", "frame 2/3", "frame 3/3"]
+    assert said[:2] == ["3 frame(s) from picamera2 over 0.05 s, starting in 0.05 s", "1…"]
+    assert said[-3:] == ["frame 1/3", "frame 2/3", "frame 3/3"]
     numbers = [int(frame[0, 0, 0]) * 256 + int(frame[0, 0, 1]) for frame in frames]
     assert numbers == sorted(set(numbers))  # different frames, in order, not one frame thrice
     assert numbers[0] > 1  # frames read during the countdown were not kept

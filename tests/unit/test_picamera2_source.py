@@ -40,7 +40,8 @@ from conftest import IMAGES, MODELS
 from fake_picamera2 import IMX708, Rig, make_modules
 
 from edgecam.config import CameraConfig
-from edgecam.errors import EX_UNAVAILABLE, SourceError
+from edgecam.dependencies import PICAMERA2, MissingDependency
+from edgecam.errors import EX_NO_PICAMERA2, EX_UNAVAILABLE, SourceError
 from edgecam.sources import make_source
 
 INPUT_SIZE = (224, 224)
@@ -228,10 +229,10 @@ def test_close_never_raises_even_when_the_camera_cannot_be_closed(rig: Rig) -> N
 def test_picamera2_missing_gives_the_apt_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)
     src = source()
-    with pytest.raises(SourceError) as excinfo:
+    with pytest.raises(MissingDependency) as excinfo:
         src.open()
-    message = one_line_error(excinfo)
-    assert message == (
+    assert excinfo.value.piece is PICAMERA2 and excinfo.value.exit_code == EX_NO_PICAMERA2
+    assert str(excinfo.value) == (
         "camera.source: picamera2 is not installed (on Raspberry Pi OS: sudo apt install python3-picamera2,"
         " and make the virtualenv with --system-site-packages)")
 

@@ -129,8 +129,9 @@ def capture_frames(camera: CameraConfig, input_size: tuple[int, int], count: int
                    stop: threading.Event | None = None) -> list[np.ndarray]:
     """`count` frames of the configured camera, spread evenly over `spread_s` seconds.
 
-    The camera is opened, read through a countdown (so that exposure settles and no stale
-    buffered frame is used), then sampled; it is always closed, whatever happens.
+    The camera is opened (and only then is the countdown announced, so that a camera that
+    cannot open is the one line said), read through a countdown (so that exposure settles
+    and no stale buffered frame is used), then sampled; it is always closed, whatever happens.
     """
     from edgecam.sources import make_source  # OpenCV and camera modules only when capturing
 
@@ -139,6 +140,7 @@ def capture_frames(camera: CameraConfig, input_size: tuple[int, int], count: int
     frames: list[np.ndarray] = []
     try:
         source.open()
+        say(f"{count} frame(s) from {camera.source} over {spread_s:g} s, starting in {countdown_s:g} s")
         started = time.monotonic()
         shown = 0
         while (left := countdown_s - (time.monotonic() - started)) > 0:
