@@ -4,37 +4,31 @@ ai-edge-litert (LiteRT) publishes aarch64 wheels and no 32-bit ARM ones, and
 tflite-runtime's last release (2.14) has no wheel for Python 3.11 on aarch64
 nor any for armv7l: on a 32-bit Raspberry Pi OS (armhf, Python 3.11) there is
 no runtime to install, so the doctor says so on its first line instead of
-letting pip fail later. `EDGECAM_ARCH` stands in for `platform.machine()`,
-so tests (and install.sh's same check) can play a 32-bit Pi on any machine.
+letting pip fail later, in the words of edgecam.dependencies (`EDGECAM_ARCH`
+plays a 32-bit Pi on any machine, as for install.sh's same check).
 """
 
 from __future__ import annotations
 
-import os
 import platform
 from importlib import metadata
 from pathlib import Path
 
+from edgecam.dependencies import thirty_two_bit_os
 from edgecam.doctor.check import Check, failed, passed
 
-ARCH_VARIABLE = "EDGECAM_ARCH"
-# What uname reports for 32-bit ARM userlands (armv8l: a 32-bit OS on a 64-bit CPU).
-_32BIT_ARM = frozenset({"arm", "armel", "armhf", "armv6l", "armv7l", "armv8l"})
 _BOARD_MODEL = Path("/proc/device-tree/model")
 
 
 def check_machine() -> Check:
-    machine = os.environ.get(ARCH_VARIABLE) or platform.machine()
+    refusal = thirty_two_bit_os()  # the same line `edgecam run` gives without a runtime
+    if refusal:
+        return failed("platform", refusal,
+                      "install Raspberry Pi OS (64-bit) with Raspberry Pi Imager (a Pi 3, 4, 5, 400 "
+                      "or Zero 2 W runs it)")
     board = board_model()
-    if machine in _32BIT_ARM:
-        return failed(
-            "platform",
-            f"{machine} is a 32-bit OS: edgecam needs a 64-bit Raspberry Pi OS, because ai-edge-litert "
-            "has aarch64 wheels only and tflite-runtime 2.14 has neither cp311 aarch64 nor armv7l ones",
-            "install Raspberry Pi OS (64-bit) with Raspberry Pi Imager (a Pi 3, 4, 5, 400 or Zero 2 W "
-            "runs it)")
     where = f" ({board})" if board else ""
-    return passed("platform", f"{machine}{where}, Python {platform.python_version()}")
+    return passed("platform", f"{platform.machine()}{where}, Python {platform.python_version()}")
 
 
 def board_model() -> str | None:
