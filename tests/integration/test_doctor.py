@@ -179,7 +179,7 @@ def test_a_32_bit_arm_os_is_the_first_line_and_says_why(tmp_path: Path) -> None:
     assert result.returncode != 0
     first = result.stdout.splitlines()[0]
     assert first.startswith("✗ platform: edgecam needs a 64-bit OS") and "armv7l" in first, first
-    assert "ai-edge-litert has aarch64 wheels only" in first
+    assert "LiteRT, has no 32-bit wheel" in first
     assert result.stdout.splitlines()[-1].startswith("not ready: platform must pass"), result.stdout
 
 
