@@ -34,6 +34,7 @@ from edgecam.outputs.base import OutputContext, Sender
 from edgecam.outputs.journal import systemd_sender
 from edgecam.pipeline.pipeline import Pipeline
 from edgecam.pipeline.stats import Stats, status_line
+from edgecam.pipeline.zones import frame_size
 from edgecam.sources import Source, make_source
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,8 @@ class Daemon:
         its ribbon loose, picamera2 not installed yet): it is left to the capture thread, which
         keeps retrying, and the daemon starts and says what it is waiting for.
         """
-        source = make_source(config.camera, classifier.input_size, config.pipeline.max_frame_age_ms)
+        source = make_source(config.camera, frame_size(config, classifier),
+                             config.pipeline.max_frame_age_ms)
         if source.awaited:
             return None
         source.open()

@@ -34,6 +34,8 @@ class Stats:
         self._samples: deque[tuple[float, int, int]] = deque()
         #: called with (latency_ms, inference_ms) for every classified frame (the metrics' histograms)
         self._observers: tuple[Callable[[float, float], None], ...] = ()
+        #: per zone, its classified and emitted results (only with zones: the stats' `zones`)
+        self._zones: dict[str, Counter[str]] = {}
         self.started = time.monotonic()
 
     def count(self, name: str, n: int = 1) -> None:
@@ -50,6 +52,16 @@ class Stats:
             raise KeyError(f"{name!r} is not in pipeline.counters: add it there, so it is reported")
         with self._lock:
             self._gauges[name] = value
+
+    def set_zones(self, names: list[str]) -> None:
+        """The zones now configured (a reload may add or remove some; the others keep counting)."""
+        with self._lock:
+            self._zones = {name: self._zones.get(name, Counter()) for name in names}
+
+    def count_zone(self, zone: str, kind: str) -> None:
+        """A zone's result, `classified` or `emitted`."""
+        with self._lock:
+            self._zones.setdefault(zone, Counter())[kind] += 1
 
     def clear_gauge(self, name: str) -> None:
         """Forgets a gauge (its output was removed): it is then reported as absent, not 0."""
@@ -102,6 +114,8 @@ class Stats:
             inference = np.array(self._inference, dtype=np.float64)
             samples = list(self._samples)
             gauges = dict(self._gauges)
+            zones = {name: {"classified": c["classified"], "emitted": c["emitted"]}
+                     for name, c in self._zones.items()}
         input_fps = classified_fps = 0.0
         if len(samples) >= 2:
             (t0, cap0, cls0), (t1, cap1, cls1) = samples[0], samples[-1]
@@ -125,6 +139,8 @@ class Stats:
         for gauge in GAUGES:
             value = gauges.get(gauge.key)
             message[gauge.section][gauge.field] = gauge.absent if value is None else gauge.shown(value)
+        if zones:
+            message["zones"] = zones
         return message
 
 
