@@ -123,7 +123,7 @@ class Pipeline:
                 and time.monotonic() - capture.alive_at < _IDLE_ALIVE_S)
 
     def _start_capture(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
-        camera, input_size = config.camera, frame_size(config, classifier)
+        camera, input_size = config.camera, frame_size(config, classifier.input_size)
         behind_ms = config.pipeline.max_frame_age_ms
         # With zones the frame stays whole: each zone crops its part and fits that to its model.
         fit = IDENTITY if config.zones else FrameFitter(input_size, config.model.resize)

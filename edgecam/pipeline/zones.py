@@ -43,14 +43,24 @@ class Zone:
         self.next_due = now + self.interval_s if self.interval_s else 0.0
 
     def image(self, frame: np.ndarray) -> np.ndarray:
-        """The zone's rectangle of a full frame (a view), fitted to its model's input."""
-        if not isinstance(frame, np.ndarray) or frame.ndim < 2 or frame.size == 0:
-            raise FrameFormatError(f"unsupported frame {getattr(frame, 'shape', type(frame))}")
-        height, width = frame.shape[:2]
-        x, y, w, h = self.crop
-        left, top = round(x * width), round(y * height)
-        right, bottom = max(left + 1, round((x + w) * width)), max(top + 1, round((y + h) * height))
-        return self.fit(frame[top:bottom, left:right])
+        """The zone's rectangle of a full frame, fitted to its model's input."""
+        return self.fit(cut(frame, self.crop))
+
+
+def cut(frame: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
+    """The rectangle `crop` (x, y, width, height as fractions) of a full frame, as a view.
+
+    The one place a zone's pixels are chosen: the daemon classifies them and `edgecam learn
+    --zone` learns from them, so a class learned from a snapshot or the camera is learned
+    from exactly what the zone will be shown.
+    """
+    if not isinstance(frame, np.ndarray) or frame.ndim < 2 or frame.size == 0:
+        raise FrameFormatError(f"unsupported frame {getattr(frame, 'shape', type(frame))}")
+    height, width = frame.shape[:2]
+    x, y, w, h = crop
+    left, top = round(x * width), round(y * height)
+    right, bottom = max(left + 1, round((x + w) * width)), max(top + 1, round((y + h) * height))
+    return frame[top:bottom, left:right]
 
 
 def next_due(zones: tuple[Zone, ...]) -> float:
@@ -58,9 +68,9 @@ def next_due(zones: tuple[Zone, ...]) -> float:
     return min(zone.next_due for zone in zones)
 
 
-def frame_size(config: Config, classifier: ImageClassifier) -> tuple[int, int]:
+def frame_size(config: Config, input_size: tuple[int, int]) -> tuple[int, int]:
     """The size a source is asked to deliver: the model's input, or with zones the whole frame."""
-    return (config.camera.width, config.camera.height) if config.zones else classifier.input_size
+    return (config.camera.width, config.camera.height) if config.zones else input_size
 
 
 def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier],
