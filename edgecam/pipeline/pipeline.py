@@ -29,7 +29,7 @@ from edgecam.pipeline.inference import Inference, InferenceSettings
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
-from edgecam.pipeline.zones import Zone, build_zones, frame_size
+from edgecam.pipeline.zones import Zone, build_zones, frame_size, zone_names
 from edgecam.sources import Source, make_source
 
 _IDLE_ALIVE_S = 2.0  # the capture thread must have shown life this recently to excuse a pause
@@ -65,7 +65,7 @@ class Pipeline:
 
     def start_outputs(self, config: Config) -> None:
         """The outputs first: a socket in use or a bad MQTT file fails before the camera opens."""
-        plan = registry.plan(config.outputs, [], self._context)
+        plan = registry.plan(config.outputs, [], self._context, zone_names(config))
         self.dispatcher.start()
         self._stack.callback(self.dispatcher.close, _STOP_S)
         registry.commit(plan, self.dispatcher)
@@ -88,8 +88,9 @@ class Pipeline:
         running = {**self._classifiers, new.model: classifier}
         zones, classifiers = build_zones(new, running, self.inference.settings.zones)
         outputs = None
-        if new.outputs != old.outputs:
-            outputs = registry.plan(new.outputs, self.dispatcher.outputs, self._context)
+        if new.outputs != old.outputs or zone_names(new) != zone_names(old):
+            outputs = registry.plan(new.outputs, self.dispatcher.outputs, self._context,
+                                    zone_names(new))
         return Reload(new, classifier, outputs, zones, classifiers)
 
     def apply(self, old: Config, reload: Reload) -> None:
@@ -98,10 +99,10 @@ class Pipeline:
         new, classifier = reload.config, reload.classifier
         settings = self.inference.settings
         result_filter = ResultFilter(new.outputs) if new.outputs != old.outputs else settings.filter
+        self.stats.set_zones([zone.name for zone in reload.zones])  # before a new zone is counted
         self.inference.settings = InferenceSettings(classifier, new.pipeline, result_filter,
                                                     reload.zones)
         self._classifiers = reload.classifiers
-        self.stats.set_zones([zone.name for zone in reload.zones])
         if reload.outputs is not None:
             registry.commit(reload.outputs, self.dispatcher)
         if (new.camera != old.camera or new.model.resize != old.model.resize

@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, KNOWN_COUNTERS, KNOWN_GAUGES
+from edgecam.pipeline.counters import (
+    COUNTERS,
+    DROP_REASONS,
+    GAUGES,
+    KNOWN_COUNTERS,
+    KNOWN_GAUGES,
+    KNOWN_ZONE_COUNTERS,
+    ZONE_COUNTERS,
+)
 
 RATE_WINDOW_S = 10.0
 BEHIND_STATUS_MS = 500.0  # a stream this far behind live is named in STATUS
@@ -59,9 +67,20 @@ class Stats:
             self._zones = {name: self._zones.get(name, Counter()) for name in names}
 
     def count_zone(self, zone: str, kind: str) -> None:
-        """A zone's result, `classified` or `emitted`."""
+        """A zone's result, `classified` or `emitted` (ZONE_COUNTERS). A zone no longer
+        configured is not counted: a result in flight during a reload must not bring it back."""
+        if kind not in KNOWN_ZONE_COUNTERS:
+            raise KeyError(f"{kind!r} is not in pipeline.counters: add it there, so it is reported")
         with self._lock:
-            self._zones.setdefault(zone, Counter())[kind] += 1
+            counter = self._zones.get(zone)
+            if counter is not None:
+                counter[kind] += 1
+
+    def zone_counts(self) -> dict[str, dict[str, int]]:
+        """Each configured zone's counts by ZONE_COUNTERS key (empty without zones)."""
+        with self._lock:
+            return {name: {c.key: kinds[c.key] for c in ZONE_COUNTERS}
+                    for name, kinds in self._zones.items()}
 
     def clear_gauge(self, name: str) -> None:
         """Forgets a gauge (its output was removed): it is then reported as absent, not 0."""
@@ -114,8 +133,8 @@ class Stats:
             inference = np.array(self._inference, dtype=np.float64)
             samples = list(self._samples)
             gauges = dict(self._gauges)
-            zones = {name: {"classified": c["classified"], "emitted": c["emitted"]}
-                     for name, c in self._zones.items()}
+            zones = {name: {c.field: kinds[c.key] for c in ZONE_COUNTERS}
+                     for name, kinds in self._zones.items()}
         input_fps = classified_fps = 0.0
         if len(samples) >= 2:
             (t0, cap0, cls0), (t1, cap1, cls1) = samples[0], samples[-1]

@@ -68,6 +68,11 @@ def next_due(zones: tuple[Zone, ...]) -> float:
     return min(zone.next_due for zone in zones)
 
 
+def zone_names(config: Config) -> tuple[str, ...]:
+    """The names results' `zone` takes (the outputs' topics and entities follow them)."""
+    return tuple(zone.name for zone in config.zones)
+
+
 def frame_size(config: Config, input_size: tuple[int, int]) -> tuple[int, int]:
     """The size a source is asked to deliver: the model's input, or with zones the whole frame."""
     return (config.camera.width, config.camera.height) if config.zones else input_size
