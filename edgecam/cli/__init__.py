@@ -171,27 +171,33 @@ def _learn_parser(commands: argparse._SubParsersAction,
     learn = commands.add_parser(
         "learn", help="teach it your own classes from a few photos (weight imprinting)",
         description="Few-shot learning: classes learned from a few examples each, kept in a head "
-                    "file (--head, else model.head, else /var/lib/edgecam/heads/default.head). "
+                    "file (--head, else model.head, else /var/lib/edgecam/heads/default.head; with "
+                    "--zone NAME, zones[].model.head, else /var/lib/edgecam/heads/NAME.head). "
                     "model.path must be the embedding extractor. A running daemon picks changes "
                     "up on reload (systemctl reload edgecam).")
     actions = learn.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def head_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--zone", metavar="NAME",
+                         help="the zone's classes (its zones[].model.head, else "
+                              "/var/lib/edgecam/heads/NAME.head) instead of the whole frame's")
         sub.add_argument("--head", metavar="FILE", help="the head file (default: model.head, else "
                          "/var/lib/edgecam/heads/default.head)")
         config_option(sub)
 
     add = actions.add_parser("add", help="add examples to a class (creating it and the head)")
     add.add_argument("label", metavar="LABEL")
-    add.add_argument("images", nargs="*", metavar="IMAGE", help="example photos")
+    add.add_argument("images", nargs="*", metavar="IMAGE",
+                     help="example photos (with --zone: whole frames, such as snapshots, cut to the zone)")
     add.add_argument("--from-camera", type=int, metavar="N",
-                     help="take N frames from the configured camera instead (stop the daemon first "
-                          "if it uses the same camera)")
+                     help="take N frames from the configured camera instead (with --zone: cut to "
+                          "the zone; stop the daemon first if it uses the same camera)")
     add.add_argument("--countdown", type=float, default=3.0, metavar="S",
                      help="with --from-camera: seconds to get ready (default: 3)")
     add.add_argument("--spread", type=float, default=3.0, metavar="S",
                      help="with --from-camera: seconds the N frames are spread over (default: 3)")
-    add.add_argument("--model", metavar="M", help="the embedding extractor (default: model.path)")
+    add.add_argument("--model", metavar="M", help="the embedding extractor (default: model.path; "
+                     "with --zone, the zone's)")
     head_option(add)
     add.set_defaults(func=_learn_add)
 
@@ -218,11 +224,11 @@ def _learn_parser(commands: argparse._SubParsersAction,
 
 def _learn_add(args: argparse.Namespace) -> int:
     from edgecam.models.fewshot import learn
+    from edgecam.pipeline.zones import frame_size
 
     config = load_config(args.config)
-    model = dataclasses.replace(config.model, path=args.model) if args.model else config.model
+    target = learn.find_target(config, args.zone, args.head, args.model)
     label = learn.check_label(args.label)
-    path = learn.head_path(args.head, model)
     if args.from_camera is None and not args.images:
         raise EdgecamError("give example IMAGE files, or --from-camera N")
     if args.from_camera is not None and args.images:
@@ -233,17 +239,23 @@ def _learn_add(args: argparse.Namespace) -> int:
         raise EdgecamError("--countdown and --spread are seconds, 0 or more")
     if args.images:
         images = learn.read_images(args.images)
-        embedder = learn.load_embedder(model)
+        embedder = learn.load_embedder(target.model)
     else:
-        embedder = learn.load_embedder(model)
+        embedder = learn.load_embedder(target.model)
         images = learn.capture_frames(
-            config.camera, embedder.input_size, args.from_camera, countdown_s=args.countdown,
-            spread_s=args.spread, say=lambda text: print(f"edgecam: {text}", file=sys.stderr))
-    done = learn.learn(model, path, label, images, embedder)
+            config.camera, frame_size(config, embedder.input_size), args.from_camera,
+            countdown_s=args.countdown, spread_s=args.spread,
+            say=lambda text: print(f"edgecam: {text}", file=sys.stderr))
+    path = target.head_path
+    done = learn.learn(target.model, path, label, target.view(images), embedder)
     print(f"learned {done.added} example(s) of {done.label!r} ({done.ms_per_example:.0f} ms each): "
           f"class {done.index}, {done.count} example(s) in all")
     print(f"{path}{' (new)' if done.created else ''}: {len(done.labels)} class(es): "
           f"{', '.join(done.labels)}")
+    if target.zone is not None and target.zone.model.head is None:
+        # The daemon classifies a zone with the head its config names, and never looks for this file.
+        print(f"to classify zone {target.zone.name!r} with these classes, set {target.key}.head: "
+              f"{path} in the config, then reload")
     return 0
 
 
@@ -251,8 +263,8 @@ def _learn_list(args: argparse.Namespace) -> int:
     from edgecam.models.fewshot import learn
     from edgecam.models.fewshot.head import Head
 
-    model = load_config(args.config).model
-    path = learn.head_path(args.head, model)
+    target = learn.find_target(load_config(args.config), args.zone, args.head)
+    path, model = target.head_path, target.model
     head = Head.load(path)
     matches = learn.matches_model(head, model.path)
     if args.json:
@@ -265,7 +277,8 @@ def _learn_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{path}: {len(head.classes)} class(es), extractor {learn.describe_extractor(head)}")
     if matches is False:
-        print(f"  (not model.path {model.path}: classifying with this head needs its own extractor)")
+        print(f"  (not {target.key}.path {model.path}: classifying with this head needs its own "
+              "extractor)")
     for index, item in enumerate(head.classes):
         print(f"  {index:3d}  {item.label}  ({item.count} example{'s' if item.count != 1 else ''})")
     return 0
@@ -274,7 +287,7 @@ def _learn_list(args: argparse.Namespace) -> int:
 def _learn_remove(args: argparse.Namespace) -> int:
     from edgecam.models.fewshot import learn
 
-    path = learn.head_path(args.head, load_config(args.config).model)
+    path = learn.find_target(load_config(args.config), args.zone, args.head).head_path
     head, count = learn.remove(path, args.label)
     print(f"removed {args.label.strip()!r} ({count} example(s)); {path}: {len(head.classes)} "
           f"class(es) left{': ' if head.classes else ''}{', '.join(head.labels)}")

@@ -1,4 +1,8 @@
-"""`edgecam tail`: print the running daemon's results as they arrive on its socket."""
+"""`edgecam tail`: print the running daemon's results as they arrive on its socket.
+
+With zones each result line names its zone (`door: open 0.93, closed 0.05`) and
+the stats line each zone's counts; without zones the lines are as they were.
+"""
 
 from __future__ import annotations
 
@@ -40,11 +44,14 @@ def _readable(line: str) -> str | None:
         return None
     if message.get("type") == "classification":
         labels = ", ".join(f"{item['label']} {item['score']:.2f}" for item in message["labels"])
-        return f"#{message['seq']:<7} {message['latency_ms']:6.1f} ms  {labels}"
+        zone = f"{message['zone']}: " if "zone" in message else ""
+        return f"#{message['seq']:<7} {message['latency_ms']:6.1f} ms  {zone}{labels}"
     if message.get("type") == "stats":
         frames, rates = message["frames"], message["rates"]
         p99 = message["latency_ms"]["p99"]
+        zones = "".join(f"  {name}: {counts['emitted']} of {counts['classified']} emitted"
+                        for name, counts in message.get("zones", {}).items())
         return (f"[stats] captured {frames['captured']} classified {frames['classified']} "
                 f"dropped {frames['dropped']}  {rates['classified_fps']:.1f}/"
-                f"{rates['input_fps']:.1f} fps  p99 {p99 if p99 is not None else '-'} ms")
+                f"{rates['input_fps']:.1f} fps  p99 {p99 if p99 is not None else '-'} ms{zones}")
     return None

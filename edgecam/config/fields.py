@@ -37,7 +37,9 @@ def setting(
     final value, a path once resolved (raising ValueError: a file that must exist).
     `labels` marks a list of labels, or a mapping keyed by label, whose labels must be
     the model's (checked against its labels file once the whole config is read). A list
-    field is a `tuple[str, ...]`, a mapping a `dict[str, float]` (min/max bound its values).
+    field is a `tuple[str, ...]`, a mapping a `dict[str, float]` (min/max bound its values),
+    a fixed list of numbers a `tuple[float, float, ...]` (min/max bound each), a list of
+    sections a `tuple[Section, ...]`. None in a zone's field means "as the top level's".
     """
     meta = {"doc": doc, "min": min, "max": max, "choices": choices, "parse": parse, "path": path,
             "check": check, "labels": labels}
@@ -161,6 +163,28 @@ def parse_client_id(value: Any) -> str:
     if not isinstance(value, str) or (value and not value.isprintable()) or " " in value:
         raise ValueError("expected a client id without blanks")
     return value
+
+
+_ZONE_NAME = re.compile(r"[a-z0-9_-]{1,32}")
+
+
+def parse_zone_name(value: Any) -> str:
+    """A zone's name: it becomes an MQTT topic level, a journal field and a file name."""
+    if not isinstance(value, str) or not _ZONE_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a zone name: 1 to 32 of a-z, 0-9, _ and -")
+    return value
+
+
+def check_crop(crop: tuple[float, ...]) -> None:
+    """x, y, width, height as fractions of the frame: a non-empty rectangle inside it."""
+    x, y, width, height = crop
+    if min(crop) < 0 or max(crop) > 1:
+        raise ValueError(f"{list(crop)}: every value is a fraction of the frame (0..1)")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"{list(crop)}: an empty crop (width and height must be more than 0)")
+    if x + width > 1 + 1e-9 or y + height > 1 + 1e-9:
+        raise ValueError(f"{list(crop)}: reaches outside the frame (x + width and y + height "
+                         "must be at most 1)")
 
 
 def existing_file(value: str) -> None:

@@ -81,10 +81,13 @@ class _Loader:
                 values[key] = self.build(hint, value_node, where)
                 continue
             value: Any
-            if typing.get_origin(hint) is tuple:
-                ok, value = self.strings(spec, value_node, where)
-            elif typing.get_origin(hint) is dict:
+            kind = _base_type(hint)
+            if typing.get_origin(kind) in (tuple, dict) and _is_null(value_node) and _allows_none(hint):
+                ok, value = True, None  # a zone's rule left as the top level's
+            elif typing.get_origin(kind) is dict:
                 ok, value = self.numbers(spec, value_node, where)
+            elif typing.get_origin(kind) is tuple:
+                ok, value = self.sequence(spec, typing.get_args(kind), value_node, where)
             else:
                 ok, value = self.scalar(spec, hint, value_node, where)
             if ok:
@@ -133,6 +136,61 @@ class _Loader:
                 self.error(node, where, str(exc))
                 return False, None
         return True, value
+
+    def sequence(self, spec: dataclasses.Field, args: tuple[Any, ...], node: yaml.Node, where: str
+                 ) -> tuple[bool, tuple[Any, ...]]:
+        """A list field, by its item type: sections, strings, or a fixed number of numbers."""
+        if args[-1] is not Ellipsis:
+            return self.fixed_numbers(spec, len(args), node, where)
+        if isinstance(args[0], type) and dataclasses.is_dataclass(args[0]):
+            return True, self.sections(args[0], node, where)
+        return self.strings(spec, node, where)
+
+    def sections(self, cls: type, node: yaml.Node, where: str) -> tuple[Any, ...]:
+        """A list of sections (zones), each checked as a section, each with a unique `name`."""
+        if _is_null(node):
+            return ()
+        if not isinstance(node, yaml.SequenceNode):
+            self.error(node, where, f"expected a list of sections (\"- name: ...\"), got {_kind(node)}")
+            return ()
+        built = []
+        named: dict[str, int] = {}
+        for index, item in enumerate(node.value):
+            value = self.build(cls, item, f"{where}[{index}]")
+            name = getattr(value, "name", "")
+            if isinstance(item, yaml.MappingNode) and _value_node(item, "name") is None:
+                self.error(item, f"{where}[{index}].name", "missing: each one needs a name")
+            elif name in named:
+                self.error(_value_node(item, "name") or item, f"{where}[{index}].name",
+                           f"{name!r} is already the name of {where}[{named[name]}]")
+            elif name:
+                named[name] = index
+            built.append(value)
+        return tuple(built)
+
+    def fixed_numbers(self, spec: dataclasses.Field, count: int, node: yaml.Node, where: str
+                      ) -> tuple[bool, tuple[float, ...]]:
+        """Exactly `count` numbers within the field's bounds, then the field's own check."""
+        items = node.value if isinstance(node, yaml.SequenceNode) else None
+        if items is None or len(items) != count:
+            self.error(node, where, f"expected a list of {count} numbers, got "
+                       f"{f'{len(items)} item(s)' if items is not None else _kind(node)}")
+            return False, ()
+        numbers = []
+        for item in items:
+            raw = self._constructor.construct_object(item) if isinstance(item, yaml.ScalarNode) else None
+            try:
+                numbers.append(_check_type(raw, float, spec.metadata))
+            except ValueError as exc:
+                self.error(item, where, str(exc))
+                return False, ()
+        if spec.metadata.get("check") is not None:
+            try:
+                spec.metadata["check"](tuple(numbers))
+            except ValueError as exc:
+                self.error(node, where, str(exc))
+                return False, ()
+        return True, tuple(numbers)
 
     def strings(self, spec: dataclasses.Field, node: yaml.Node, where: str
                 ) -> tuple[bool, tuple[str, ...]]:
@@ -248,6 +306,15 @@ def _kind(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     return f"{node.value!r}"
+
+
+def _value_node(mapping: yaml.Node, key: str) -> yaml.Node | None:
+    """The value node of `key` in a mapping node, if there."""
+    if isinstance(mapping, yaml.MappingNode):
+        for key_node, value_node in mapping.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                return value_node
+    return None
 
 
 def _is_null(node: yaml.Node) -> bool:

@@ -7,9 +7,11 @@ and the loader checks every YAML key against them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from edgecam.config.fields import (
+    check_crop,
     existing_file,
     parse_client_id,
     parse_discovery_prefix,
@@ -19,6 +21,7 @@ from edgecam.config.fields import (
     parse_mode,
     parse_source,
     parse_topic_prefix,
+    parse_zone_name,
     section,
     setting,
     source_is_path,
@@ -163,10 +166,56 @@ class OutputsConfig:
 
 
 @dataclass(frozen=True)
+class ZoneModelConfig:
+    """A zone's own model; each key left out is the top-level model's."""
+
+    path: str | None = setting(None, "the .tflite classifier (or embedding extractor)", path=True)
+    labels: str | None = setting(None, "its labels file", path=True)
+    head: str | None = setting(None, "classes learned for this zone (`edgecam learn add --zone`)",
+                               parse=parse_head_path, path=True)
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """A part of the picture classified on its own, with its own rules (null: the outputs')."""
+
+    name: str = setting("", "[a-z0-9_-]{1,32}, unique; in topics, journal fields and messages",
+                        parse=parse_zone_name)
+    crop: tuple[float, float, float, float] = setting(
+        (0.0, 0.0, 1.0, 1.0), "x, y, width, height as fractions of the frame", min=0, max=1,
+        check=check_crop)
+    interval_s: float = setting(0.0, "classify at most this often (0: every frame the model takes)",
+                                min=0, max=86_400)
+    model: ZoneModelConfig = section(ZoneModelConfig)
+    min_score: float | None = setting(None, "as outputs.min_score", min=0, max=1)
+    emit: str | None = setting(None, "as outputs.emit", choices=("on_change", "every_frame"))
+    labels_allow: tuple[str, ...] | None = setting(None, "as outputs.labels_allow", labels=True)
+    labels_deny: tuple[str, ...] | None = setting(None, "as outputs.labels_deny", labels=True)
+    thresholds: dict[str, float] | None = setting(None, "as outputs.thresholds", labels=True,
+                                                  min=0, max=1)
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = section(CameraConfig)
     model: ModelConfig = section(ModelConfig)
     pipeline: PipelineConfig = section(PipelineConfig)
     outputs: OutputsConfig = section(OutputsConfig)
+    zones: tuple[ZoneConfig, ...] = setting(
+        (), "parts of the picture classified on their own (empty: the whole frame)")
     log_level: str = setting("info", "debug | info | warning | error",
                              choices=("debug", "info", "warning", "error"))
+
+    def zone_model(self, zone: ZoneConfig) -> ModelConfig:
+        """The model a zone classifies with: its own keys, the rest the top level's."""
+        own = {key: value for key, value in dataclasses.asdict(zone.model).items()
+               if value is not None}
+        return dataclasses.replace(self.model, **own) if own else self.model
+
+    def zone_outputs(self, zone: ZoneConfig) -> OutputsConfig:
+        """The rules a zone's results go through: its own, the rest the outputs'."""
+        own = {key: getattr(zone, key) for key in _ZONE_RULES if getattr(zone, key) is not None}
+        return dataclasses.replace(self.outputs, **own) if own else self.outputs
+
+
+_ZONE_RULES = ("min_score", "emit", "labels_allow", "labels_deny", "thresholds")

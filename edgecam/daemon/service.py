@@ -35,6 +35,7 @@ from edgecam.outputs.base import OutputContext, Sender
 from edgecam.outputs.journal import systemd_sender
 from edgecam.pipeline.pipeline import Pipeline
 from edgecam.pipeline.stats import Stats, status_line
+from edgecam.pipeline.zones import frame_size
 from edgecam.sources import Source, make_source
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,8 @@ class Daemon:
         its ribbon loose, picamera2 not installed yet): it is left to the capture thread, which
         keeps retrying, and the daemon starts and says what it is waiting for.
         """
-        source = make_source(config.camera, classifier.input_size, config.pipeline.max_frame_age_ms)
+        source = make_source(config.camera, frame_size(config, classifier.input_size),
+                             config.pipeline.max_frame_age_ms)
         if source.awaited:
             return None
         source.open()
@@ -234,6 +236,7 @@ class Daemon:
                       len(exc.lines))
             return
         current = inference.settings.classifier
+        running = {zone.name: zone.classifier for zone in inference.settings.zones}
         try:
             # A head file rewritten by `edgecam learn` is re-read even if the config is unchanged.
             classifier = refresh_classifier(current, old.model, new.model)
@@ -244,9 +247,13 @@ class Daemon:
         set_level(new.log_level)
         self._pipeline.apply(old, prepared)
         self._config = new
-        changed = [name for name in ("camera", "model", "pipeline", "outputs", "log_level")
+        changed = [name for name in ("camera", "model", "pipeline", "outputs", "zones", "log_level")
                    if getattr(new, name) != getattr(old, name)]
         if classifier is not current and new.model == old.model:
             changed.append("model (files on disk)")
+        # A zone's head rewritten by `edgecam learn --zone`, its model section unchanged.
+        same = {zone.name for zone in new.zones if zone in old.zones and new.model == old.model}
+        changed += [f"zone {zone.name}: model (files on disk)" for zone in prepared.zones
+                    if zone.name in same and zone.classifier is not running.get(zone.name)]
         log.info("reloaded: %s", ", ".join(changed) if changed else "nothing changed")
         self._warn_if_filtered(new)

@@ -2,9 +2,10 @@
 
 An output receives emitted results and periodic stats from the dispatcher
 thread (outputs.dispatcher) and must never block it for long. Its life:
-built (settings checked, nothing running yet: a bad file fails here), started
-(sockets bound, threads started), reconfigured in place on a reload when it
-can serve the new settings, closed. outputs.registry builds and replaces them.
+built (settings checked, nothing running yet: a bad file fails here), told the
+zones, started (sockets bound, threads started), reconfigured in place on a
+reload when it can serve the new settings, closed. outputs.registry builds and
+replaces them.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class Output:
 
     def reconfigure(self, config: OutputsConfig) -> None:
         """Applies what `reusable` allowed to differ, in place (a reload that was accepted)."""
+
+    def set_zones(self, zones: tuple[str, ...]) -> None:
+        """The config's zone names, which results' `zone` is one of (none: the whole frame's
+        results, `zone` None). Told before start and at each reload that keeps this output: an
+        output whose topics or entities follow the zones (MQTT) announces and retires them."""
 
     def close(self) -> None:
         """Stops and releases everything; safe to call more than once."""

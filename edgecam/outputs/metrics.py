@@ -5,9 +5,11 @@ truth with the socket's stats messages, nothing counted twice). The two
 histograms are fed from Stats as well: it hands every classified frame's
 latency and inference time to an observer, so they cover every classified
 frame, not only the emitted ones. As an output, this also sees each emitted
-result, for the last label. The registry is private (nothing from other
-libraries leaks in) and has prometheus-client's process collector: RSS, CPU
-seconds, open files, start time.
+result, for the last label (with zones, also each zone's, labelled `zone`, as
+are the zones' counters; nothing is labelled `zone` without zones). The
+registry is private (nothing from other libraries leaks in) and has
+prometheus-client's process collector: RSS, CPU seconds, open files, start
+time.
 
 One `edgecam-metrics` thread serves HTTP (a thread per request); close()
 stops it and frees the port, on daemon stop and when a reload removes it.
@@ -28,7 +30,7 @@ from edgecam.common.worker import Worker
 from edgecam.config import OutputsConfig, split_listen
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.outputs.base import Output
-from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES
+from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, ZONE_COUNTERS
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.stats import Stats
 
@@ -67,6 +69,45 @@ class _StatsCollector:
             value = gauges.get(gauge.key, gauge.absent)
             if value is not None:
                 yield GaugeMetricFamily(gauge.metric, gauge.help, value=value * gauge.factor)
+        zones = self._stats.zone_counts()
+        if zones:
+            for counter in ZONE_COUNTERS:
+                family = CounterMetricFamily(counter.metric, counter.help, labels=["zone"])
+                for zone, counts in zones.items():
+                    family.add_metric([zone], counts[counter.key])
+                yield family
+
+
+class _ZoneResults:
+    """Each configured zone's last emitted result, at scrape time (nothing without zones).
+
+    `emit` (the dispatcher thread) sets one entry, `set_zones` (a reload) replaces both
+    attributes, `collect` (an HTTP thread) copies them once: each step is atomic, so no lock.
+    A zone a reload removed is left out, even if a result of it was still on its way.
+    """
+
+    def __init__(self) -> None:
+        self.zones: tuple[str, ...] = ()
+        self.last: dict[str, Result] = {}
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+
+        last, zones = dict(self.last), self.zones
+        shown = [(zone, last[zone]) for zone in zones if zone in last]
+        if not shown:
+            return
+        info = InfoMetricFamily("edgecam_zone_last_result", "Each zone's last emitted result's "
+                                "top label", labels=["zone"])
+        score = GaugeMetricFamily("edgecam_zone_last_result_score",
+                                  "Each zone's last emitted result's top score", labels=["zone"])
+        when = GaugeMetricFamily("edgecam_zone_last_result_timestamp_seconds",
+                                 "Capture time of each zone's last emitted result", labels=["zone"])
+        for zone, result in shown:
+            info.add_metric([zone], {"label": result.top.label, "index": str(result.top.index)})
+            score.add_metric([zone], result.top.score)
+            when.add_metric([zone], result.ts)
+        yield from (info, score, when)
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -93,6 +134,8 @@ class MetricsOutput(Output):
         prometheus.ProcessCollector(registry=registry)
         prometheus.PlatformCollector(registry=registry)
         registry.register(_StatsCollector(stats))
+        self._zones = _ZoneResults()
+        registry.register(self._zones)
         prometheus.Info("edgecam_build", "edgecam's version", registry=registry).info(
             {"version": __version__})
         self._inference = prometheus.Histogram(
@@ -101,6 +144,7 @@ class MetricsOutput(Output):
         self._latency = prometheus.Histogram(
             "edgecam_latency_seconds", "Capture to result (end-to-end), per classified frame",
             buckets=LATENCY_BUCKETS_S, registry=registry)
+        # With zones: the last result of any zone (each zone's own: _ZoneResults).
         self._last = prometheus.Info("edgecam_last_result", "The last emitted result's top label",
                                      registry=registry)
         self._last_score = prometheus.Gauge("edgecam_last_result_score",
@@ -122,11 +166,17 @@ class MetricsOutput(Output):
 
     # -- the Output protocol -----------------------------------------------------------------
 
+    def set_zones(self, zones: tuple[str, ...]) -> None:
+        self._zones.last = {zone: r for zone, r in self._zones.last.items() if zone in zones}
+        self._zones.zones = zones
+
     def emit(self, result: Result) -> None:
         top = result.top
         self._last.info({"label": top.label, "index": str(top.index)})
         self._last_score.set(top.score)
         self._last_time.set(result.ts)
+        if result.zone in self._zones.zones:
+            self._zones.last[result.zone] = result
 
     def stats(self, snapshot: dict[str, Any]) -> None:
         """Nothing to push: Prometheus pulls."""

@@ -9,7 +9,16 @@ appends to a bounded queue (full: the oldest result is dropped, counted as
 `mqtt_dropped`). One `edgecam-mqtt` thread hands messages to paho, only while
 connected and only MAX_INFLIGHT unconfirmed at a time, so nothing piles up in
 paho while the broker is away. On every (re)connect it first republishes the
-state (availability, discovery, the current label), then the queued results.
+state (availability, discovery, the current labels), then the queued results.
+
+With zones (`set_zones`), each zone's results and retained label go to its own
+topics and Home Assistant gets its own label and score sensors. This device's
+retained messages that the zones in force no longer use (a zone removed by a
+reload, or by an edit before a restart; the whole frame's, once there are
+zones) are found by subscribing to everything it may have retained
+(mqtt_topics.owned_filters): the broker sends what it holds, at each connect
+and again when the zones change, and each stale one is cleared with an empty
+retained message, so Home Assistant drops the entity.
 """
 
 from __future__ import annotations
@@ -27,7 +36,14 @@ from edgecam.config import MqttConfig, OutputsConfig
 from edgecam.errors import EdgecamError
 from edgecam.outputs.base import Output
 from edgecam.outputs.mqtt_client import client_class, paho, read_password, tls_context
-from edgecam.outputs.mqtt_topics import OFFLINE, ONLINE, Topics, default_prefix, discovery_messages
+from edgecam.outputs.mqtt_topics import (
+    OFFLINE,
+    ONLINE,
+    Topics,
+    default_prefix,
+    discovery_messages,
+    owned_filters,
+)
 from edgecam.pipeline.results import Result, stats_message
 from edgecam.pipeline.stats import Stats
 
@@ -65,7 +81,10 @@ class MqttOutput(Output):
         self._failures = LogThrottle(_LOG_EVERY)
         self._last_failure = ""
         self._inflight: list[tuple[Any, bool]] = []  # (paho MQTTMessageInfo, is a result)
-        self._label: str | None = None  # the current label, as last handed to paho
+        self._labels: dict[str | None, str] = {}  # each zone's (None: the frame's) current label
+        self._follow(())
+        self._stale: set[str] = set()  # retained messages of ours to clear (no longer owned)
+        self._resubscribe = False  # the zones changed: have the broker resend what it retains
         self._worker = Worker("edgecam-mqtt", self._run)
         self._closed = False
 
@@ -117,6 +136,36 @@ class MqttOutput(Output):
         self._worker.start()
         log.info("mqtt: publishing under %s/ to %s:%d%s", self.topics.prefix, self.config.host,
                  self.config.port, " (TLS)" if self.config.tls.ca_file else "")
+
+    def set_zones(self, zones: tuple[str, ...]) -> None:
+        """Moves to `zones`' topics and entities; the publisher thread then has the broker resend
+        what it retains for this device, so those of the zones removed are cleared."""
+        with self._cond:
+            if zones == self._zones:
+                return
+            self._follow(zones)
+            self._labels = {zone: label for zone, label in self._labels.items()
+                            if self._labelled(zone)}
+            self._stale -= self._owned
+            self._resync = self._resubscribe = True  # announce the new zones' entities
+            self._cond.notify_all()
+
+    def _follow(self, zones: tuple[str, ...]) -> None:
+        """Sets the zones, their discovery messages (if homeassistant is on) and every topic this
+        device then retains: its labels and its entities (the lock is held, or not yet needed)."""
+        self._zones = zones
+        self._discovery = (discovery_messages(self.topics, self.config.discovery_prefix, self._qos,
+                                              zones) if self.config.homeassistant else [])
+        self._owned = self.topics.labels(zones) | {topic for topic, _ in self._discovery}
+
+    def _labelled(self, zone: str | None) -> bool:
+        """Whether a result of `zone` sets a retained label (one queued before a reload that
+        removed its zone, or that set zones, does not: its label would come back)."""
+        return zone in self._zones if self._zones else zone is None
+
+    def _subscribe_owned(self, client: Any) -> None:
+        discovery = self.config.discovery_prefix if self.config.homeassistant else None
+        client.subscribe([(topic, self._qos) for topic in owned_filters(self.topics, discovery)])
 
     # -- the Output protocol (the dispatcher thread) -----------------------------------------
 
@@ -173,8 +222,10 @@ class MqttOutput(Output):
             return
         if self.config.homeassistant:
             client.subscribe(f"{self.config.discovery_prefix}/status", qos=self._qos)
+        self._subscribe_owned(client)
         with self._cond:
             self._connected = self._resync = True
+            self._resubscribe = False  # just subscribed, before anything is published
             reconnected, self._ever_connected = self._ever_connected, True
             dropped, self._dropped_while_away = self._dropped_while_away, 0
             self._failures.reset()
@@ -210,11 +261,21 @@ class MqttOutput(Output):
             log.warning("mqtt: lost the broker (%s); reconnecting", reason)
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
-        """Home Assistant (re)started: it forgot discovery unless retained; announce again."""
-        if message.topic == f"{self.config.discovery_prefix}/status" and message.payload == b"online":
+        """Home Assistant (re)started: it forgot discovery unless retained; announce again.
+        A retained message of ours that the zones no longer use: clear it."""
+        if message.topic == f"{self.config.discovery_prefix}/status":
+            if message.payload == b"online":
+                with self._cond:
+                    self._resync = True
+                    self._cond.notify_all()
+            return
+        # Retained (what the broker held when we subscribed, not our own publishes coming
+        # back) and not already cleared (an empty payload).
+        if message.retain and message.payload:
             with self._cond:
-                self._resync = True
-                self._cond.notify_all()
+                if message.topic not in self._owned:
+                    self._stale.add(message.topic)
+                    self._cond.notify_all()
 
     def _on_publish(self, *_args: Any) -> None:
         with self._cond:
@@ -238,6 +299,11 @@ class MqttOutput(Output):
             if batch is None:
                 self._cond.wait(_POLL_S)
                 return
+            resubscribe, self._resubscribe = self._resubscribe, False
+        if resubscribe:
+            # From this thread, after every label of the old zones it published: the broker
+            # answers with their final retained state, which _on_message then clears.
+            self._subscribe_owned(self._client)
         for topic, payload, retain, is_result in batch:
             self._publish(topic, payload, retain, is_result)
 
@@ -245,27 +311,27 @@ class MqttOutput(Output):
         """What to hand to paho now (the lock is held); None when nothing can go."""
         if not self._connected or len(self._inflight) >= MAX_INFLIGHT:
             return None
-        batch: list[tuple[str, str, bool, bool]] = []
+        batch: list[tuple[str, str, bool, bool]] = [(topic, "", True, False)
+                                                    for topic in sorted(self._stale)]
+        self._stale.clear()
         if self._resync:  # the entities first (Home Assistant's advice), then their state
             self._resync = False
-            if self.config.homeassistant:
-                batch += [(topic, payload, True, False) for topic, payload in
-                          discovery_messages(self.topics, self.config.discovery_prefix, self._qos)]
+            batch += [(topic, payload, True, False) for topic, payload in self._discovery]
             batch.append((self.topics.availability, ONLINE, True, False))
-            if self._label is not None:
-                batch.append((self.topics.label, self._label, self.config.retain, False))
+            batch += [(self.topics.label_of(zone), label, self.config.retain, False)
+                      for zone, label in self._labels.items()]
         if self._stats_payload is not None:
             batch.append((self.topics.stats, self._stats_payload, False, False))
             self._stats_payload = None
         room = MAX_INFLIGHT - len(self._inflight)
         while room > 0 and (result := self._queue.pop()) is not None:
             room -= 1
-            batch.append((self.topics.classification, json.dumps(result.message(),
-                                                                 separators=(", ", ": ")),
-                          False, True))
-            if result.top.label != self._label:
-                self._label = result.top.label
-                batch.append((self.topics.label, self._label, self.config.retain, False))
+            zone, label = result.zone, result.top.label
+            batch.append((self.topics.classification_of(zone),
+                          json.dumps(result.message(), separators=(", ", ": ")), False, True))
+            if self._labelled(zone) and label != self._labels.get(zone):
+                self._labels[zone] = label
+                batch.append((self.topics.label_of(zone), label, self.config.retain, False))
         return batch or None
 
     def _publish(self, topic: str, payload: str, retain: bool, is_result: bool) -> None:

@@ -2,16 +2,25 @@
 
 Topics, under `outputs.mqtt.topic_prefix` (default `edgecam/<hostname>`):
 
-    <prefix>/classification   every emitted result, the socket's JSON message
-    <prefix>/label            the current top label, plain text (retained with `retain: true`)
-    <prefix>/stats            the stats message, every `stats_interval_s`
-    <prefix>/availability     `online` / `offline`, retained; `offline` is also the last will
+    <prefix>/classification          every emitted result, the socket's JSON message
+    <prefix>/label                   the current top label, plain text (retained with `retain: true`)
+    <prefix>/<zone>/classification   with zones, in place of those two: each zone's own
+    <prefix>/<zone>/label
+    <prefix>/stats                   the stats message, every `stats_interval_s`
+    <prefix>/availability            `online` / `offline`, retained; `offline` is also the last will
 
 With `homeassistant: true`, retained Home Assistant discovery messages announce one
-device per prefix with a label sensor, a score sensor and a connectivity binary
-sensor, and the board's health from the stats topic: a CPU temperature sensor and
-under-voltage and throttling problem sensors. They are sent again whenever Home
+device per prefix with a label sensor and a score sensor (with zones: one of each per
+zone, "Door label" and "Door score", in place of the whole frame's), a connectivity
+binary sensor, and the board's health from the stats topic: a CPU temperature sensor
+and under-voltage and throttling problem sensors. They are sent again whenever Home
 Assistant says it (re)started.
+
+`owned_filters` are the topics where an earlier run (or the config before a reload)
+may have left retained messages this device no longer publishes: the entities and
+labels of zones since removed, or the whole frame's once zones are set. The output
+subscribes to them and clears what is stale, so Home Assistant keeps no ghost sensor
+that shows a removed zone's last label as current.
 """
 
 from __future__ import annotations
@@ -33,6 +42,17 @@ class Topics:
         self.stats = f"{prefix}/stats"
         self.availability = f"{prefix}/availability"
 
+    def classification_of(self, zone: str | None) -> str:
+        """Where a result goes: its zone's topic, or without zones the device's."""
+        return self.classification if zone is None else f"{self.prefix}/{zone}/classification"
+
+    def label_of(self, zone: str | None) -> str:
+        return self.label if zone is None else f"{self.prefix}/{zone}/label"
+
+    def labels(self, zones: tuple[str, ...]) -> frozenset[str]:
+        """The label topics results go to: one per zone, or the device's without zones."""
+        return frozenset(self.label_of(zone) for zone in zones or (None,))
+
 
 def default_prefix() -> str:
     return f"edgecam/{socket.gethostname()}"
@@ -43,7 +63,17 @@ def node_id(prefix: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", prefix)
 
 
-def discovery_messages(topics: Topics, discovery_prefix: str, qos: int) -> list[tuple[str, str]]:
+def owned_filters(topics: Topics, discovery_prefix: str | None) -> list[str]:
+    """Topic filters for every retained message this device may have left: its labels, and its
+    entities' discovery messages (when it announces them, `discovery_prefix`)."""
+    filters = [topics.label, f"{topics.prefix}/+/label"]
+    if discovery_prefix is not None:
+        filters.append(f"{discovery_prefix}/+/{node_id(topics.prefix)}/+/config")
+    return filters
+
+
+def discovery_messages(topics: Topics, discovery_prefix: str, qos: int,
+                       zones: tuple[str, ...]) -> list[tuple[str, str]]:
     """Home Assistant MQTT discovery: (config topic, JSON) for each entity of this device."""
     node = node_id(topics.prefix)
     device = {"identifiers": [node], "name": f"edgecam {topics.prefix.rsplit('/', 1)[-1]}",
@@ -51,21 +81,10 @@ def discovery_messages(topics: Topics, discovery_prefix: str, qos: int) -> list[
     origin = {"name": "edgecam", "sw_version": __version__}
     available = {"availability_topic": topics.availability, "payload_available": ONLINE,
                  "payload_not_available": OFFLINE}
-    top = "value_json.labels[0]"
-    entities = {
-        f"{discovery_prefix}/sensor/{node}/label/config": {
-            "name": "Label", "unique_id": f"{node}_label", "state_topic": topics.label,
-            "icon": "mdi:image-search",
-            "json_attributes_topic": topics.classification,
-            "json_attributes_template": (
-                f"{{{{ {{'index': {top}.index, 'score': {top}.score, "
-                "'latency_ms': value_json.latency_ms, 'seq': value_json.seq} | tojson }}"),
-            **available},
-        f"{discovery_prefix}/sensor/{node}/score/config": {
-            "name": "Score", "unique_id": f"{node}_score", "state_topic": topics.classification,
-            "value_template": f"{{{{ ({top}.score * 100) | round(1) }}}}",
-            "unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent",
-            **available},
+    entities = {}
+    for zone in zones or (None,):
+        entities.update(_result_entities(topics, discovery_prefix, node, zone, available))
+    entities.update({
         f"{discovery_prefix}/binary_sensor/{node}/online/config": {
             "name": "Online", "unique_id": f"{node}_online", "state_topic": topics.availability,
             "payload_on": ONLINE, "payload_off": OFFLINE, "device_class": "connectivity",
@@ -83,6 +102,32 @@ def discovery_messages(topics: Topics, discovery_prefix: str, qos: int) -> list[
             "payload_off": "False", "device_class": "problem", "entity_category": "diagnostic",
             **available}
            for flag, name in (("under_voltage", "Under-voltage"), ("throttled", "Throttled"))},
-    }
+    })
     return [(topic, json.dumps({**config, "qos": qos, "device": device, "origin": origin}))
             for topic, config in entities.items()]
+
+
+def _result_entities(topics: Topics, discovery_prefix: str, node: str, zone: str | None,
+                     available: dict[str, str]) -> dict[str, dict[str, object]]:
+    """The label and score sensors of the whole frame, or of one zone ("Door label", "Door score")."""
+    object_id = f"{zone}_" if zone else ""
+    title = zone.replace("_", " ").replace("-", " ").capitalize() if zone else ""
+    names = (f"{title} label", f"{title} score") if zone else ("Label", "Score")
+    label, classification = topics.label_of(zone), topics.classification_of(zone)
+    top = "value_json.labels[0]"
+    return {
+        f"{discovery_prefix}/sensor/{node}/{object_id}label/config": {
+            "name": names[0], "unique_id": f"{node}_{object_id}label",
+            "state_topic": label, "icon": "mdi:image-search",
+            "json_attributes_topic": classification,
+            "json_attributes_template": (
+                f"{{{{ {{'index': {top}.index, 'score': {top}.score, "
+                "'latency_ms': value_json.latency_ms, 'seq': value_json.seq} | tojson }}"),
+            **available},
+        f"{discovery_prefix}/sensor/{node}/{object_id}score/config": {
+            "name": names[1], "unique_id": f"{node}_{object_id}score",
+            "state_topic": classification,
+            "value_template": f"{{{{ ({top}.score * 100) | round(1) }}}}",
+            "unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:percent",
+            **available},
+    }

@@ -4,7 +4,9 @@ Adding an output is one module (a subclass of outputs.base.Output) plus its
 config section and one line in KINDS. Building is transactional, so that a
 reload is refused as a whole by construction: `plan` builds and starts every
 new output first and, if any fails, closes what it built and raises, leaving
-the running ones untouched; `commit` then swaps the set in.
+the running ones untouched; `commit` then swaps the set in. Every output is
+told the config's zone names (`Output.set_zones`): a new one before it starts,
+a kept one when the plan is committed.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class OutputPlan:
     for the exclusive ones, which start at commit)."""
 
     config: OutputsConfig
+    zones: tuple[str, ...]
     kept: list[Output]
     built: list[Output]
 
@@ -55,8 +58,10 @@ class OutputPlan:
         return sorted([*self.kept, *self.built], key=lambda o: order.get(o.name, len(order)))
 
 
-def plan(config: OutputsConfig, current: Sequence[Output], context: OutputContext) -> OutputPlan:
-    """Builds what `config` needs beside `current`; EdgecamError (nothing left behind) if any fails."""
+def plan(config: OutputsConfig, current: Sequence[Output], context: OutputContext,
+         zones: tuple[str, ...] = ()) -> OutputPlan:
+    """Builds what `config` (and `zones`, the config's zone names) needs beside `current`;
+    EdgecamError (nothing left behind) if any fails."""
     running = {output.name: output for output in current}
     kept: list[Output] = []
     built: list[Output] = []
@@ -70,18 +75,20 @@ def plan(config: OutputsConfig, current: Sequence[Output], context: OutputContex
                 continue
             output = kind.build(config, context)
             undo.callback(output.close)
+            output.set_zones(zones)
             if not output.exclusive:
                 output.start()
             built.append(output)
         undo.pop_all()
-    return OutputPlan(config, kept, built)
+    return OutputPlan(config, zones, kept, built)
 
 
 def commit(plan: OutputPlan, dispatcher: Dispatcher) -> None:
-    """Swaps the plan's outputs in: kept ones reconfigured, dropped ones closed, exclusive ones
-    started last (after the output they replace said goodbye)."""
+    """Swaps the plan's outputs in: kept ones reconfigured (and told the zones), dropped ones
+    closed, exclusive ones started last (after the output they replace said goodbye)."""
     for output in plan.kept:
         output.reconfigure(plan.config)
+        output.set_zones(plan.zones)
     dispatcher.replace(plan.outputs)
     for output in plan.built:
         if output.exclusive:

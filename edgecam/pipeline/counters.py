@@ -19,7 +19,7 @@ class Counted:
     """A counter: its Stats key, its place in the stats message and its Prometheus name."""
 
     key: str
-    section: str  # "frames", "source", "outputs" or "board" in the stats message
+    section: str  # "frames", "source", "outputs", "board" or "zones" in the stats message
     field: str
     metric: str  # without the _total suffix
     help: str
@@ -77,6 +77,15 @@ COUNTERS = (
             "Reconnections to the MQTT broker"),
 )
 
+#: what each zone counts, with zones only: Stats.count_zone's kinds, the stats message's
+#: zones.<name>.<field>, and /metrics' <metric>_total{zone="<name>"}
+ZONE_COUNTERS = (
+    Counted("classified", "zones", "classified", "edgecam_zone_frames_classified",
+            "Frames in which this zone was classified"),
+    Counted("emitted", "zones", "emitted", "edgecam_zone_results_emitted",
+            "This zone's results sent to the outputs"),
+)
+
 GAUGES = (
     Gauge("socket_clients", "outputs", "socket_clients", "edgecam_socket_clients",
           "Clients connected to the results socket", absent=0, shown=int),
@@ -100,3 +109,4 @@ GAUGES = (
 
 KNOWN_COUNTERS = frozenset({c.key for c in COUNTERS} | {f"dropped_{r}" for r in DROP_REASONS})
 KNOWN_GAUGES = frozenset(g.key for g in GAUGES)
+KNOWN_ZONE_COUNTERS = frozenset(c.key for c in ZONE_COUNTERS)

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
 from edgecam.config import PipelineConfig
@@ -32,9 +34,11 @@ from edgecam.models.base import ImageClassifier
 from edgecam.models.preprocess import FrameFormatError
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
+from edgecam.pipeline.frames import Frame
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
+from edgecam.pipeline.zones import Zone, next_due
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ class InferenceSettings:
     classifier: ImageClassifier
     pipeline: PipelineConfig
     filter: ResultFilter
+    zones: tuple[Zone, ...] = ()  # with zones, each due zone is classified instead of the frame
 
 
 class Inference:
@@ -68,7 +73,7 @@ class Inference:
         self.error: BaseException | None = None
         self._bad_frames = LogThrottle(_LOG_EVERY)
         self._taken = False  # a frame was taken and the slot's reader not told yet
-        self._unsent: Result | None = None  # emitted, not yet handed to the outputs
+        self._unsent: list[Result] = []  # emitted, not yet handed to the outputs
 
     def start(self) -> None:
         self._worker.start()
@@ -90,10 +95,12 @@ class Inference:
             self._release()  # the last result still reaches the outputs
 
     def _classify_frames(self) -> None:
-        next_due = 0.0
+        next_frame = 0.0  # max_fps's, and with zones the first zone's next turn
         while not self._stop.is_set():
             settings = self.settings
-            delay = next_due - time.monotonic()
+            if settings.zones:
+                next_frame = max(next_frame, next_due(settings.zones))
+            delay = next_frame - time.monotonic()
             if delay > 0:
                 self._release()
                 if self._stop.wait(delay):
@@ -116,27 +123,57 @@ class Inference:
                 self._release()  # decoding takes a while (a JPEG, a video frame): run meanwhile
             try:
                 image = frame.decode()
-                started = time.monotonic()
-                classification = settings.classifier.classify(image, self._release)
+                if settings.zones:
+                    self._classify_zones(frame, image, settings, taken)
+                else:
+                    self._classify(frame, image, settings)
             except FrameFormatError as exc:
                 self._bad_frame(exc)
                 continue
-            done = time.monotonic()
-            latency_ms = frame.age_ms(done)
-            result = Result(frame.seq, frame.captured_wall, latency_ms, (done - started) * 1000,
-                            classification)
-            self._stats.classified(latency_ms, classification.inference_ms)
-            self.latest = result
             if not self.first_result.is_set():
                 self.first_result.set()
             self._watchdog.kick()
-            emitted = settings.filter.offer(result)
+            if settings.pipeline.max_fps:
+                next_frame = taken + 1.0 / settings.pipeline.max_fps
+            self._faults.after_classified(self._stop, self._release)
+
+    def _classify(self, frame: Frame, image: np.ndarray, settings: InferenceSettings) -> None:
+        started = time.monotonic()
+        classification = settings.classifier.classify(image, self._release)
+        done = time.monotonic()
+        result = Result(frame.seq, frame.captured_wall, frame.age_ms(done), (done - started) * 1000,
+                        classification)
+        self._stats.classified(result.latency_ms, classification.inference_ms)
+        self.latest = result
+        emitted = settings.filter.offer(result)
+        if emitted is not None:
+            self._stats.count("emitted")
+            self._unsent.append(emitted)  # to the outputs at the next _release(), within microseconds
+
+    def _classify_zones(self, frame: Frame, image: np.ndarray, settings: InferenceSettings,
+                        taken: float) -> None:
+        """Each zone due, from the one decoded frame; the frame counts once as classified."""
+        result: Result | None = None
+        inference_ms = 0.0
+        for zone in settings.zones:
+            if not zone.due(taken):
+                continue
+            zone.taken(taken)
+            started = time.monotonic()
+            classification = zone.classifier.classify(zone.image(image), self._release)
+            done = time.monotonic()
+            result = Result(frame.seq, frame.captured_wall, frame.age_ms(done),
+                            (done - started) * 1000, classification, zone.name)
+            inference_ms += classification.inference_ms
+            self._stats.count_zone(zone.name, "classified")
+            emitted = zone.filter.offer(result)
             if emitted is not None:
                 self._stats.count("emitted")
-                self._unsent = emitted  # to the outputs at the next _release(), within microseconds
-            if settings.pipeline.max_fps:
-                next_due = taken + 1.0 / settings.pipeline.max_fps
-            self._faults.after_classified(self._stop, self._release)
+                self._stats.count_zone(zone.name, "emitted")
+                self._unsent.append(emitted)
+        if result is not None:
+            self._stats.classified(result.latency_ms, inference_ms)
+            self.latest = result
 
     def _release(self) -> None:
         """Wakes the threads the last frame concerns: the slot's reader, the outputs'.
@@ -146,9 +183,10 @@ class Inference:
         """
         # Results first: an immediate output's emit() may make a system call (it releases the
         # GIL), which a reader woken before could seize.
-        if self._unsent is not None:
-            result, self._unsent = self._unsent, None
-            self._outputs.emit(result)
+        if self._unsent:
+            unsent, self._unsent = self._unsent, []
+            for result in unsent:
+                self._outputs.emit(result)
         if self._taken:
             self._taken = False
             self._slot.notify_taken()

@@ -14,7 +14,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from edgecam.config import Config
+from edgecam.config import Config, ModelConfig
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.base import ImageClassifier
@@ -24,10 +24,12 @@ from edgecam.outputs.base import OutputContext
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
+from edgecam.pipeline.frames import IDENTITY
 from edgecam.pipeline.inference import Inference, InferenceSettings
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
+from edgecam.pipeline.zones import Zone, build_zones, frame_size, zone_names
 from edgecam.sources import Source, make_source
 
 _IDLE_ALIVE_S = 2.0  # the capture thread must have shown life this recently to excuse a pause
@@ -41,6 +43,8 @@ class Reload:
     config: Config
     classifier: ImageClassifier
     outputs: registry.OutputPlan | None
+    zones: tuple[Zone, ...]
+    classifiers: dict[ModelConfig, ImageClassifier]
 
 
 class Pipeline:
@@ -52,6 +56,7 @@ class Pipeline:
         self.dispatcher = Dispatcher([], stats)
         self.capture: Capture | None = None
         self.inference: Inference | None = None
+        self._classifiers: dict[ModelConfig, ImageClassifier] = {}  # the zones' (with zones)
         self._stack = ExitStack()
 
     @property
@@ -60,14 +65,16 @@ class Pipeline:
 
     def start_outputs(self, config: Config) -> None:
         """The outputs first: a socket in use or a bad MQTT file fails before the camera opens."""
-        plan = registry.plan(config.outputs, [], self._context)
+        plan = registry.plan(config.outputs, [], self._context, zone_names(config))
         self.dispatcher.start()
         self._stack.callback(self.dispatcher.close, _STOP_S)
         registry.commit(plan, self.dispatcher)
 
     def start(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
         """Inference, then capture (its first frame then has somewhere to go)."""
-        settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs))
+        zones, self._classifiers = build_zones(config, {config.model: classifier}, ())
+        self.stats.set_zones([zone.name for zone in zones])
+        settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs), zones)
         self.inference = Inference(settings, self.slot, self.stats, self.dispatcher, self._watchdog,
                                    self.source_idle, Faults())
         self.inference.start()
@@ -77,10 +84,14 @@ class Pipeline:
 
     def prepare(self, old: Config, new: Config, classifier: ImageClassifier) -> Reload:
         """Builds what `new` needs that `old` did not; EdgecamError (nothing left behind) if any fails."""
+        assert self.inference is not None
+        running = {**self._classifiers, new.model: classifier}
+        zones, classifiers = build_zones(new, running, self.inference.settings.zones)
         outputs = None
-        if new.outputs != old.outputs:
-            outputs = registry.plan(new.outputs, self.dispatcher.outputs, self._context)
-        return Reload(new, classifier, outputs)
+        if new.outputs != old.outputs or zone_names(new) != zone_names(old):
+            outputs = registry.plan(new.outputs, self.dispatcher.outputs, self._context,
+                                    zone_names(new))
+        return Reload(new, classifier, outputs, zones, classifiers)
 
     def apply(self, old: Config, reload: Reload) -> None:
         """Swaps a prepared reload in; the source is reopened only if what it reads changed."""
@@ -88,12 +99,16 @@ class Pipeline:
         new, classifier = reload.config, reload.classifier
         settings = self.inference.settings
         result_filter = ResultFilter(new.outputs) if new.outputs != old.outputs else settings.filter
-        self.inference.settings = InferenceSettings(classifier, new.pipeline, result_filter)
+        self.stats.set_zones([zone.name for zone in reload.zones])  # before a new zone is counted
+        self.inference.settings = InferenceSettings(classifier, new.pipeline, result_filter,
+                                                    reload.zones)
+        self._classifiers = reload.classifiers
         if reload.outputs is not None:
             registry.commit(reload.outputs, self.dispatcher)
         if (new.camera != old.camera or new.model.resize != old.model.resize
                 or new.pipeline.max_frame_age_ms != old.pipeline.max_frame_age_ms
-                or classifier.input_size != settings.classifier.input_size):
+                or classifier.input_size != settings.classifier.input_size
+                or bool(new.zones) != bool(old.zones)):
             self._stop_capture()
             self.slot.clear()
             self._start_capture(new, classifier, None)
@@ -109,11 +124,12 @@ class Pipeline:
                 and time.monotonic() - capture.alive_at < _IDLE_ALIVE_S)
 
     def _start_capture(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
-        camera, input_size = config.camera, classifier.input_size
+        camera, input_size = config.camera, frame_size(config, classifier.input_size)
         behind_ms = config.pipeline.max_frame_age_ms
+        # With zones the frame stays whole: each zone crops its part and fits that to its model.
+        fit = IDENTITY if config.zones else FrameFitter(input_size, config.model.resize)
         self.capture = Capture(lambda: make_source(camera, input_size, behind_ms), self.slot,
-                               self.stats, camera.stall_timeout_s, first_source=source,
-                               fit=FrameFitter(input_size, config.model.resize))
+                               self.stats, camera.stall_timeout_s, first_source=source, fit=fit)
         self.capture.start()
 
     def _stop_capture(self) -> None:

@@ -21,26 +21,32 @@ class Result:
     latency_ms: float  # capture to result
     inference_ms: float  # start of inference (preprocessing included) to result
     classification: Classification
+    zone: str | None = None  # the zone of the picture it is about; None: the whole frame
 
     @property
     def top(self) -> Label:
         return self.classification.top
 
     def message(self) -> dict[str, Any]:
-        """The socket / --print message (DESIGN.md contract)."""
-        return {"type": "classification", "seq": self.seq, "ts": round(self.ts, 3),
-                "latency_ms": round(self.latency_ms, 1), "inference_ms": round(self.inference_ms, 1),
-                "labels": [label.as_dict() for label in self.classification.labels]}
+        """The socket / --print message (DESIGN.md contract; `zone` only with zones)."""
+        message = {"type": "classification", "seq": self.seq, "ts": round(self.ts, 3),
+                   "latency_ms": round(self.latency_ms, 1),
+                   "inference_ms": round(self.inference_ms, 1),
+                   "labels": [label.as_dict() for label in self.classification.labels]}
+        if self.zone is not None:
+            message["zone"] = self.zone
+        return message
 
     def text(self) -> str:
-        return f"{self.top.label} {self.top.score:.2f} ({self.latency_ms:.0f} ms)"
+        zone = f"{self.zone}: " if self.zone is not None else ""
+        return f"{zone}{self.top.label} {self.top.score:.2f} ({self.latency_ms:.0f} ms)"
 
     def journal_fields(self) -> dict[str, str]:
         top = self.top
         return {"MESSAGE": self.text(), "PRIORITY": "6", "SYSLOG_IDENTIFIER": "edgecam",
                 "EDGECAM_LABEL": top.label, "EDGECAM_INDEX": str(top.index),
                 "EDGECAM_SCORE": f"{top.score:.4f}", "EDGECAM_LATENCY_MS": f"{self.latency_ms:.1f}",
-                "EDGECAM_SEQ": str(self.seq)}
+                "EDGECAM_SEQ": str(self.seq), **({"EDGECAM_ZONE": self.zone} if self.zone else {})}
 
 
 def stats_message(snapshot: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, KNOWN_COUNTERS, KNOWN_GAUGES
+from edgecam.pipeline.counters import (
+    COUNTERS,
+    DROP_REASONS,
+    GAUGES,
+    KNOWN_COUNTERS,
+    KNOWN_GAUGES,
+    KNOWN_ZONE_COUNTERS,
+    ZONE_COUNTERS,
+)
 
 RATE_WINDOW_S = 10.0
 BEHIND_STATUS_MS = 500.0  # a stream this far behind live is named in STATUS
@@ -34,6 +42,8 @@ class Stats:
         self._samples: deque[tuple[float, int, int]] = deque()
         #: called with (latency_ms, inference_ms) for every classified frame (the metrics' histograms)
         self._observers: tuple[Callable[[float, float], None], ...] = ()
+        #: per zone, its classified and emitted results (only with zones: the stats' `zones`)
+        self._zones: dict[str, Counter[str]] = {}
         self.started = time.monotonic()
 
     def count(self, name: str, n: int = 1) -> None:
@@ -50,6 +60,27 @@ class Stats:
             raise KeyError(f"{name!r} is not in pipeline.counters: add it there, so it is reported")
         with self._lock:
             self._gauges[name] = value
+
+    def set_zones(self, names: list[str]) -> None:
+        """The zones now configured (a reload may add or remove some; the others keep counting)."""
+        with self._lock:
+            self._zones = {name: self._zones.get(name, Counter()) for name in names}
+
+    def count_zone(self, zone: str, kind: str) -> None:
+        """A zone's result, `classified` or `emitted` (ZONE_COUNTERS). A zone no longer
+        configured is not counted: a result in flight during a reload must not bring it back."""
+        if kind not in KNOWN_ZONE_COUNTERS:
+            raise KeyError(f"{kind!r} is not in pipeline.counters: add it there, so it is reported")
+        with self._lock:
+            counter = self._zones.get(zone)
+            if counter is not None:
+                counter[kind] += 1
+
+    def zone_counts(self) -> dict[str, dict[str, int]]:
+        """Each configured zone's counts by ZONE_COUNTERS key (empty without zones)."""
+        with self._lock:
+            return {name: {c.key: kinds[c.key] for c in ZONE_COUNTERS}
+                    for name, kinds in self._zones.items()}
 
     def clear_gauge(self, name: str) -> None:
         """Forgets a gauge (its output was removed): it is then reported as absent, not 0."""
@@ -102,6 +133,8 @@ class Stats:
             inference = np.array(self._inference, dtype=np.float64)
             samples = list(self._samples)
             gauges = dict(self._gauges)
+            zones = {name: {c.field: kinds[c.key] for c in ZONE_COUNTERS}
+                     for name, kinds in self._zones.items()}
         input_fps = classified_fps = 0.0
         if len(samples) >= 2:
             (t0, cap0, cls0), (t1, cap1, cls1) = samples[0], samples[-1]
@@ -125,6 +158,8 @@ class Stats:
         for gauge in GAUGES:
             value = gauges.get(gauge.key)
             message[gauge.section][gauge.field] = gauge.absent if value is None else gauge.shown(value)
+        if zones:
+            message["zones"] = zones
         return message
 
 

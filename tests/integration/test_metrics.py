@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from brokers import broker_factory, free_port
 from conftest import run_edgecam
-from harness import base_config, wait_for, write_config
+from harness import EXPECTED_TOP1, base_config, wait_for, write_config
 
 from edgecam.errors import EX_CONFIG, EX_UNAVAILABLE
 from edgecam.pipeline.stats import DROP_REASONS
@@ -109,6 +109,7 @@ def test_metrics_move_during_a_run_and_parse(tmp_path: Path, daemons) -> None:
     assert 0.99 <= second.value("edgecam_last_result_score") <= 1
     assert second.value("edgecam_socket_clients") == 1
     assert "edgecam_mqtt_connected" not in second.families  # no MQTT output: not 0, absent
+    assert not [name for name in second.families if name.startswith("edgecam_zone_")]  # no zones
     assert second.value("process_resident_memory_bytes") > 0
     assert second.value("process_cpu_seconds_total") > 0
     assert second.value("edgecam_build_info", version=__import__("edgecam").__version__) == 1
@@ -205,3 +206,62 @@ def test_bad_listen_addresses_are_config_errors(tmp_path: Path, listen: str, pro
     assert result.returncode == EX_CONFIG
     [line] = result.stderr.splitlines()
     assert line.startswith(f"{path}:4: outputs.metrics.listen: ") and problem in line, line
+
+
+ZONES = [{"name": "door", "crop": [0.0, 0.0, 1.0, 1.0]},
+         {"name": "feeder", "crop": [0.1, 0.1, 0.8, 0.8]}]
+ZONE_FAMILIES = ("edgecam_zone_frames_classified", "edgecam_zone_results_emitted",
+                 "edgecam_zone_last_result_info", "edgecam_zone_last_result_score",
+                 "edgecam_zone_last_result_timestamp_seconds")
+
+
+def zones_of(scrape: Scrape, family: str) -> set[str]:
+    return {sample.labels["zone"] for sample in scrape.families[family].samples}
+
+
+def test_zones_are_labelled_and_follow_a_reload(tmp_path: Path, daemons) -> None:
+    port = free_port()
+    config = metrics_config(tmp_path, port)
+    config["zones"] = ZONES
+    daemon = daemons(config)
+    client = daemon.client()
+    client.messages("classification", 1)
+    wait_for(lambda: serving(port), 30, "the metrics server")
+    first = wait_for(lambda: (lambda s: s if zones_of(s, "edgecam_zone_last_result_score") == {
+        "door", "feeder"} else None)(scrape(port)), 60, "both zones' last results")
+    assert first.type("edgecam_zone_frames_classified") == "counter"
+    assert first.type("edgecam_zone_results_emitted") == "counter"
+    for family in ZONE_FAMILIES:
+        assert zones_of(first, family) == {"door", "feeder"}, family
+    for zone in ("door", "feeder"):
+        classified = first.value("edgecam_zone_frames_classified_total", zone=zone)
+        emitted = first.value("edgecam_zone_results_emitted_total", zone=zone)
+        assert classified >= emitted > 0
+        assert classified <= first.value("edgecam_frames_classified_total") + 5
+        assert 0 < first.value("edgecam_zone_last_result_score", zone=zone) <= 1
+        assert first.value("edgecam_zone_last_result_timestamp_seconds", zone=zone) > 0
+    [door] = [sample for sample in first.families["edgecam_zone_last_result_info"].samples
+              if sample.labels["zone"] == "door"]
+    assert door.labels["label"] in set(EXPECTED_TOP1.values()) and door.value == 1
+    # Counters go on between two scrapes; the whole frame's counters are still there.
+    later = wait_for(lambda: (lambda s: s if s.value("edgecam_zone_frames_classified_total", zone="door")
+                              > first.value("edgecam_zone_frames_classified_total", zone="door")
+                              else None)(scrape(port)), 60, "door's counter to move")
+    assert later.value("edgecam_results_emitted_total") >= sum(
+        later.value("edgecam_zone_results_emitted_total", zone=z) for z in ("door", "feeder")) - 5
+
+    def reload(zones: list[dict[str, Any]]) -> Scrape:
+        config["zones"] = zones
+        write_config(daemon.config_path, config)
+        before = daemon.log().count("reloaded: zones")
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: daemon.log().count("reloaded: zones") > before, 30, "the reload")
+        return scrape(port)
+
+    fewer = reload(ZONES[:1])  # feeder goes from every zone family at once
+    for family in ZONE_FAMILIES:
+        assert zones_of(fewer, family) == {"door"}, family
+    none = reload([])
+    assert not [name for name in none.families if name.startswith("edgecam_zone_")]
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log()

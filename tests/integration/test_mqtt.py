@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from brokers import Subscriber, broker_factory, make_tls, password_file, subscriber_factory
+from brokers import Message, Subscriber, broker_factory, make_tls, password_file, subscriber_factory
 from conftest import run_edgecam
 from harness import EXPECTED_TOP1, base_config, wait_for, write_config
 from sysfs import fake_sysfs
@@ -454,3 +454,197 @@ def test_an_empty_password_file_stops_the_start_with_one_line(tmp_path: Path, da
     assert daemon.proc.wait(60) != 0
     log = daemon.log()
     assert f"outputs.mqtt.password_file: {secret} is empty" in log and "Traceback" not in log
+
+
+# --- zones ------------------------------------------------------------------------------------------
+# Two zones on the photos: the whole picture, and its centre (where Grace Hopper's cap leads).
+
+ZONES = [{"name": "door", "crop": [0.0, 0.0, 1.0, 1.0]},
+         {"name": "feeder", "crop": [0.1, 0.1, 0.8, 0.8]}]
+ZONE_LABELS = {"door": LABELS, "feeder": {"Egyptian cat", "macaw", "mortarboard"}}
+BOARD_ENTITIES = {("binary_sensor", "online"), ("sensor", "temperature"),
+                  ("binary_sensor", "under_voltage"), ("binary_sensor", "throttled")}
+
+
+def zoned(config: dict[str, Any], zones: list[dict[str, Any]] = ZONES) -> dict[str, Any]:
+    config["zones"] = zones
+    return config
+
+
+def zone_labels(subscriber: Subscriber, zone: str, since: int = 0) -> set[str]:
+    return {json.loads(m.payload)["labels"][0]["label"]
+            for m in subscriber.on(topic(f"{zone}/classification"), since)}
+
+
+def retained(port: int, subscribers, filters: list[str]) -> dict[str, Message]:
+    """Every retained message on `filters` now, as a subscriber arriving now gets them: a marker
+    it publishes after subscribing comes back after them (one connection, in order)."""
+    fresh = subscribers(port, [*filters, "test/marker"])
+    fresh.publish("test/marker", "end")
+    fresh.wait("test/marker", what="the marker after the retained messages")
+    return {m.topic: m for m in fresh.messages if m.retain and m.topic != "test/marker"}
+
+
+def entities(messages: dict[str, Message]) -> set[tuple[str, str]]:
+    """(component, object_id) of each discovery message that announces an entity (not a clear)."""
+    found = set()
+    for config_topic, message in messages.items():
+        match = DISCOVERY_TOPIC.fullmatch(config_topic)
+        if match and message.payload:
+            found.add((match["component"], match["object_id"]))
+    return found
+
+
+def zone_entities(*zones: str) -> set[tuple[str, str]]:
+    return {("sensor", f"{zone}_{kind}") for zone in zones for kind in ("label", "score")}
+
+
+def test_each_zone_has_its_own_topics_and_retained_label(tmp_path: Path, daemons, mosquitto,
+                                                         subscribers) -> None:
+    broker = mosquitto()
+    live = subscribers(broker.port, [f"{PREFIX}/#"])
+    daemon = daemons(zoned(mqtt_config(tmp_path, broker.port)))
+    for zone, labels in ZONE_LABELS.items():
+        wait_for(lambda zone=zone, labels=labels: zone_labels(live, zone) >= labels, 60,
+                 f"every label of {zone} on its classification topic")
+        assert zone_labels(live, zone) == labels
+        assert {json.loads(m.payload)["zone"] for m in live.on(topic(f"{zone}/classification"))} == {
+            zone}
+        wait_for(lambda zone=zone, labels=labels: {m.payload for m in live.on(topic(f"{zone}/label"))}
+                 >= labels, 60, f"every label of {zone} on its label topic")
+    # Nothing on the whole frame's topics: with zones there is no whole-frame result.
+    assert not live.on(topic("classification")) and not live.on(topic("label"))
+    stats = json.loads(live.wait(topic("stats"), lambda m: "zones" in json.loads(m.payload)).payload)
+    assert set(stats["zones"]) == {"door", "feeder"}
+    assert all(counts["classified"] >= counts["emitted"] > 0 for counts in stats["zones"].values())
+
+    # After a stop each zone's label stays retained: the last one it published.
+    assert daemon.stop() == 0
+    live.wait(topic("availability"), lambda m: m.payload == "offline")
+    kept = retained(broker.port, subscribers, [f"{PREFIX}/#"])
+    assert set(kept) == {topic("availability"), topic("door/label"), topic("feeder/label")}
+    for zone in ZONE_LABELS:
+        assert kept[topic(f"{zone}/label")].payload == live.on(topic(f"{zone}/label"))[-1].payload
+    assert "Traceback" not in daemon.log()
+
+
+def test_home_assistant_gets_a_label_and_a_score_sensor_per_zone(tmp_path: Path, daemons, mosquitto,
+                                                                 subscribers) -> None:
+    pytest.importorskip("jinja2")
+    broker = mosquitto()
+    daemon = daemons(zoned(mqtt_config(tmp_path, broker.port, homeassistant=True)))
+    ha = subscribers(broker.port, ["homeassistant/#", f"{PREFIX}/#"])
+    wait_for(lambda: len({m.topic for m in ha.messages if m.topic.startswith("homeassistant/")}) >= 8,
+             60, "eight discovery messages")
+    configs = {m.topic: json.loads(m.payload) for m in ha.messages
+               if m.topic.startswith("homeassistant/")}
+    for config_topic, config in configs.items():
+        assert ha_discovery_problems(config_topic, config) == [], (config_topic, config)
+    by_kind = {(DISCOVERY_TOPIC.fullmatch(t)["component"], DISCOVERY_TOPIC.fullmatch(t)["object_id"]): c
+               for t, c in configs.items()}
+    # Each zone's sensors in place of the whole frame's; the board's as ever; one device.
+    assert set(by_kind) == zone_entities("door", "feeder") | BOARD_ENTITIES
+    assert len({json.dumps(c["device"], sort_keys=True) for c in configs.values()}) == 1
+    assert len({c["unique_id"] for c in configs.values()}) == 8
+    assert by_kind["sensor", "door_label"]["name"] == "Door label"
+    assert by_kind["sensor", "feeder_score"]["name"] == "Feeder score"
+
+    for zone in ZONE_LABELS:
+        label, score = by_kind["sensor", f"{zone}_label"], by_kind["sensor", f"{zone}_score"]
+        assert label["state_topic"] == topic(f"{zone}/label")
+        assert label["json_attributes_topic"] == score["state_topic"] == topic(f"{zone}/classification")
+        assert label["availability_topic"] == score["availability_topic"] == topic("availability")
+        assert ha.wait(label["state_topic"]).payload in ZONE_LABELS[zone]
+        message = ha.wait(score["state_topic"])
+        value = float(render(score["value_template"], message.payload))
+        assert value == round(json.loads(message.payload)["labels"][0]["score"] * 100, 1)
+        attributes = json.loads(render(label["json_attributes_template"], message.payload))
+        assert attributes["seq"] == json.loads(message.payload)["seq"]
+    assert daemon.stop() == 0
+
+
+def test_a_reload_retires_the_entities_and_label_of_a_removed_zone(tmp_path: Path, daemons, mosquitto,
+                                                                   subscribers) -> None:
+    broker = mosquitto()
+    config = zoned(mqtt_config(tmp_path, broker.port, homeassistant=True))
+    daemon = daemons(config)
+    watch = subscribers(broker.port, ["homeassistant/#", f"{PREFIX}/#"])
+    watch.wait(topic("feeder/label"), what="feeder's label")
+    connections = broker.log().count("New client connected")
+
+    def reload(zones: list[dict[str, Any]], expect: str) -> int:
+        mark = watch.mark()
+        config["zones"] = zones
+        write_config(daemon.config_path, config)
+        before = daemon.log().count(expect)
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: daemon.log().count(expect) > before, 30, f"the reload ({expect})")
+        return mark
+
+    def cleared(config_topic: str, since: int) -> None:
+        watch.wait(config_topic, lambda m: m.payload == "", since=since, what=f"{config_topic} cleared")
+
+    # feeder removed: its two entities and its retained label are cleared, door's stay.
+    mark = reload(ZONES[:1], "reloaded: zones")
+    for kind in ("label", "score"):
+        cleared(f"homeassistant/sensor/edgecam_test-cam/feeder_{kind}/config", mark)
+    cleared(topic("feeder/label"), mark)
+    now = retained(broker.port, subscribers, ["homeassistant/#", f"{PREFIX}/#"])
+    assert entities(now) == zone_entities("door") | BOARD_ENTITIES
+    assert topic("door/label") in now and topic("feeder/label") not in now
+    late = watch.mark()
+    wait_for(lambda: len(watch.on(topic("door/classification"), late)) >= 5, 60, "door's results")
+    assert not watch.on(topic("feeder/classification"), late), "no feeder results once it went"
+
+    # No zones at all: the whole frame's Label and Score come back, door's go.
+    mark = reload([], "reloaded: zones")
+    for kind in ("label", "score"):
+        cleared(f"homeassistant/sensor/edgecam_test-cam/door_{kind}/config", mark)
+    cleared(topic("door/label"), mark)
+    watch.wait(topic("label"), lambda m: m.payload in LABELS, since=mark, what="the whole frame's label")
+    now = retained(broker.port, subscribers, ["homeassistant/#", f"{PREFIX}/#"])
+    assert entities(now) == {("sensor", "label"), ("sensor", "score")} | BOARD_ENTITIES
+    assert {t for t in now if t.endswith("/label")} == {topic("label")}
+
+    # Zones again: the whole frame's label and sensors are retired in turn.
+    mark = reload(ZONES, "reloaded: zones")
+    cleared(topic("label"), mark)
+    for kind in ("label", "score"):
+        cleared(f"homeassistant/sensor/edgecam_test-cam/{kind}/config", mark)
+    watch.wait(topic("feeder/label"), since=mark, what="feeder's label again")
+    now = retained(broker.port, subscribers, ["homeassistant/#", f"{PREFIX}/#"])
+    assert entities(now) == zone_entities("door", "feeder") | BOARD_ENTITIES
+    assert topic("label") not in now
+    # All on one connection: a change of zones never reconnects.
+    assert broker.log().count("New client connected") == connections + 3  # the three `retained` peeks
+    assert {m.payload for m in watch.on(topic("availability"))} == {"online"}
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log()
+
+
+def test_a_restart_with_fewer_zones_clears_what_the_last_run_retained(tmp_path: Path, daemons,
+                                                                      mosquitto, subscribers) -> None:
+    """An edit followed by `systemctl restart` (not reload): the next run finds the stale ones."""
+    broker = mosquitto()
+    watch = subscribers(broker.port, ["homeassistant/#", f"{PREFIX}/#"])
+    first = daemons(mqtt_config(tmp_path, broker.port, homeassistant=True))
+    watch.wait(topic("label"), what="the whole frame's label")
+    assert first.stop() == 0
+
+    second = daemons(zoned(mqtt_config(tmp_path, broker.port, homeassistant=True)))
+    watch.wait(topic("feeder/label"), what="feeder's label")
+    assert second.stop() == 0
+    now = retained(broker.port, subscribers, ["homeassistant/#", f"{PREFIX}/#"])
+    assert entities(now) == zone_entities("door", "feeder") | BOARD_ENTITIES
+    assert topic("label") not in now
+
+    mark = watch.mark()
+    third = daemons(zoned(mqtt_config(tmp_path, broker.port, homeassistant=True), ZONES[:1]))
+    watch.wait(topic("feeder/label"), lambda m: m.payload == "", since=mark, what="feeder's label cleared")
+    watch.wait("homeassistant/sensor/edgecam_test-cam/feeder_score/config", lambda m: m.payload == "",
+               since=mark, what="feeder's score sensor cleared")
+    watch.wait(topic("door/label"), since=mark, what="door's label")
+    now = retained(broker.port, subscribers, ["homeassistant/#", f"{PREFIX}/#"])
+    assert entities(now) == zone_entities("door") | BOARD_ENTITIES
+    assert {t for t in now if t.endswith("/label")} == {topic("door/label")}
+    assert third.stop() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,37 @@ def test_tail_prints_readable_results(tmp_path: Path, daemons) -> None:
     assert all(line.startswith("#") and " ms " in line for line in lines), lines
     assert any("Egyptian cat" in line or "macaw" in line or "military uniform" in line
                for line in lines)
+
+
+def test_tail_names_each_zone_and_its_counts(tmp_path: Path, daemons) -> None:
+    config = base_config(tmp_path)
+    config["zones"] = [{"name": "door", "crop": [0.0, 0.0, 1.0, 1.0]},
+                       {"name": "feeder", "crop": [0.1, 0.1, 0.8, 0.8]}]
+    daemon = daemons(config)
+    daemon.wait_socket()
+    proc = subprocess.Popen([sys.executable, "-m", "edgecam", "tail", "--socket",
+                             str(daemon.socket_path)], stdout=subprocess.PIPE, text=True)
+    zones: set[str] = set()
+    stats = None
+    try:
+        assert proc.stdout is not None
+        for _ in range(5000):  # stats come every 5 s, between results at 2 x 20 per second
+            line = proc.stdout.readline()
+            if line.startswith("[stats]"):
+                stats = line
+                if zones == {"door", "feeder"}:
+                    break
+                continue
+            match = re.fullmatch(r"#\d+ +\d+\.\d ms  (door|feeder): \S.* \d\.\d\d(, .+ \d\.\d\d)*\n",
+                                 line)
+            assert match, line
+            zones.add(match[1])
+    finally:
+        proc.kill()
+        proc.wait()
+    assert zones == {"door", "feeder"}
+    assert stats is not None and re.search(r"  door: \d+ of \d+ emitted  feeder: \d+ of \d+ emitted$",
+                                           stats), stats
 
 
 def test_tail_json_passes_the_messages_through(tmp_path: Path, daemons) -> None:

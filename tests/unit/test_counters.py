@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from edgecam.outputs.metrics import _StatsCollector
-from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, KNOWN_COUNTERS, KNOWN_GAUGES
+from edgecam.pipeline.counters import (
+    COUNTERS,
+    DROP_REASONS,
+    GAUGES,
+    KNOWN_COUNTERS,
+    KNOWN_GAUGES,
+    ZONE_COUNTERS,
+)
 from edgecam.pipeline.stats import Stats
 
 PACKAGE = Path(__file__).resolve().parents[2] / "edgecam"
@@ -53,11 +60,53 @@ def test_gauges_nobody_set_are_reported_as_absent() -> None:
     assert {g.metric for g in GAUGES if g.absent is None}.isdisjoint(names)
 
 
+def zoned_stats() -> Stats:
+    stats = Stats()
+    stats.set_zones(["door", "feeder"])
+    for n, counter in enumerate(ZONE_COUNTERS, 1):
+        for _ in range(n):
+            stats.count_zone("door", counter.key)
+        for _ in range(10 * n):
+            stats.count_zone("feeder", counter.key)
+    return stats
+
+
+def test_every_zone_counter_is_in_the_stats_message_and_exported_with_a_zone_label() -> None:
+    stats = zoned_stats()
+    snapshot = stats.snapshot()
+    families = {family.name: family for family in _StatsCollector(stats).collect()}
+    for n, counter in enumerate(ZONE_COUNTERS, 1):
+        assert snapshot[counter.section]["door"][counter.field] == n, counter
+        assert snapshot[counter.section]["feeder"][counter.field] == 10 * n, counter
+        assert {s.labels["zone"]: s.value for s in families[counter.metric].samples} == {
+            "door": n, "feeder": 10 * n}, counter
+
+
+def test_without_zones_nothing_is_counted_or_exported_per_zone() -> None:
+    stats = counted_stats()
+    assert "zones" not in stats.snapshot()
+    names = {family.name for family in _StatsCollector(stats).collect()}
+    assert names.isdisjoint(c.metric for c in ZONE_COUNTERS)
+
+
+def test_a_zone_a_reload_removed_is_no_longer_counted_or_exported() -> None:
+    stats = zoned_stats()
+    stats.set_zones(["door"])
+    stats.count_zone("feeder", "emitted")  # a result still on its way
+    assert set(stats.snapshot()["zones"]) == {"door"}
+    families = {family.name: family for family in _StatsCollector(stats).collect()}
+    assert {s.labels["zone"] for c in ZONE_COUNTERS for s in families[c.metric].samples} == {"door"}
+    stats.set_zones(["door", "feeder"])
+    assert stats.snapshot()["zones"]["feeder"] == {c.field: 0 for c in ZONE_COUNTERS}
+
+
 def test_a_name_outside_the_table_is_refused() -> None:
     with pytest.raises(KeyError, match=r"pipeline\.counters"):
         Stats().count("socket_rebind")  # a typo must not count silently, unreported
     with pytest.raises(KeyError, match=r"pipeline\.counters"):
         Stats().set_gauge("behind", 1.0)
+    with pytest.raises(KeyError, match=r"pipeline\.counters"):
+        Stats().count_zone("door", "classifed")
 
 
 def test_every_name_the_code_counts_is_in_the_table() -> None:

@@ -1,4 +1,5 @@
-"""Learning (edgecam/models/fewshot/learn.py): into a head file, and from the camera (a fake source).
+"""Learning (edgecam/models/fewshot/learn.py): into a head file, what a zone learns from, and from the
+camera (a fake source).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from heads import model_config
 from learn_views import TRAIN, views
 
 import edgecam.models.fewshot.learn
-from edgecam.config import Config
-from edgecam.errors import SourceError
+from edgecam.config import Config, parse_config
+from edgecam.errors import EdgecamError, SourceError
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import Head
+from edgecam.models.fewshot.learn import find_target
 from edgecam.sources.base import Source
 
 # --- into a head file ------------------------------------------------------------------------------
@@ -31,6 +33,45 @@ def test_learning_into_a_file_creates_then_extends_the_head(tmp_path: Path, embe
     done = edgecam.models.fewshot.learn.learn(config, path, "cat", views("cat", TRAIN[2:]), embedder)
     assert (done.index, done.count) == (0, 3)
     assert [(c.label, c.count) for c in Head.load(path).classes] == [("cat", 3), ("parrot", 3)]
+
+
+# --- the whole frame or a zone ---------------------------------------------------------------------
+
+_ZONES = """
+model: {path: /models/extractor.tflite, head: /heads/whole.head}
+zones:
+  - {name: door, crop: [0.5, 0.25, 0.5, 0.75], model: {path: /models/door.tflite, head: door.head}}
+  - {name: feeder, crop: [0.0, 0.0, 0.5, 1.0]}
+"""
+
+
+def test_a_zone_has_its_own_head_and_extractor_never_the_whole_frames_head() -> None:
+    config = parse_config(_ZONES, "zones.yaml", Path("/etc/edgecam"))
+    whole = find_target(config, None)
+    assert (whole.head_path, whole.model.path, whole.key) == (
+        Path("/heads/whole.head"), "/models/extractor.tflite", "model")
+    door = find_target(config, "door")
+    assert (door.head_path, door.model.path, door.key) == (
+        Path("/etc/edgecam/door.head"), "/models/door.tflite", "zones[0].model")
+    feeder = find_target(config, "feeder")  # no head of its own: the default per zone
+    assert (feeder.head_path, feeder.model.path, feeder.key) == (
+        Path("/var/lib/edgecam/heads/feeder.head"), "/models/extractor.tflite", "zones[1].model")
+    overridden = find_target(config, "door", "/tmp/other.head", "/tmp/other.tflite")
+    assert (overridden.head_path, overridden.model.path) == (Path("/tmp/other.head"), "/tmp/other.tflite")
+    with pytest.raises(EdgecamError, match=r"^--zone gate: no such zone in the config \(its zones: "
+                                           r"door, feeder\)$"):
+        find_target(config, "gate")
+    with pytest.raises(EdgecamError, match="the config has no zones: define gate under zones: first"):
+        find_target(Config(), "gate")
+
+
+def test_a_zone_learns_from_its_rectangle_of_the_whole_frame() -> None:
+    frame = np.arange(480 * 640 * 3, dtype=np.uint32).astype(np.uint8).reshape(480, 640, 3)
+    config = parse_config(_ZONES, "zones.yaml")
+    [door] = find_target(config, "door").view([frame])
+    np.testing.assert_array_equal(door, frame[120:480, 320:640])
+    [whole] = find_target(config, None).view([frame])
+    assert whole is frame
 
 
 # --- from the camera --------------------------------------------------------------------------------

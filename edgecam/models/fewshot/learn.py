@@ -1,18 +1,23 @@
 """`edgecam learn`: teach, list, forget and merge classes in a head file.
 
-    edgecam learn add LABEL IMAGE... [--head FILE] [-c FILE] [--model M]
-    edgecam learn add LABEL --from-camera N [-c FILE]
-    edgecam learn list [--head FILE] [--json]
-    edgecam learn remove LABEL [--head FILE]
+    edgecam learn add LABEL IMAGE... [--zone NAME] [--head FILE] [-c FILE] [--model M]
+    edgecam learn add LABEL --from-camera N [--zone NAME] [-c FILE]
+    edgecam learn list [--zone NAME] [--head FILE] [--json]
+    edgecam learn remove LABEL [--zone NAME] [--head FILE]
     edgecam learn merge OUT IN... [--force]
 
 The head file is `--head`, else the config's `model.head`, else
 /var/lib/edgecam/heads/default.head; the embedding extractor is `--model`,
-else `model.path`. Every change is all or nothing: the images are all read
-and embedded before the head is touched, and the head is written atomically
-(head.py), under a lock so that two `edgecam learn` commands cannot lose each
-other's examples. A running daemon picks the new head up on SIGHUP
-(`systemctl reload edgecam`).
+else `model.path`. With `--zone NAME` they are the zone's: its
+`zones[].model.head`, else /var/lib/edgecam/heads/NAME.head, and its model's
+path; each image (a snapshot, or a camera frame) is then cut to the zone's
+rectangle by the daemon's own code (pipeline/zones.py), so a class is learned
+from the pixels the zone is classified on.
+
+Every change is all or nothing: the images are all read and embedded before
+the head is touched, and the head is written atomically (head.py), under a
+lock so that two `edgecam learn` commands cannot lose each other's examples.
+A running daemon picks the new head up on SIGHUP (`systemctl reload edgecam`).
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edgecam.common.files import file_sha256, locked
-from edgecam.config import CameraConfig, ModelConfig
+from edgecam.config import CameraConfig, Config, ModelConfig, ZoneConfig
 from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import (
@@ -39,6 +44,7 @@ from edgecam.models.fewshot.head import (
     merge_heads,
 )
 from edgecam.pipeline.frames import IDENTITY, Dropped, Picture
+from edgecam.pipeline.zones import cut
 from edgecam.sources.base import Source
 
 Say = Callable[[str], None]
@@ -47,6 +53,46 @@ Say = Callable[[str], None]
 def head_path(explicit: str | None, model: ModelConfig) -> Path:
     """--head, else model.head, else the default head file."""
     return Path(explicit or model.head or DEFAULT_HEAD_PATH)
+
+
+def zone_head_path(explicit: str | None, zone: ZoneConfig) -> Path:
+    """--head, else the zone's own head (never the top level's), else NAME.head beside default.head."""
+    return Path(explicit or zone.model.head or DEFAULT_HEAD_PATH.with_name(f"{zone.name}.head"))
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a `learn` command works on: the whole frame's head, or one zone's."""
+
+    model: ModelConfig  # its path is the embedding extractor
+    head_path: Path
+    key: str  # the config section of that model and head: "model" or "zones[N].model"
+    zone: ZoneConfig | None = None
+
+    def view(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The images as classified: whole, or cut to the zone as the daemon cuts frames."""
+        zone = self.zone
+        return list(images) if zone is None else [cut(image, zone.crop) for image in images]
+
+
+def find_target(config: Config, zone_name: str | None, head: str | None = None,
+                model_path: str | None = None) -> Target:
+    """The head and extractor for the whole frame or the zone named `zone_name`, with the
+    command's --head and --model; one line listing the config's zones for a zone it lacks."""
+    if zone_name is None:
+        model, path, key, zone = config.model, head_path(head, config.model), "model", None
+    else:
+        index = next((i for i, z in enumerate(config.zones) if z.name == zone_name), None)
+        if index is None:
+            names = ", ".join(z.name for z in config.zones)
+            raise EdgecamError(f"--zone {zone_name}: no such zone in the config (its zones: {names})"
+                               if names else f"--zone {zone_name}: the config has no zones: "
+                               f"define {zone_name} under zones: first")
+        zone = config.zones[index]
+        model, path, key = config.zone_model(zone), zone_head_path(head, zone), f"zones[{index}].model"
+    if model_path:
+        model = replace(model, path=model_path)
+    return Target(model, path, key, zone)
 
 
 @dataclass(frozen=True)
@@ -193,9 +239,11 @@ def describe_extractor(head: Head) -> str:
 __all__ = [
     "HeadError",
     "Learned",
+    "Target",
     "capture_frames",
     "check_label",
     "describe_extractor",
+    "find_target",
     "head_path",
     "learn",
     "matches_model",

@@ -1,0 +1,122 @@
+"""Zones: parts of the picture, each classified on its own, with its own rules.
+
+A zone is a crop of the frame (fractions of its width and height), the
+classifier its model section asks for, and a ResultFilter of its own: its
+label changes, hysteresis and heartbeat never mix with another zone's. The
+inference thread decodes a frame once, at its full size; each zone due takes
+a view of its rectangle and resizes that once, to its model's input. Zones
+whose model sections resolve to the same model share one classifier (one
+interpreter), as the daemon keeps one per model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgecam.config import Config, ModelConfig, OutputsConfig
+from edgecam.models.base import ImageClassifier
+from edgecam.models.factory import make_classifier, refresh_classifier
+from edgecam.models.fewshot.embedder import Embedder
+from edgecam.models.fewshot.imprint import HeadClassifier
+from edgecam.models.preprocess import FrameFitter, FrameFormatError
+from edgecam.pipeline.filter import ResultFilter
+
+
+@dataclass
+class Zone:
+    name: str
+    crop: tuple[float, float, float, float]
+    interval_s: float
+    classifier: ImageClassifier
+    filter: ResultFilter
+    fit: FrameFitter
+    rules: OutputsConfig
+    next_due: float = field(default=0.0)
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_due
+
+    def taken(self, now: float) -> None:
+        """Marks the zone classified at `now`: with an interval, it is next due that much later."""
+        self.next_due = now + self.interval_s if self.interval_s else 0.0
+
+    def image(self, frame: np.ndarray) -> np.ndarray:
+        """The zone's rectangle of a full frame, fitted to its model's input."""
+        return self.fit(cut(frame, self.crop))
+
+
+def cut(frame: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
+    """The rectangle `crop` (x, y, width, height as fractions) of a full frame, as a view.
+
+    The one place a zone's pixels are chosen: the daemon classifies them and `edgecam learn
+    --zone` learns from them, so a class learned from a snapshot or the camera is learned
+    from exactly what the zone will be shown.
+    """
+    if not isinstance(frame, np.ndarray) or frame.ndim < 2 or frame.size == 0:
+        raise FrameFormatError(f"unsupported frame {getattr(frame, 'shape', type(frame))}")
+    height, width = frame.shape[:2]
+    x, y, w, h = crop
+    left, top = round(x * width), round(y * height)
+    right, bottom = max(left + 1, round((x + w) * width)), max(top + 1, round((y + h) * height))
+    return frame[top:bottom, left:right]
+
+
+def next_due(zones: tuple[Zone, ...]) -> float:
+    """When the first zone is due again (0: now)."""
+    return min(zone.next_due for zone in zones)
+
+
+def zone_names(config: Config) -> tuple[str, ...]:
+    """The names results' `zone` takes (the outputs' topics and entities follow them)."""
+    return tuple(zone.name for zone in config.zones)
+
+
+def frame_size(config: Config, input_size: tuple[int, int]) -> tuple[int, int]:
+    """The size a source is asked to deliver: the model's input, or with zones the whole frame."""
+    return (config.camera.width, config.camera.height) if config.zones else input_size
+
+
+def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier],
+                running: tuple[Zone, ...]) -> tuple[tuple[Zone, ...], dict[ModelConfig, ImageClassifier]]:
+    """The zones `config` names, and the classifiers they use, keyed by model section.
+
+    `current` holds the classifiers running now (the top level's among them): a model that
+    is unchanged is kept (refreshed, if its head file was rewritten), so a reload does not
+    load an interpreter twice; heads on the same extractor share its interpreter. A zone
+    whose rules did not change keeps its filter from `running` (the zones before a reload),
+    so its current label is not emitted again. EdgecamError if a model does not load.
+    """
+    classifiers: dict[ModelConfig, ImageClassifier] = {}
+    extractors = {_extractor_key(model): classifier.embedder
+                  for model, classifier in current.items() if isinstance(classifier, HeadClassifier)}
+    zones = []
+    for zone in config.zones:
+        model = config.zone_model(zone)
+        if model not in classifiers:
+            classifiers[model] = _classifier(model, current, extractors)
+        classifier = classifiers[model]
+        rules = config.zone_outputs(zone)
+        kept = next((z.filter for z in running if z.name == zone.name and z.rules == rules
+                     and z.classifier is classifier), None)
+        zones.append(Zone(zone.name, zone.crop, zone.interval_s, classifier,
+                          kept or ResultFilter(rules), FrameFitter(classifier.input_size, model.resize),
+                          rules))
+    return tuple(zones), classifiers
+
+
+def _classifier(model: ModelConfig, current: dict[ModelConfig, ImageClassifier],
+                extractors: dict[tuple[str, int, str], Embedder]) -> ImageClassifier:
+    if model in current:
+        return refresh_classifier(current[model], model, model)
+    if model.head is not None and _extractor_key(model) in extractors:
+        return HeadClassifier.from_config(model, extractors[_extractor_key(model)])
+    classifier = make_classifier(model)
+    if isinstance(classifier, HeadClassifier):
+        extractors[_extractor_key(model)] = classifier.embedder
+    return classifier
+
+
+def _extractor_key(model: ModelConfig) -> tuple[str, int, str]:
+    return model.path, model.threads, model.resize
