@@ -58,9 +58,15 @@ def next_due(zones: tuple[Zone, ...]) -> float:
     return min(zone.next_due for zone in zones)
 
 
+def whole_frames(config: Config) -> bool:
+    """Whether frames reach inference whole, not fitted to the model's input by the capture thread:
+    with zones (each crops its part) and with snapshots (a snapshot is the full frame)."""
+    return bool(config.zones) or config.snapshots.enabled
+
+
 def frame_size(config: Config, classifier: ImageClassifier) -> tuple[int, int]:
-    """The size a source is asked to deliver: the model's input, or with zones the whole frame."""
-    return (config.camera.width, config.camera.height) if config.zones else classifier.input_size
+    """The size a source is asked to deliver: the model's input, or the whole frame (whole_frames)."""
+    return (config.camera.width, config.camera.height) if whole_frames(config) else classifier.input_size
 
 
 def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier],
