@@ -64,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
 
     _learn_parser(commands, config_option)
 
+    shots = commands.add_parser(
+        "snapshots", help="list the saved label changes, newest first",
+        description="The snapshots in snapshots.dir, newest first: time, zone, label, score, path. "
+                    "A wrong one becomes a training example: edgecam learn add RIGHT_LABEL "
+                    "SNAPSHOT.jpg --zone NAME.")
+    config_option(shots)
+    shots.add_argument("--zone", metavar="NAME", help="only this zone's")
+    shots.add_argument("--label", metavar="L", help="only those whose top label is L (exactly)")
+    shots.add_argument("--json", action="store_true",
+                       help='one {"ts", "zone", "label", "index", "score", "path"} object a line')
+    shots.set_defaults(func=_snapshots)
+
     doctor = commands.add_parser(
         "doctor", help="check the set-up: config, runtime, model, camera, socket, board, clock",
         description="Runs every check, each ✓ or ✗ with a one-line fix; exits 0 only when everything "
@@ -109,6 +121,12 @@ def _tail(args: argparse.Namespace) -> int:
 
     path = args.socket or load_config(args.config).outputs.socket.path
     return tail(path, args.json)
+
+
+def _snapshots(args: argparse.Namespace) -> int:
+    from edgecam.cli.snapshots import snapshots
+
+    return snapshots(load_config(args.config).snapshots, args.zone, args.label, args.json)
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -75,8 +75,8 @@ def atomic_write(path: Path, data: bytes, what: str = "file") -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
-        raise EdgecamError(f"{path}: cannot write the {what}: {exc.strerror}; "
-                           "the previous file is unchanged") from None
+        kept = "; the previous file is unchanged" if existing is not None else ""
+        raise EdgecamError(f"{path}: cannot write the {what}: {exc.strerror}{kept}") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)

@@ -95,6 +95,13 @@ def parse_head_path(value: Any) -> str:
     return value
 
 
+def parse_folder(value: Any) -> str:
+    """A folder the daemon writes in: an empty one would silently be the config file's own folder."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected the path of a folder, got {value!r}")
+    return value.strip()
+
+
 _HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 _HOST_V6 = re.compile(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 

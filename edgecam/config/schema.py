@@ -15,6 +15,7 @@ from edgecam.config.fields import (
     existing_file,
     parse_client_id,
     parse_discovery_prefix,
+    parse_folder,
     parse_head_path,
     parse_host,
     parse_listen,
@@ -196,6 +197,20 @@ class ZoneConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotsConfig:
+    """The full frame of each label change, saved as a JPEG with a JSON sidecar (edgecam.snapshots)."""
+
+    enabled: bool = setting(False, "save the frame of each emitted label change (not heartbeats)")
+    dir: str = setting("/var/lib/edgecam/snapshots", "the folder; one subfolder per zone (`frame` "
+                       "without zones)", parse=parse_folder, path=True)
+    max_files: int = setting(500, "snapshots kept (a JPEG and its sidecar are one); the oldest are "
+                             "removed first", min=1, max=1_000_000)
+    max_mb: float = setting(200.0, "megabytes (10^6 bytes) the JPEGs and sidecars may take; the "
+                            "oldest are removed first", min=0.1, max=1_000_000)
+    quality: int = setting(85, "JPEG quality", min=1, max=100)
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = section(CameraConfig)
     model: ModelConfig = section(ModelConfig)
@@ -203,6 +218,7 @@ class Config:
     outputs: OutputsConfig = section(OutputsConfig)
     zones: tuple[ZoneConfig, ...] = setting(
         (), "parts of the picture classified on their own (empty: the whole frame)")
+    snapshots: SnapshotsConfig = section(SnapshotsConfig)
     log_level: str = setting("info", "debug | info | warning | error",
                              choices=("debug", "info", "warning", "error"))
 

@@ -75,6 +75,14 @@ COUNTERS = (
             "Results not published: the broker was away or too slow (oldest first)"),
     Counted("mqtt_reconnects", "outputs", "mqtt_reconnects", "edgecam_mqtt_reconnects",
             "Reconnections to the MQTT broker"),
+    # Snapshots (edgecam/snapshots): every label change with snapshots on is one of these three.
+    Counted("snapshots_saved", "outputs", "snapshots_saved", "edgecam_snapshots_saved",
+            "Label changes whose frame was saved (a JPEG and its sidecar)"),
+    Counted("snapshots_dropped", "outputs", "snapshots_dropped", "edgecam_snapshots_dropped",
+            "Label changes not saved: frames were waiting for the writer already (or it was stopping, "
+            "or the frame was cut to the model's input before a reload turned snapshots on)"),
+    Counted("snapshots_failed", "outputs", "snapshots_failed", "edgecam_snapshots_failed",
+            "Label changes not saved: the write failed (a full or read-only disk, no permission)"),
 )
 
 #: what each zone counts, with zones only: Stats.count_zone's kinds, the stats message's

@@ -14,6 +14,10 @@ clear scene change, emitted at once) or stays on top for CONFIRM_FRAMES
 frames in a row. Two similar labels alternating frame by frame therefore
 never flap: neither leads decisively and neither stays on top, so the
 journal gets at most the heartbeat for the current label.
+
+`changed` tells a label change from a heartbeat (or, with every_frame, from
+a result with the same top label as the one before): only changes get a
+snapshot of their frame.
 """
 
 from __future__ import annotations
@@ -42,14 +46,20 @@ class ResultFilter:
         self._candidate: int | None = None
         self._streak = 0
         self._last_emit = 0.0
+        #: whether the result offer() last returned is a label change (not a heartbeat or a repeat)
+        self.changed = False
 
     def offer(self, result: Result) -> Result | None:
         """The result to emit (with the label rules applied to its labels), or None."""
+        self.changed = False
         kept = self._apply_rules(result)
         confident = kept is not None and kept.top.score >= self._thresholds.get(
             kept.top.label, self._min_score)
         if self._every_frame:
-            return kept if confident else None
+            if kept is None or not confident:
+                return None
+            self.changed, self.current = kept.top.index != self.current, kept.top.index
+            return kept
         if kept is None or not confident:
             self._candidate, self._streak = None, 0
             return None
@@ -64,6 +74,7 @@ class ResultFilter:
         if lead >= DECISIVE_LEAD or self._streak >= CONFIRM_FRAMES:
             self.current, self._candidate, self._streak = top.index, None, 0
             self._last_emit = self._clock()
+            self.changed = True
             return kept
         return None
 

@@ -5,7 +5,9 @@ It takes the newest frame from the slot, drops it if older than
 one decode and one inference), decodes it if its source deferred that (only
 the frames the model takes are ever decoded), honours `max_fps`, and hands emitted results to the output
 dispatcher without ever waiting on an output. Progress here is what feeds
-the systemd watchdog.
+the systemd watchdog. With snapshots on, emitted results go to the snapshot
+writer instead, each label change with its frame (snapshots.writer: it
+sends them on once the JPEG is saved, and never makes this thread wait).
 
 The threads a frame wakes (an on-demand reader, told the slot is free; the
 outputs' threads, handed the last result) are woken right before invoke():
@@ -34,11 +36,12 @@ from edgecam.models.base import ImageClassifier
 from edgecam.models.preprocess import FrameFormatError
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.frames import Frame
+from edgecam.pipeline.frames import IDENTITY, Frame
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
 from edgecam.pipeline.zones import Zone, next_due
+from edgecam.snapshots.writer import WHOLE, Shot, SnapshotWriter
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class InferenceSettings:
     pipeline: PipelineConfig
     filter: ResultFilter
     zones: tuple[Zone, ...] = ()  # with zones, each due zone is classified instead of the frame
+    snapshots: SnapshotWriter | None = None  # None: snapshots off, results straight to the outputs
 
 
 class Inference:
@@ -73,7 +77,8 @@ class Inference:
         self.error: BaseException | None = None
         self._bad_frames = LogThrottle(_LOG_EVERY)
         self._taken = False  # a frame was taken and the slot's reader not told yet
-        self._unsent: list[Result] = []  # emitted, not yet handed to the outputs
+        #: emitted, not yet handed to the outputs; a label change's frame too, with snapshots on
+        self._unsent: list[tuple[Result, Shot | None]] = []
 
     def start(self) -> None:
         self._worker.start()
@@ -148,7 +153,8 @@ class Inference:
         emitted = settings.filter.offer(result)
         if emitted is not None:
             self._stats.count("emitted")
-            self._unsent.append(emitted)  # to the outputs at the next _release(), within microseconds
+            # To the outputs at the next _release(), within microseconds.
+            self._unsent.append((emitted, self._shot(settings, settings.filter, frame, image)))
 
     def _classify_zones(self, frame: Frame, image: np.ndarray, settings: InferenceSettings,
                         taken: float) -> None:
@@ -170,7 +176,7 @@ class Inference:
             if emitted is not None:
                 self._stats.count("emitted")
                 self._stats.count_zone(zone.name, "emitted")
-                self._unsent.append(emitted)
+                self._unsent.append((emitted, self._shot(settings, zone.filter, frame, image, zone.crop)))
         if result is not None:
             self._stats.classified(result.latency_ms, inference_ms)
             self.latest = result
@@ -185,11 +191,25 @@ class Inference:
         # GIL), which a reader woken before could seize.
         if self._unsent:
             unsent, self._unsent = self._unsent, []
-            for result in unsent:
-                self._outputs.emit(result)
+            snapshots = self.settings.snapshots
+            for result, shot in unsent:
+                if snapshots is None:
+                    self._outputs.emit(result)
+                else:
+                    snapshots.emit(result, shot)
         if self._taken:
             self._taken = False
             self._slot.notify_taken()
+
+    def _shot(self, settings: InferenceSettings, result_filter: ResultFilter, frame: Frame,
+              image: np.ndarray, crop: tuple[float, float, float, float] = WHOLE) -> Shot | None:
+        """The full frame of a label change the filter just emitted, if snapshots are on."""
+        if settings.snapshots is None or not result_filter.changed:
+            return None
+        if frame.fit not in (None, IDENTITY):  # fitted to the model by the capture a reload replaces
+            self._stats.count("snapshots_dropped")
+            return None
+        return Shot(image, crop)
 
     def _bad_frame(self, exc: Exception) -> None:
         self._stats.drop("bad_frame")

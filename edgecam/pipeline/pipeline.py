@@ -5,7 +5,10 @@ each part's stop as it starts it, so a failure half-way, or a stop signal,
 unwinds exactly what was started; `close` unwinds all. A reload (`reload`)
 builds every new part first (the outputs through outputs.registry.plan,
 which cleans up after itself) and only then swaps them in, so a reload that
-fails leaves the running pipeline as it was.
+fails leaves the running pipeline as it was. The snapshot writer, when on,
+starts before inference and stops after it (what it holds still reaches the
+outputs); a reload that changes `snapshots` stops the old writer before the
+new one takes over, so results keep their order.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from edgecam.config import Config, ModelConfig
+from edgecam.config import Config, ModelConfig, SnapshotsConfig
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.base import ImageClassifier
@@ -29,7 +32,8 @@ from edgecam.pipeline.inference import Inference, InferenceSettings
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
-from edgecam.pipeline.zones import Zone, build_zones, frame_size, zone_names
+from edgecam.pipeline.zones import Zone, build_zones, frame_size, whole_frames, zone_names
+from edgecam.snapshots.writer import SnapshotWriter
 from edgecam.sources import Source, make_source
 
 _IDLE_ALIVE_S = 2.0  # the capture thread must have shown life this recently to excuse a pause
@@ -57,6 +61,7 @@ class Pipeline:
         self.capture: Capture | None = None
         self.inference: Inference | None = None
         self._classifiers: dict[ModelConfig, ImageClassifier] = {}  # the zones' (with zones)
+        self._snapshots: SnapshotWriter | None = None  # with snapshots on
         self._stack = ExitStack()
 
     @property
@@ -74,7 +79,10 @@ class Pipeline:
         """Inference, then capture (its first frame then has somewhere to go)."""
         zones, self._classifiers = build_zones(config, {config.model: classifier}, ())
         self.stats.set_zones([zone.name for zone in zones])
-        settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs), zones)
+        self._snapshots = self._start_snapshots(config.snapshots)
+        self._stack.callback(self._stop_snapshots)
+        settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs), zones,
+                                     self._snapshots)
         self.inference = Inference(settings, self.slot, self.stats, self.dispatcher, self._watchdog,
                                    self.source_idle, Faults())
         self.inference.start()
@@ -100,15 +108,18 @@ class Pipeline:
         settings = self.inference.settings
         result_filter = ResultFilter(new.outputs) if new.outputs != old.outputs else settings.filter
         self.stats.set_zones([zone.name for zone in reload.zones])  # before a new zone is counted
+        if new.snapshots != old.snapshots:
+            self._stop_snapshots()  # what it holds goes out first; meanwhile results go straight out
+            self._snapshots = self._start_snapshots(new.snapshots)
         self.inference.settings = InferenceSettings(classifier, new.pipeline, result_filter,
-                                                    reload.zones)
+                                                    reload.zones, self._snapshots)
         self._classifiers = reload.classifiers
         if reload.outputs is not None:
             registry.commit(reload.outputs, self.dispatcher)
         if (new.camera != old.camera or new.model.resize != old.model.resize
                 or new.pipeline.max_frame_age_ms != old.pipeline.max_frame_age_ms
                 or classifier.input_size != settings.classifier.input_size
-                or bool(new.zones) != bool(old.zones)):
+                or whole_frames(new) != whole_frames(old)):
             self._stop_capture()
             self.slot.clear()
             self._start_capture(new, classifier, None)
@@ -126,11 +137,23 @@ class Pipeline:
     def _start_capture(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
         camera, input_size = config.camera, frame_size(config, classifier.input_size)
         behind_ms = config.pipeline.max_frame_age_ms
-        # With zones the frame stays whole: each zone crops its part and fits that to its model.
-        fit = IDENTITY if config.zones else FrameFitter(input_size, config.model.resize)
+        # With zones the frame stays whole: each zone crops its part and fits that to its model;
+        # with snapshots too, and the classifier fits it (on the inference thread) as it reads it.
+        fit = IDENTITY if whole_frames(config) else FrameFitter(input_size, config.model.resize)
         self.capture = Capture(lambda: make_source(camera, input_size, behind_ms), self.slot,
                                self.stats, camera.stall_timeout_s, first_source=source, fit=fit)
         self.capture.start()
+
+    def _start_snapshots(self, config: SnapshotsConfig) -> SnapshotWriter | None:
+        if not config.enabled:
+            return None
+        writer = SnapshotWriter(config, self.dispatcher, self.stats)
+        writer.start()
+        return writer
+
+    def _stop_snapshots(self) -> None:
+        if self._snapshots is not None:
+            self._snapshots.close()
 
     def _stop_capture(self) -> None:
         if self.capture is not None:

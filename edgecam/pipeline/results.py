@@ -22,19 +22,23 @@ class Result:
     inference_ms: float  # start of inference (preprocessing included) to result
     classification: Classification
     zone: str | None = None  # the zone of the picture it is about; None: the whole frame
+    snapshot: str | None = None  # the JPEG of its frame (a label change, with snapshots on)
 
     @property
     def top(self) -> Label:
         return self.classification.top
 
     def message(self) -> dict[str, Any]:
-        """The socket / --print message (DESIGN.md contract; `zone` only with zones)."""
+        """The socket / --print message (DESIGN.md contract; `zone` only with zones, `snapshot`
+        only when one was saved)."""
         message = {"type": "classification", "seq": self.seq, "ts": round(self.ts, 3),
                    "latency_ms": round(self.latency_ms, 1),
                    "inference_ms": round(self.inference_ms, 1),
                    "labels": [label.as_dict() for label in self.classification.labels]}
         if self.zone is not None:
             message["zone"] = self.zone
+        if self.snapshot is not None:
+            message["snapshot"] = self.snapshot
         return message
 
     def text(self) -> str:
@@ -46,7 +50,8 @@ class Result:
         return {"MESSAGE": self.text(), "PRIORITY": "6", "SYSLOG_IDENTIFIER": "edgecam",
                 "EDGECAM_LABEL": top.label, "EDGECAM_INDEX": str(top.index),
                 "EDGECAM_SCORE": f"{top.score:.4f}", "EDGECAM_LATENCY_MS": f"{self.latency_ms:.1f}",
-                "EDGECAM_SEQ": str(self.seq), **({"EDGECAM_ZONE": self.zone} if self.zone else {})}
+                "EDGECAM_SEQ": str(self.seq), **({"EDGECAM_ZONE": self.zone} if self.zone else {}),
+                **({"EDGECAM_SNAPSHOT": self.snapshot} if self.snapshot else {})}
 
 
 def stats_message(snapshot: dict[str, Any]) -> dict[str, Any]:

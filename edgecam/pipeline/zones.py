@@ -73,9 +73,15 @@ def zone_names(config: Config) -> tuple[str, ...]:
     return tuple(zone.name for zone in config.zones)
 
 
+def whole_frames(config: Config) -> bool:
+    """Whether frames reach inference whole, not fitted to the model's input by the capture thread:
+    with zones (each crops its part) and with snapshots (a snapshot is the full frame)."""
+    return bool(config.zones) or config.snapshots.enabled
+
+
 def frame_size(config: Config, input_size: tuple[int, int]) -> tuple[int, int]:
-    """The size a source is asked to deliver: the model's input, or with zones the whole frame."""
-    return (config.camera.width, config.camera.height) if config.zones else input_size
+    """The size a source is asked to deliver: the model's input, or the whole frame (whole_frames)."""
+    return (config.camera.width, config.camera.height) if whole_frames(config) else input_size
 
 
 def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier],

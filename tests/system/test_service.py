@@ -225,6 +225,30 @@ def test_the_ip_filter_follows_the_config(installed: Sandbox) -> None:
         installed.systemctl("restart", "edgecam")
 
 
+def test_snapshots_are_saved_in_the_state_folder_and_listed_for_the_group(installed: Sandbox) -> None:
+    """Under ProtectSystem=strict the service writes only where the unit lets it: the default
+    snapshots.dir is in its StateDirectory (/var/lib/edgecam)."""
+    write_config(installed, service_config() + "snapshots:\n  enabled: true\n  max_files: 50\n")
+    mark = cursor(installed)
+    installed.systemctl("reload", "edgecam")
+
+    def saved() -> list[str]:
+        return [e["EDGECAM_SNAPSHOT"] for e in installed.journal(f"--after-cursor={mark}")
+                if "EDGECAM_SNAPSHOT" in e]
+    paths = wait_for(lambda: found if len(found := saved()) >= 4 else None, 120,
+                     "four snapshots named in the journal")
+    assert all(p.startswith("/var/lib/edgecam/snapshots/frame/") for p in paths), paths
+    assert not [m for m in installed.messages(f"--after-cursor={mark}") if "not saved" in m]
+    installed.sh("id reader >/dev/null 2>&1 || useradd --no-create-home reader; "
+                 "usermod -aG edgecam reader")
+    listing = installed.run("setpriv", "--reuid=reader", "--regid=reader", "--init-groups",
+                            "/opt/edgecam/bin/edgecam", "snapshots", "-c", CONFIG, "--json")
+    listed = [json.loads(line)["path"] for line in listing.stdout.splitlines()]
+    assert set(paths) <= set(listed), (paths, listed)
+    write_config(installed, service_config())
+    installed.systemctl("reload", "edgecam")
+
+
 def test_kill_9_is_restarted(installed: Sandbox) -> None:
     before = installed.show("MainPID", "NRestarts")
     installed.run("kill", "-9", before["MainPID"])

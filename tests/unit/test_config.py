@@ -127,6 +127,36 @@ def test_every_error_is_reported_at_once_in_file_order(tmp_path: Path) -> None:
     assert all(ERROR_LINE.match(line) for line in lines)
 
 
+def test_every_snapshots_key_is_checked_each_error_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, (
+        "snapshots:\n"  # 1
+        "  enabled: maybe\n"  # 2 not a boolean
+        "  dir: \"\"\n"  # 3 empty: would be the config file's folder
+        "  max_files: 0\n"  # 4 out of range
+        "  max_mb: 0\n"  # 5 out of range (must be more than 0)
+        "  quality: 101\n"  # 6 out of range
+        "  max_file: 5\n"  # 7 unknown key
+    ))
+    lines = config_errors(path)
+    expected = [(2, "snapshots.enabled", "true or false"), (3, "snapshots.dir", "path of a folder"),
+                (4, "snapshots.max_files", "out of range (1..1000000)"),
+                (5, "snapshots.max_mb", "out of range (0.1..1000000)"),
+                (6, "snapshots.quality", "out of range (1..100)"),
+                (7, "snapshots.max_file", "did you mean 'max_files'?")]
+    assert len(lines) == len(expected), lines
+    for line, (number, key, problem) in zip(lines, expected, strict=True):
+        assert line.startswith(f"{path}:{number}: {key}: ") and problem in line, line
+        assert ERROR_LINE.match(line) and "\n" not in line
+    path = write(tmp_path, "snapshots:\n  dir: [a, b]\n  quality: high\n  max_mb: .inf\n")
+    assert [line.split(": ", 2)[:2] for line in config_errors(path)] == [
+        [f"{path}:2", "snapshots.dir"], [f"{path}:3", "snapshots.quality"], [f"{path}:4", "snapshots.max_mb"]]
+
+
+def test_the_snapshots_folder_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "snapshots:\n  enabled: true\n  dir: snaps\n  max_mb: 1\n"))
+    assert config.snapshots.dir == str(tmp_path / "snaps") and config.snapshots.max_mb == 1.0
+
+
 # --- what a valid file becomes ----------------------------------------------------------------------
 
 

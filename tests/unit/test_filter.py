@@ -125,3 +125,21 @@ def test_without_rules_the_result_is_passed_as_it_is() -> None:
     f = make(emit="every_frame")
     offered = result((1, 0.6), (2, 0.1))
     assert f.offer(offered) is offered
+
+
+def test_changed_tells_a_label_change_from_a_heartbeat() -> None:
+    """Only changes get a snapshot of their frame."""
+    clock = Clock()
+    f = make(clock, heartbeat_s=10)
+    assert f.offer(result((1, 0.9), (2, 0.05))) and f.changed
+    clock.now += 11
+    assert f.offer(result((1, 0.9), (2, 0.05))) and not f.changed  # the heartbeat
+    assert not f.offer(result((2, 0.5), (1, 0.4))) and not f.changed  # not yet confirmed
+    assert f.offer(result((2, 0.9), (1, 0.05))) and f.changed
+
+
+def test_with_every_frame_a_change_is_a_new_top_label() -> None:
+    f = make(emit="every_frame", min_score=0.5)
+    changes = [f.offer(r) is not None and f.changed for r in (
+        result((1, 0.6)), result((1, 0.7)), result((1, 0.2)), result((1, 0.6)), result((2, 0.6)))]
+    assert changes == [True, False, False, False, True]

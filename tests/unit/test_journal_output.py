@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from edgecam.models.base import Classification, Label
 from edgecam.outputs.journal import JournalOutput
 from edgecam.pipeline.results import Result
@@ -17,6 +19,14 @@ def test_each_result_is_one_entry_with_the_contract_fields() -> None:
                      "SYSLOG_IDENTIFIER": "edgecam", "EDGECAM_LABEL": "Egyptian cat",
                      "EDGECAM_INDEX": "286", "EDGECAM_SCORE": "0.8700",
                      "EDGECAM_LATENCY_MS": "41.7", "EDGECAM_SEQ": "1042"}]
+
+
+def test_a_label_change_with_a_snapshot_names_it() -> None:
+    sent: list[dict[str, str]] = []
+    JournalOutput(lambda **fields: sent.append(fields)).emit(
+        dataclasses.replace(RESULT, snapshot="/var/lib/edgecam/snapshots/frame/x.jpg"))
+    assert sent[0]["EDGECAM_SNAPSHOT"] == "/var/lib/edgecam/snapshots/frame/x.jpg"
+    assert sent[0]["MESSAGE"] == "Egyptian cat 0.87 (42 ms)"
 
 
 def test_without_python_systemd_it_is_one_readable_line_on_stderr(capsys) -> None:
