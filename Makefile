@@ -17,7 +17,7 @@ PIP_LOG := .run/pip.log
 logged = mkdir -p $(dir $(1)) && { $(2); } >$(1) 2>&1 || \
     { tail -n 20 $(1) >&2; echo "failed: the whole log is $(1)" >&2; exit 1; }
 
-.PHONY: run test deps venv install uninstall clean
+.PHONY: run test test-arm64 deps venv install uninstall clean
 
 ## run: the daemon in the foreground on $(SOURCE), printing each result (Ctrl-C stops it)
 run: venv
@@ -30,6 +30,11 @@ test: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest
+
+## test-arm64: the Raspberry Pi install path, run in a Debian arm64 root under qemu (root; opt-in;
+## docs/ARM64.md). ARM64_CACHE: where the root's tarball and the logs go (/var/cache/edgecam-arm64)
+test-arm64:
+	SHARED=$(abspath $(SHARED)) bash tests/arm64/run.sh
 
 ## install: edgecam as a systemd service (root): user, /opt/edgecam, unit, config, model
 install:
