@@ -25,13 +25,16 @@ run: venv
 	    $(if $(wildcard $(SHARED)/models),--base-url file://$(abspath $(SHARED)/models))
 	$(VENV)/bin/edgecam run -c config/demo.yaml --source $(SOURCE) --print
 
-## test: lint and the whole test suite (what CI runs)
+## test: lint and the whole test suite (what CI runs); as root on an x86-64 machine (CI), also
+## test-arm64, the Pi's install path on the Pi's architecture (cold, about 25 minutes)
 test: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest
+	@if [ "$$(id -u)" = 0 ] && [ "$$(uname -m)" = x86_64 ]; then $(MAKE) --no-print-directory test-arm64; \
+	else echo "test-arm64: skipped (it needs root on an x86-64 machine: sudo make test-arm64)"; fi
 
-## test-arm64: the Raspberry Pi install path, run in a Debian arm64 root under qemu (root; opt-in;
+## test-arm64: the Raspberry Pi install path, run in a Debian arm64 root under qemu (root;
 ## docs/ARM64.md). ARM64_CACHE: where the root's tarball and the logs go (/var/cache/edgecam-arm64)
 test-arm64:
 	SHARED=$(abspath $(SHARED)) bash tests/arm64/run.sh
