@@ -368,3 +368,68 @@ def test_label_rules_are_checked_against_a_heads_classes(tmp_path: Path, embedde
     path = write(tmp_path, f"model:\n  head: {head_file}\noutputs:\n  labels_allow: [cat, nope]\n")
     (error,) = config_errors(path)
     assert error.startswith(f"{path}:4: outputs.labels_allow: 'nope' is not a label of the head's")
+
+
+def test_zones_load_and_inherit_the_top_level(tmp_path: Path) -> None:
+    path = rules_config(tmp_path, "  min_score: 0.4\n  labels_deny: [macaw]\n"
+                                  "zones:\n"
+                                  "  - name: door\n"
+                                  "    crop: [0.5, 0, 0.5, 1]\n"
+                                  "    interval_s: 2\n"
+                                  "    emit: every_frame\n"
+                                  "    labels_deny: []\n"
+                                  "    model:\n"
+                                  "      head: heads/door.head\n"
+                                  "  - name: feeder\n")
+    config = load_config(path)
+    door, feeder = config.zones
+    assert (door.name, door.crop, door.interval_s) == ("door", (0.5, 0.0, 0.5, 1.0), 2.0)
+    assert feeder.crop == (0.0, 0.0, 1.0, 1.0) and feeder.interval_s == 0
+    assert config.zone_model(door).head == str(tmp_path / "heads" / "door.head")
+    assert config.zone_model(door).path == config.model.path
+    assert config.zone_model(feeder) == config.model
+    rules = config.zone_outputs(door)
+    assert (rules.min_score, rules.emit, rules.labels_deny) == (0.4, "every_frame", ())
+    assert config.zone_outputs(feeder) == config.outputs
+
+
+def test_every_zone_mistake_names_its_line(tmp_path: Path) -> None:
+    path = rules_config(tmp_path, "  min_score: 0.3\n"
+                                  "zones:\n"                          # line 6
+                                  "  - name: Door\n"                  # line 7
+                                  "    crop: [0.6, 0, 0.5, 1]\n"      # line 8
+                                  "  - name: left\n"
+                                  "    crop: [0, 0, 0, 1]\n"          # line 10
+                                  "  - name: left\n"                  # line 11
+                                  "    interval_s: -1\n"              # line 12
+                                  "  - crop: [0, 0, 1]\n"             # line 13
+                                  "    emit: sometimes\n"             # line 14
+                                  "    labels_allow: [Egyptian kat]\n"  # line 15
+                                  "    cropp: 1\n"                    # line 16
+                                  "  - model: {pathh: x}\n"           # line 17
+                                  "    name: ok\n")
+    errors = config_errors(path)
+    found = {(line.split(": ", 1)[0].rsplit(":", 1)[1], line.split(": ", 2)[1]) for line in errors}
+    assert found >= {("7", "zones[0].name"), ("8", "zones[0].crop"), ("10", "zones[1].crop"),
+                     ("11", "zones[2].name"), ("12", "zones[2].interval_s"),
+                     ("13", "zones[3].crop"), ("13", "zones[3].name"), ("14", "zones[3].emit"),
+                     ("16", "zones[3].cropp"), ("17", "zones[4].model.pathh")}, errors
+    text = "\n".join(errors)
+    assert "'Door' is not a zone name" in text
+    assert "reaches outside the frame" in text and "an empty crop" in text
+    assert "'left' is already the name of zones[1]" in text
+    assert "expected a list of 4 numbers, got 3 item(s)" in text
+    assert "missing: each one needs a name" in text
+    assert all(ERROR_LINE.match(line) for line in errors)
+
+
+def test_a_zones_labels_are_checked_against_its_own_model(tmp_path: Path, embedder, train) -> None:
+    head_file = tmp_path / "door.head"
+    make_head(embedder, train).save(head_file)
+    path = rules_config(tmp_path, "  min_score: 0.3\n"
+                                  "zones:\n"
+                                  "  - name: door\n"
+                                  f"    model: {{head: {head_file}}}\n"
+                                  "    labels_allow: [cat, macaw]\n")  # line 9: macaw is ImageNet's
+    (error,) = config_errors(path)
+    assert error.startswith(f"{path}:9: zones[0].labels_allow: 'macaw' is not a label of the head's")
