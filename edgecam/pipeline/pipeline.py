@@ -78,7 +78,7 @@ class Pipeline:
     def start(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
         """Inference, then capture (its first frame then has somewhere to go)."""
         zones, self._classifiers = build_zones(config, {config.model: classifier}, ())
-        self.stats.set_zones([zone.name for zone in zones])
+        self.stats.set_zones(zone_names(config))
         self._snapshots = self._start_snapshots(config.snapshots)
         self._stack.callback(self._stop_snapshots)
         settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs), zones,
@@ -107,7 +107,7 @@ class Pipeline:
         new, classifier = reload.config, reload.classifier
         settings = self.inference.settings
         result_filter = ResultFilter(new.outputs) if new.outputs != old.outputs else settings.filter
-        self.stats.set_zones([zone.name for zone in reload.zones])  # before a new zone is counted
+        self.stats.set_zones(zone_names(new))  # before a new zone is counted
         if new.snapshots != old.snapshots:
             self._stop_snapshots()  # what it holds goes out first; meanwhile results go straight out
             self._snapshots = self._start_snapshots(new.snapshots)

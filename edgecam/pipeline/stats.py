@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,7 @@ class Stats:
         with self._lock:
             self._gauges[name] = value
 
-    def set_zones(self, names: list[str]) -> None:
+    def set_zones(self, names: Sequence[str]) -> None:
         """The zones now configured (a reload may add or remove some; the others keep counting)."""
         with self._lock:
             self._zones = {name: self._zones.get(name, Counter()) for name in names}
