@@ -39,13 +39,15 @@ test: venv
 test-arm64:
 	SHARED=$(abspath $(SHARED)) bash tests/arm64/run.sh
 
-## install: edgecam as a systemd service (root): user, /opt/edgecam, unit, config, model
+## install: edgecam as a systemd service (root): user, /opt/edgecam, unit, config, model;
+## NAME=garage: one camera of several, the instance edgecam@garage (/etc/edgecam/garage.yaml)
 install:
-	PYTHON=$(PYTHON) bash systemd/install.sh install
+	PYTHON=$(PYTHON) NAME=$(NAME) bash systemd/install.sh install
 
-## uninstall: remove it again; keeps /etc/edgecam and the models unless PURGE=1
+## uninstall: remove it again; keeps /etc/edgecam and the models unless PURGE=1;
+## NAME=garage: that instance only
 uninstall:
-	PURGE=$(PURGE) bash systemd/install.sh uninstall
+	PURGE=$(PURGE) NAME=$(NAME) bash systemd/install.sh uninstall
 
 ## deps: Debian packages the tests and systemd-python's build need (root only)
 deps:

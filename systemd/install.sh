@@ -4,6 +4,10 @@
 #   systemd/install.sh install      user, virtualenv, unit, config (if absent), model (if absent)
 #   systemd/install.sh uninstall    reverses install; keeps /etc/edgecam and the models
 #   PURGE=1 systemd/install.sh uninstall    ... and removes them too
+#   NAME=garage systemd/install.sh install    one camera of several: the template unit
+#                                   edgecam@.service, enabling edgecam@garage, config
+#                                   /etc/edgecam/garage.yaml (if absent)
+#   NAME=garage systemd/install.sh uninstall  that instance only (PURGE=1: its config and state)
 #
 # Idempotent: a second install changes nothing (the package is reinstalled only
 # when its source changed; the config is never overwritten). Before anything is
@@ -22,14 +26,30 @@ PREFIX=/opt/edgecam
 CONF_DIR=/etc/edgecam
 STATE_DIR=/var/lib/edgecam
 MODEL_DIR=$STATE_DIR/models
-UNIT=/etc/systemd/system/edgecam.service
-# What the config reaches beyond localhost, for the unit's IP address filter (edgecam ip-filter).
-NETWORK_DROPIN=/etc/systemd/system/edgecam.service.d/network.conf
 PYTHON=${PYTHON:-/usr/bin/python3}
 SERVICE_USER=edgecam
+NAME=${NAME:-}
 
 say() { echo "edgecam install: $*"; }
 die() { echo "edgecam install: error: $*" >&2; exit 1; }
+
+# The plain service, or one camera's instance of the template (NAME: the unit's %i, `--camera`).
+if [[ -n $NAME ]]; then
+    [[ $NAME =~ ^[a-z0-9][a-z0-9_-]{0,31}$ ]] ||
+        die "NAME=$NAME: a camera name is 1 to 32 of a-z, 0-9, _ and -, starting with a letter or digit"
+    SERVICE=edgecam@$NAME
+    UNIT_SOURCE=systemd/edgecam@.service
+    CONFIG=$CONF_DIR/$NAME.yaml
+    CAMERA_ARGS=(--camera "$NAME")
+else
+    SERVICE=edgecam
+    UNIT_SOURCE=systemd/edgecam.service
+    CONFIG=$CONF_DIR/edgecam.yaml
+    CAMERA_ARGS=()
+fi
+UNIT=/etc/systemd/system/${UNIT_SOURCE#systemd/}
+# What the config reaches beyond localhost, for the unit's IP address filter (edgecam ip-filter).
+NETWORK_DROPIN=/etc/systemd/system/$SERVICE.service.d/network.conf
 
 need_root() { [[ $EUID -eq 0 ]] || die "run as root: sudo make ${1:-install}"; }
 
@@ -154,25 +174,25 @@ install_package() {
 }
 
 install_unit() {
-    if [[ -f $UNIT ]] && cmp -s "$SRC/systemd/edgecam.service" "$UNIT"; then return; fi
+    if [[ -f $UNIT ]] && cmp -s "$SRC/$UNIT_SOURCE" "$UNIT"; then return; fi
     say "installing $UNIT"
-    install -D -m 0644 "$SRC/systemd/edgecam.service" "$UNIT"
+    install -D -m 0644 "$SRC/$UNIT_SOURCE" "$UNIT"
     UNIT_CHANGED=1
 }
 
 install_config() {
     install -d -m 0755 "$CONF_DIR"
-    if [[ -e $CONF_DIR/edgecam.yaml ]]; then return; fi
-    say "installing the default config $CONF_DIR/edgecam.yaml"
-    install -m 0644 "$SRC/config/edgecam.yaml" "$CONF_DIR/edgecam.yaml"
+    if [[ -e $CONFIG ]]; then return; fi
+    say "installing the default config $CONFIG"
+    install -m 0644 "$SRC/config/edgecam.yaml" "$CONFIG"
 }
 
 # The unit allows localhost only; the drop-in adds what the config reaches beyond it, derived
 # again on every install (an edit that reaches further needs one: the daemon says so).
 install_network_dropin() {
     local wanted
-    wanted=$("$PREFIX/bin/edgecam" ip-filter -c "$CONF_DIR/edgecam.yaml") ||
-        die "$CONF_DIR/edgecam.yaml has errors (above): fix them, then install again"
+    wanted=$("$PREFIX/bin/edgecam" ip-filter -c "$CONFIG" "${CAMERA_ARGS[@]}") ||
+        die "$CONFIG has errors (above): fix them, then install again"
     if [[ -f $NETWORK_DROPIN && $(<"$NETWORK_DROPIN") == "$wanted" ]]; then return; fi
     say "installing $NETWORK_DROPIN (what the config reaches beyond localhost)"
     install -d -m 0755 "${NETWORK_DROPIN%/*}"
@@ -191,18 +211,18 @@ install_model() {
 # The last line: what the service says it is doing (its STATUS=), or why it did not start.
 report_service() {
     local state status invocation why
-    state=$(systemctl show -p ActiveState --value edgecam)
-    status=$(systemctl show -p StatusText --value edgecam)
+    state=$(systemctl show -p ActiveState --value "$SERVICE")
+    status=$(systemctl show -p StatusText --value "$SERVICE")
     if [[ $state == active ]]; then
-        say "done: systemctl status edgecam; journalctl -u edgecam -f"
-        say "edgecam is running${status:+: $status}"
+        say "done: systemctl status $SERVICE; journalctl -u $SERVICE -f"
+        say "$SERVICE is running${status:+: $status}"
         return
     fi
     # The last line the service wrote itself (its error line), from the start that failed.
-    invocation=$(systemctl show -p InvocationID --value edgecam)
+    invocation=$(systemctl show -p InvocationID --value "$SERVICE")
     why=$(journalctl -o cat --no-pager "_SYSTEMD_INVOCATION_ID=$invocation" _TRANSPORT=stdout \
         2>/dev/null | tail -n 1) || true
-    die "edgecam did not start: ${why:-see journalctl -u edgecam}"
+    die "$SERVICE did not start: ${why:-see journalctl -u $SERVICE}"
 }
 
 do_install() {
@@ -223,23 +243,61 @@ do_install() {
     fi
     if ((UNIT_CHANGED)); then systemctl daemon-reload; fi
     # A failed start is reported by report_service, with the service's own line.
-    if ! systemctl is-enabled --quiet edgecam 2>/dev/null || ! systemctl is-active --quiet edgecam; then
-        systemctl enable --now edgecam 2>/dev/null || true
+    if ! systemctl is-enabled --quiet "$SERVICE" 2>/dev/null || ! systemctl is-active --quiet "$SERVICE"
+    then
+        systemctl enable --now "$SERVICE" 2>/dev/null || true
     elif ((PACKAGE_CHANGED || UNIT_CHANGED)); then
-        say "restarting edgecam (new version)"
-        systemctl restart edgecam 2>/dev/null || true
+        say "restarting $SERVICE (new version)"
+        systemctl restart "$SERVICE" 2>/dev/null || true
     fi
     report_service
 }
 
+# Stops and disables a service, and removes its network drop-in (and the drop-in folder, which
+# also holds `systemctl edit` overrides, only if nothing else is left in it).
+remove_service() {
+    local service=$1 dropin=/etc/systemd/system/$1.service.d/network.conf
+    if have_systemd; then systemctl disable --now "$service" 2>/dev/null || true; fi
+    rm -f "$dropin"
+    if [[ -d ${dropin%/*} ]]; then rmdir --ignore-fail-on-non-empty "${dropin%/*}"; fi
+}
+
+# Every edgecam@ instance enabled or running, by unit name.
+instances() {
+    {
+        compgen -G "/etc/systemd/system/*.wants/edgecam@*.service" | xargs -r -n1 basename
+        if have_systemd; then
+            systemctl list-units --all --plain --no-legend 'edgecam@*.service' | cut -d' ' -f1
+        fi
+    } | sed 's/\.service$//' | sort -u
+}
+
+# NAME=garage: that instance only; the code, the template and the other cameras stay.
+uninstall_instance() {
+    remove_service "$SERVICE"
+    if have_systemd; then systemctl daemon-reload; fi
+    if [[ ${PURGE:-0} == 1 ]]; then
+        say "purging $CONFIG and $STATE_DIR/$NAME"
+        rm -rf "$CONFIG" "${STATE_DIR:?}/$NAME"
+    else
+        say "kept $CONFIG (PURGE=1 removes it and $STATE_DIR/$NAME)"
+    fi
+    say "removed $SERVICE"
+}
+
 do_uninstall() {
     need_root uninstall
-    if have_systemd && [[ -f $UNIT ]]; then
-        systemctl disable --now edgecam 2>/dev/null || true
+    if [[ -n $NAME ]]; then
+        uninstall_instance
+        return
     fi
-    rm -f "$UNIT" "$NETWORK_DROPIN"
-    # The folder also holds `systemctl edit` overrides: removed only if nothing else is left.
-    if [[ -d ${NETWORK_DROPIN%/*} ]]; then rmdir --ignore-fail-on-non-empty "${NETWORK_DROPIN%/*}"; fi
+    local instance
+    for instance in $(instances); do
+        say "removing $instance too (it runs from $PREFIX)"
+        remove_service "$instance"
+    done
+    remove_service edgecam
+    rm -f /etc/systemd/system/edgecam.service /etc/systemd/system/edgecam@.service
     if have_systemd; then systemctl daemon-reload; fi
     rm -rf "$PREFIX"
     if [[ ${PURGE:-0} == 1 ]]; then

@@ -7,7 +7,10 @@ raspberrypi/picamera2 0.3.36 (picamera2/picamera2.py, request.py, job.py):
 - `Picamera2.global_camera_info()` (static): one dict per camera with Model,
   Location, Rotation, Id, Num; `[]` without a camera, and then `Picamera2(0)`
   raises IndexError (it indexes that list before anything else).
-- A camera held elsewhere: libcamera's acquire() raises RuntimeError("Failed to
+- `Picamera2(camera_num)` opens camera `camera_num` of that list (a Pi 5 has two
+  ports); each camera delivers its own frames (`Rig.camera_images`).
+- A camera held elsewhere (`Rig.busy`, or the same camera_num open in another
+  Picamera2 instance): libcamera's acquire() raises RuntimeError("Failed to
   acquire camera: Device or resource busy"), which `Picamera2.__init__` wraps
   as RuntimeError("Camera __init__ sequence did not complete.") from it.
 - `create_video_configuration(main=, lores=, raw=, transform=, colour_space=,
@@ -51,7 +54,8 @@ IMX708 = {"Model": "imx708", "Location": 2, "Rotation": 180,
 class Rig:
     """The fake hardware and the record of every call; one per test."""
 
-    images: list[np.ndarray] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)  # camera 0's frames (and the others')
+    camera_images: dict[int, list[np.ndarray]] = field(default_factory=dict)  # a camera's own frames
     cameras: list[dict[str, Any]] = field(default_factory=lambda: [dict(IMX708)])
     busy: bool = False
     platform: str = "vc4"  # vc4: lores must be YUV (Pi 4); pisp: RGB lores allowed (Pi 5)
@@ -63,6 +67,9 @@ class Rig:
     instances: list[FakePicamera2] = field(default_factory=list)
     requests: list[FakeRequest] = field(default_factory=list)
     frame_count: int = 0
+
+    def images_of(self, camera_num: int) -> list[np.ndarray]:
+        return self.camera_images.get(camera_num, self.images)
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -100,8 +107,9 @@ class FakeColorSpace:
 class FakeJob:
     """picamera2.job.Job: a capture waiting for a frame."""
 
-    def __init__(self, rig: Rig) -> None:
+    def __init__(self, rig: Rig, camera: FakePicamera2) -> None:
         self._rig = rig
+        self._camera = camera
         self._result: FakeRequest | None = None
         self.cancelled = False
 
@@ -117,8 +125,9 @@ class FakeJob:
         return self._result
 
     def _rig_frame(self) -> FakeRequest:
-        camera = self._rig.instances[-1]
-        request = FakeRequest(self._rig, camera.camera_config, self._rig.frame_count)
+        camera = self._camera
+        request = FakeRequest(self._rig, camera.camera_config, self._rig.frame_count,
+                              self._rig.images_of(camera.camera_num))
         self._rig.frame_count += 1
         self._rig.requests.append(request)
         return request
@@ -127,10 +136,11 @@ class FakeJob:
 class FakeRequest:
     """picamera2.request.CompletedRequest: one frame's buffers, held until released."""
 
-    def __init__(self, rig: Rig, config: dict[str, Any], number: int) -> None:
+    def __init__(self, rig: Rig, config: dict[str, Any], number: int, images: list[np.ndarray]) -> None:
         self._rig = rig
         self.config = config
         self.number = number
+        self._images = images
         self.ref_count = 1
         self.arrays_made: list[str] = []
 
@@ -141,7 +151,7 @@ class FakeRequest:
         if stream is None:
             raise RuntimeError(f"Stream {name!r} is not defined")
         self.arrays_made.append(name)
-        image = self._rig.images[self.number % len(self._rig.images)]
+        image = self._images[self.number % len(self._images)]
         return render(image, stream["format"], stream["size"], stream["stride"])
 
     def release(self) -> None:
@@ -203,12 +213,14 @@ class FakePicamera2:
         self._jobs: list[FakeJob] = []
         rig.calls.append(("__init__", camera_num))
         info = self.global_camera_info()[camera_num]  # IndexError without a camera, as the real one
-        if rig.busy:
+        held = any(other.is_open and other.camera_num == camera_num for other in rig.instances)
+        if rig.busy or held:
             try:
                 raise RuntimeError("Failed to acquire camera: Device or resource busy")
             except RuntimeError as e:
                 raise RuntimeError("Camera __init__ sequence did not complete.") from e
         self.info = info
+        self.camera_num = camera_num
         self.is_open = True
         rig.instances.append(self)
 
@@ -279,7 +291,7 @@ class FakePicamera2:
 
     def capture_request(self, wait: Any = None, signal_function: Any = None, flush: Any = None) -> Any:
         self.rig.calls.append(("capture_request", wait))
-        job = FakeJob(self.rig)
+        job = FakeJob(self.rig, self)
         self._jobs.append(job)
         if wait is False or (wait is None and signal_function is not None):
             return job

@@ -57,7 +57,7 @@ def write_config(path: Path, config: dict[str, Any] | str) -> Path:
 # What systemd (or a CI runner under systemd) hands a service: a daemon under test must not
 # notify, or be watched by, the runner's own manager.
 SERVICE_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
-                     "LISTEN_FDNAMES", "INVOCATION_ID", "JOURNAL_STREAM")
+                     "LISTEN_FDNAMES", "INVOCATION_ID", "JOURNAL_STREAM", "RUNTIME_DIRECTORY")
 
 
 def clean_environment() -> dict[str, str]:
@@ -199,13 +199,16 @@ class Daemon:
 
 @pytest.fixture
 def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
-    """Starts daemons: `daemons(config_dict, *args, env=...)`; all stopped at teardown."""
+    """Starts daemons: `daemons(config_dict, *args, env=...)`; all stopped at teardown. They
+    share a runtime folder of the test's, as a unit's instances share /run/edgecam (their claims
+    meet there: daemon.claims)."""
     started: list[Daemon] = []
+    runtime = {"RUNTIME_DIRECTORY": str(tmp_path / "runtime")}
 
     def start(config: dict[str, Any], *args: str, env: dict[str, str] | None = None,
               name: str = "edgecam") -> Daemon:
         path = write_config(tmp_path / f"{name}-{len(started)}.yaml", config)
-        daemon = Daemon(path, config, list(args), env)
+        daemon = Daemon(path, config, list(args), {**runtime, **(env or {})})
         started.append(daemon)
         return daemon
 

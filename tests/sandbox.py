@@ -57,16 +57,16 @@ class Sandbox:
     def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("systemctl", *args, check=check, timeout=120)
 
-    def show(self, *properties: str) -> dict[str, str]:
-        out = self.systemctl("show", "edgecam", *(f"--property={p}" for p in properties)).stdout
+    def show(self, *properties: str, unit: str = "edgecam") -> dict[str, str]:
+        out = self.systemctl("show", unit, *(f"--property={p}" for p in properties)).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
-    def journal(self, *args: str) -> list[dict[str, Any]]:
-        out = self.run("journalctl", "-u", "edgecam", "-o", "json", "--no-pager", *args).stdout
+    def journal(self, *args: str, unit: str = "edgecam") -> list[dict[str, Any]]:
+        out = self.run("journalctl", "-u", unit, "-o", "json", "--no-pager", *args).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
-    def messages(self, *args: str) -> list[str]:
-        return [_text(entry.get("MESSAGE", "")) for entry in self.journal(*args)]
+    def messages(self, *args: str, unit: str = "edgecam") -> list[str]:
+        return [_text(entry.get("MESSAGE", "")) for entry in self.journal(*args, unit=unit)]
 
 
 def _text(message: Any) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgecam import __version__
-from edgecam.config import load_config, to_yaml
+from edgecam.config import SINGLE, Camera, Config, load_config, to_yaml
 from edgecam.daemon.logs import setup_logging
 from edgecam.dependencies import from_import_error
 from edgecam.errors import EX_DATAERR, EX_NOINPUT, ConfigError, EdgecamError
@@ -31,8 +31,11 @@ def _parser() -> argparse.ArgumentParser:
 
     def config_option(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("-c", "--config", metavar="FILE",
-                         help="config file (default: /etc/edgecam/edgecam.yaml if it exists, "
-                              "else the built-in defaults)")
+                         help="config file (default: the camera's /etc/edgecam/NAME.yaml; without "
+                              "--camera /etc/edgecam/edgecam.yaml if it exists, else the built-in "
+                              "defaults)")
+        sub.add_argument("--camera", metavar="NAME", type=_camera_name,
+                         help="the camera instance (edgecam@NAME): its config, socket and state")
 
     run = commands.add_parser("run", help="run the daemon in the foreground (what systemd starts)")
     config_option(run)
@@ -110,36 +113,52 @@ def _classify_parser(commands: argparse._SubParsersAction,
     classify.set_defaults(func=_classify)
 
 
+def _camera_name(text: str) -> Camera:
+    """--camera NAME, checked while parsing (argparse shows the problem with the usage line)."""
+    try:
+        return Camera.named(text)
+    except EdgecamError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--camera {text!r}: ")) from None
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The config -c and --camera name, with the camera's own paths (config.instance)."""
+    return load_config(args.config, args.camera or SINGLE)
+
+
 def _run(args: argparse.Namespace) -> int:
     from edgecam.daemon.service import Daemon
 
-    return Daemon(args.config, source=args.source, print_results=args.print_results).run()
+    return Daemon(args.config, camera=args.camera or SINGLE, source=args.source,
+                  print_results=args.print_results).run()
 
 
 def _tail(args: argparse.Namespace) -> int:
     from edgecam.cli.tail import tail
 
-    path = args.socket or load_config(args.config).outputs.socket.path
+    path = args.socket or _config(args).outputs.socket.path
     return tail(path, args.json)
 
 
 def _snapshots(args: argparse.Namespace) -> int:
     from edgecam.cli.snapshots import snapshots
 
-    return snapshots(load_config(args.config).snapshots, args.zone, args.label, args.json)
+    return snapshots(_config(args).snapshots, args.zone, args.label, args.json)
 
 
 def _doctor(args: argparse.Namespace) -> int:
     from edgecam.cli.doctor import doctor
 
-    return doctor(args.config, args.json)
+    return doctor(args.config, args.camera or SINGLE, args.json)
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = _config(args)
     if args.quiet:
         return 0
-    source = args.config or "built-in defaults / /etc/edgecam/edgecam.yaml"
+    camera = args.camera or SINGLE
+    source = args.config or (camera.config_path if camera.name else
+                             "built-in defaults / /etc/edgecam/edgecam.yaml")
     print(f"# effective config ({source})")
     print(to_yaml(config), end="")
     return 0
@@ -148,7 +167,9 @@ def _check_config(args: argparse.Namespace) -> int:
 def _ip_filter(args: argparse.Namespace) -> int:
     from edgecam.daemon.ipfilter import dropin
 
-    print(dropin(load_config(args.config), args.config or "the default config"), end="")
+    camera = args.camera or SINGLE
+    source = args.config or (str(camera.config_path) if camera.name else "the default config")
+    print(dropin(_config(args), source, camera), end="")
     return 0
 
 
@@ -157,7 +178,7 @@ def _classify(args: argparse.Namespace) -> int:
 
     from edgecam.models.factory import make_classifier
 
-    model = load_config(args.config).model
+    model = _config(args).model
     overrides = {"path": args.model, "labels": args.labels, "top_k": args.top_k, "head": args.head}
     model = dataclasses.replace(model, **{k: v for k, v in overrides.items() if v is not None})
     if model.top_k < 1:
@@ -190,7 +211,8 @@ def _learn_parser(commands: argparse._SubParsersAction,
         "learn", help="teach it your own classes from a few photos (weight imprinting)",
         description="Few-shot learning: classes learned from a few examples each, kept in a head "
                     "file (--head, else model.head, else /var/lib/edgecam/heads/default.head; with "
-                    "--zone NAME, zones[].model.head, else /var/lib/edgecam/heads/NAME.head). "
+                    "--zone NAME, zones[].model.head, else /var/lib/edgecam/heads/NAME.head; with "
+                    "--camera CAM, /var/lib/edgecam/CAM/heads/ instead of /var/lib/edgecam/heads/). "
                     "model.path must be the embedding extractor. A running daemon picks changes "
                     "up on reload (systemctl reload edgecam).")
     actions = learn.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -240,12 +262,16 @@ def _learn_parser(commands: argparse._SubParsersAction,
     merge.set_defaults(func=_learn_merge)
 
 
+def _heads_dir(args: argparse.Namespace) -> Path:
+    return (args.camera or SINGLE).heads_dir
+
+
 def _learn_add(args: argparse.Namespace) -> int:
     from edgecam.models.fewshot import learn
     from edgecam.pipeline.zones import frame_size
 
-    config = load_config(args.config)
-    target = learn.find_target(config, args.zone, args.head, args.model)
+    config = _config(args)
+    target = learn.find_target(config, args.zone, args.head, args.model, _heads_dir(args))
     label = learn.check_label(args.label)
     if args.from_camera is None and not args.images:
         raise EdgecamError("give example IMAGE files, or --from-camera N")
@@ -281,7 +307,7 @@ def _learn_list(args: argparse.Namespace) -> int:
     from edgecam.models.fewshot import learn
     from edgecam.models.fewshot.head import Head
 
-    target = learn.find_target(load_config(args.config), args.zone, args.head)
+    target = learn.find_target(_config(args), args.zone, args.head, heads_dir=_heads_dir(args))
     path, model = target.head_path, target.model
     head = Head.load(path)
     matches = learn.matches_model(head, model.path)
@@ -305,7 +331,7 @@ def _learn_list(args: argparse.Namespace) -> int:
 def _learn_remove(args: argparse.Namespace) -> int:
     from edgecam.models.fewshot import learn
 
-    path = learn.find_target(load_config(args.config), args.zone, args.head).head_path
+    path = learn.find_target(_config(args), args.zone, args.head, heads_dir=_heads_dir(args)).head_path
     head, count = learn.remove(path, args.label)
     print(f"removed {args.label.strip()!r} ({count} example(s)); {path}: {len(head.classes)} "
           f"class(es) left{': ' if head.classes else ''}{', '.join(head.labels)}")

@@ -13,14 +13,15 @@ import json
 import sys
 from typing import TextIO
 
+from edgecam.config import Camera
 from edgecam.doctor import Check, run_checks
 
 #: some check needed to run failed (advisory ones never change the exit status)
 EX_NOT_READY = 1
 
 
-def doctor(config_path: str | None, as_json: bool, out: TextIO = sys.stdout) -> int:
-    checks = run_checks(config_path)
+def doctor(config_path: str | None, camera: Camera, as_json: bool, out: TextIO = sys.stdout) -> int:
+    checks = run_checks(config_path, camera)
     if as_json:
         out.write(json.dumps([check.as_dict() for check in checks], indent=2, ensure_ascii=False) + "\n")
     else:

@@ -1,6 +1,7 @@
 """The configuration: a strict schema (config.schema) loaded from YAML with line numbers (config.loader)."""
 
-from edgecam.config.fields import DEFAULT_CONFIG_PATH, source_is_path, split_listen
+from edgecam.config.fields import DEFAULT_CONFIG_PATH, picamera_number, source_is_path, split_listen
+from edgecam.config.instance import SINGLE, Camera
 from edgecam.config.loader import load_config, parse_config, to_yaml
 from edgecam.config.schema import (
     CameraConfig,
@@ -20,6 +21,8 @@ from edgecam.config.schema import (
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
+    "SINGLE",
+    "Camera",
     "CameraConfig",
     "Config",
     "JournalConfig",
@@ -35,6 +38,7 @@ __all__ = [
     "ZoneModelConfig",
     "load_config",
     "parse_config",
+    "picamera_number",
     "source_is_path",
     "split_listen",
     "to_yaml",

@@ -71,9 +71,20 @@ def parse_mode(value: Any) -> str:
     return f"{number:04o}"
 
 
+_PICAMERA = re.compile(r"picamera2(?::(\d+))?")
+
+
+def picamera_number(source: str) -> int | None:
+    """The Pi camera `picamera2:N` selects (`picamera2` alone: camera 0), or None if another source."""
+    match = _PICAMERA.fullmatch(source)
+    if match is None:
+        return None
+    return int(match.group(1) or 0)
+
+
 def source_is_path(source: str) -> bool:
     """Whether a camera source names a file or folder (not picamera2, an index or a URL)."""
-    return source != "picamera2" and not source.isdigit() and "://" not in source
+    return picamera_number(source) is None and not source.isdigit() and "://" not in source
 
 
 def parse_source(value: Any) -> str:
@@ -83,6 +94,9 @@ def parse_source(value: Any) -> str:
     text = str(value).strip()
     if not text:
         raise ValueError("must not be empty")
+    if text.startswith("picamera2:") and picamera_number(text) is None:
+        raise ValueError(f"{text!r}: a Pi camera is picamera2 (camera 0) or picamera2:N, N its number "
+                         "(0 or 1 on a Raspberry Pi 5)")
     return text
 
 

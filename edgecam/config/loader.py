@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from edgecam.config.fields import DEFAULT_CONFIG_PATH, parse_mode
+from edgecam.config.instance import SINGLE, Camera
 from edgecam.config.labels import LabelRef, unknown_labels
 from edgecam.config.schema import Config
 from edgecam.errors import ConfigError
@@ -362,21 +363,24 @@ def parse_config(text: str, filename: str, base_dir: Path | None = None) -> Conf
     return config
 
 
-def load_config(path: str | os.PathLike[str] | None) -> Config:
-    """Loads FILE, or /etc/edgecam/edgecam.yaml when it exists, else the built-in defaults."""
+def load_config(path: str | os.PathLike[str] | None, camera: Camera = SINGLE) -> Config:
+    """Loads FILE, else the camera's (/etc/edgecam/NAME.yaml, which must exist), else
+    /etc/edgecam/edgecam.yaml when it exists, else the built-in defaults; then the paths
+    left at their single-camera defaults become the camera's own (Camera.localize)."""
     if path is None:
-        if not DEFAULT_CONFIG_PATH.exists():
+        if not camera.name and not DEFAULT_CONFIG_PATH.exists():
             return Config()
-        path = DEFAULT_CONFIG_PATH
+        path = camera.config_path
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([f"{path}:1: (file): not found"]) from None
+        hint = f" (sudo make install NAME={camera.name} writes it)" if camera.name else ""
+        raise ConfigError([f"{path}:1: (file): not found{hint}"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError([f"{path}:1: (file): cannot read: {reason}"]) from None
-    return parse_config(text, str(path), path.resolve().parent)
+    return camera.localize(parse_config(text, str(path), path.resolve().parent))
 
 
 def to_yaml(config: Config) -> str:

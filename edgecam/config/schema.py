@@ -33,7 +33,8 @@ from edgecam.config.fields import (
 class CameraConfig:
     source: str = setting(
         "picamera2",
-        "picamera2 | /dev/video0 | 0 | rtsp://… | http://… | tcp://… | clip.mp4 | photo.jpg | photos/",
+        "picamera2 | picamera2:1 | /dev/video0 | 0 | rtsp://… | http://… | tcp://… | clip.mp4 | photo.jpg | "
+        "photos/",
         parse=parse_source,
         path=source_is_path,
     )

@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from edgecam.config import Config, split_listen
+from edgecam.config import SINGLE, Camera, Config, split_listen
 
 ENV = "EDGECAM_IP_ALLOW"
 ANY = "any"
@@ -105,12 +105,13 @@ def allowed(found: list[Reach]) -> list[str]:
     return sorted({reach.address for reach in found if reach.address is not None})
 
 
-def dropin(config: Config, source: str) -> str:
+def dropin(config: Config, source: str, camera: Camera = SINGLE) -> str:
     """The drop-in that lets the service reach what `config` (read from `source`) names."""
     found = reaches(config)
     entries = allowed(found)
-    lines = [f"# Written by `sudo make install` (edgecam ip-filter) from {source}: after editing",
-             "# the config, run `sudo make install` again rather than editing this file.",
+    install = camera.install_command
+    lines = [f"# Written by `{install}` (edgecam ip-filter) from {source}: after editing",
+             f"# the config, run `{install}` again rather than editing this file.",
              "[Service]"]
     if not entries:
         lines.append("# The config reaches nothing beyond localhost: the unit's filter stands.")
@@ -132,7 +133,7 @@ def blocked(config: Config, allow: str) -> list[Reach]:
     return [reach for reach in reaches(config) if reach.address not in words]
 
 
-def check(config: Config) -> str | None:
+def check(config: Config, camera: Camera = SINGLE) -> str | None:
     """One line saying what the service's filter blocks; None if nothing, or not under the unit."""
     allow = os.environ.get(ENV)
     if allow is None:
@@ -141,5 +142,5 @@ def check(config: Config) -> str | None:
     if not found:
         return None
     return (f"the service's IP filter (IPAddressAllow={allow}) blocks "
-            f"{'; '.join(reach.describe() for reach in found)}: run `sudo make install` again, "
+            f"{'; '.join(reach.describe() for reach in found)}: run `{camera.install_command}` again, "
             "which derives the filter from the config")

@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from edgecam.config import Config, load_config
+from edgecam.config import SINGLE, Camera, Config, load_config
 from edgecam.daemon import ipfilter
 from edgecam.daemon.board_watch import BoardWatch
+from edgecam.daemon.claims import Claims
 from edgecam.daemon.logs import set_level
 from edgecam.daemon.memory import pin_mmap_threshold
 from edgecam.daemon.notify import Notifier, Watchdog
@@ -50,10 +51,12 @@ _STATUS_S = 5.0
 class Daemon:
     """`edgecam run`. Side effects (sd_notify, the journal) are injectable for tests."""
 
-    def __init__(self, config_path: str | None, *, source: str | None = None,
+    def __init__(self, config_path: str | None, *, camera: Camera = SINGLE, source: str | None = None,
                  print_results: bool = False, notifier: Notifier | None = None,
                  journal_sender: Callable[[], Sender | None] = systemd_sender) -> None:
         self._config_path = config_path
+        self._camera = camera
+        self._claims = Claims(camera, config_path)
         self._source_override = source
         self._notifier = notifier or Notifier()
         self._stop = threading.Event()
@@ -62,7 +65,7 @@ class Daemon:
         self._stats = Stats()
         self._board = BoardWatch(self._stats)
         self._watchdog = Watchdog(self._notifier)
-        context = OutputContext(self._stats, journal_sender, print_results)
+        context = OutputContext(self._stats, journal_sender, print_results, camera.name)
         self._pipeline = Pipeline(self._stats, context, self._watchdog)
         self._config: Config | None = None
 
@@ -97,7 +100,7 @@ class Daemon:
             self._signals.close()
 
     def _load(self) -> Config:
-        config = load_config(self._config_path)
+        config = load_config(self._config_path, self._camera)
         if self._source_override:
             config = dataclasses.replace(
                 config, camera=dataclasses.replace(config.camera, source=self._source_override))
@@ -107,6 +110,7 @@ class Daemon:
         """Starts every part in order; False if a stop signal came first."""
         config = self._config = self._load()
         set_level(config.log_level)
+        self._claims.hold(config)  # another instance using its socket, ports or camera: one line
         self._warn_if_filtered(config)
         self._notifier.status("loading the model")
         classifier = make_classifier(config.model)
@@ -184,6 +188,7 @@ class Daemon:
             self._pipeline.close()
         except Exception:
             log.exception("error while stopping")
+        self._claims.close()
         self._notifier.close()
 
     def _first_source(self, config: Config, classifier: ImageClassifier) -> Source | None:
@@ -200,10 +205,9 @@ class Daemon:
         source.open()
         return source
 
-    @staticmethod
-    def _warn_if_filtered(config: Config) -> None:
+    def _warn_if_filtered(self, config: Config) -> None:
         """One line when the unit's IP filter blocks what the config reaches (it would time out)."""
-        blocked = ipfilter.check(config)
+        blocked = ipfilter.check(config, self._camera)
         if blocked:
             log.warning("%s", blocked)
 
@@ -238,14 +242,17 @@ class Daemon:
         current = inference.settings.classifier
         running = {zone.name: zone.classifier for zone in inference.settings.zones}
         try:
+            self._claims.hold(new)
             # A head file rewritten by `edgecam learn` is re-read even if the config is unchanged.
             classifier = refresh_classifier(current, old.model, new.model)
             prepared = self._pipeline.prepare(old, new, classifier)
         except EdgecamError as exc:
+            self._claims.keep_only(old)
             log.error("reload refused: %s; still running on the previous config", exc)
             return
         set_level(new.log_level)
         self._pipeline.apply(old, prepared)
+        self._claims.keep_only(new)
         self._config = new
         changed = [name for name in ("camera", "model", "pipeline", "outputs", "zones", "snapshots",
                                      "log_level")

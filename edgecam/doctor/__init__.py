@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecam.config import DEFAULT_CONFIG_PATH, Config, load_config
+from edgecam.config import SINGLE, Camera, Config, load_config
 from edgecam.daemon.board import read_board
 from edgecam.doctor.camera import check_camera
 from edgecam.doctor.check import Check, failed, passed
@@ -34,21 +34,22 @@ ORDER = ("platform", "config", "runtime", "model", "camera", "socket folder", "j
          "groups", "memory", "disk", "temperature", "throttling", "clock")
 
 
-def run_checks(config_path: str | None) -> list[Check]:
-    """Every check, in ORDER; `config_path` as `-c` (None: /etc/edgecam/edgecam.yaml or the defaults)."""
-    config_check, config = _check_config(config_path)
+def run_checks(config_path: str | None, camera: Camera = SINGLE) -> list[Check]:
+    """Every check, in ORDER; `config_path` as `-c` (None: the camera's, /etc/edgecam/NAME.yaml;
+    without --camera /etc/edgecam/edgecam.yaml or the defaults)."""
+    config_check, config = _check_config(config_path, camera)
     runtime = check_runtime()
     found = [check_machine(), config_check, runtime, check_groups(), check_memory(),
              *check_board(read_board()), check_clock()]
     if config is not None:
-        found += _configured(config, runtime.ok)
+        found += _configured(config, runtime.ok, camera)
     by_name = {check.check: check for check in found}
     return [by_name.get(name) or failed(name, "not checked: the config does not load",
                                         "fix the config first")
             for name in ORDER]
 
 
-def _configured(config: Config, runtime_ok: bool) -> list[Check]:
+def _configured(config: Config, runtime_ok: bool, instance: Camera) -> list[Check]:
     """The checks of what the config names: model, camera, socket, journal, disk."""
     loaded = load_model(config.model, runtime_ok)
     socket = config.outputs.socket
@@ -58,13 +59,13 @@ def _configured(config: Config, runtime_ok: bool) -> list[Check]:
     model = check_model(config.model, loaded, frame) if isinstance(loaded, LoadedModel) else loaded
     return [model, camera, check_socket_folder(socket),
             check_journal(config.outputs.journal), check_socket_group(socket),
-            check_disk(head_path(None, config.model).parent)]
+            check_disk(head_path(None, config.model, instance.heads_dir).parent)]
 
 
-def _check_config(config_path: str | None) -> tuple[Check, Config | None]:
-    path = Path(config_path) if config_path else DEFAULT_CONFIG_PATH
+def _check_config(config_path: str | None, camera: Camera) -> tuple[Check, Config | None]:
+    path = Path(config_path) if config_path else camera.config_path
     try:
-        config = load_config(config_path)
+        config = load_config(config_path, camera)
     except ConfigError as exc:
         more = f" (and {len(exc.lines) - 1} more)" if len(exc.lines) > 1 else ""
         fix = (f"edit {path}; `edgecam check-config -c {path}` lists every error with its line"

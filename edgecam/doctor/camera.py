@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecam.config import CameraConfig
+from edgecam.config import CameraConfig, picamera_number
 from edgecam.doctor.check import Check, failed, passed
 from edgecam.doctor.socket import RunningDaemon
 from edgecam.doctor.users import user_name
@@ -112,7 +112,7 @@ def camera_fix(source: str, problem: str) -> str:
     if problem == NOT_INSTALLED:
         return ("on a Pi: sudo apt install python3-picamera2 (and sudo make install, whose virtualenv "
                 "sees it); elsewhere set camera.source to /dev/video0, a stream or a folder of images")
-    if source == "picamera2":
+    if picamera_number(source) is not None:
         return ("check the ribbon cable and that `rpicam-hello --list-cameras` lists the camera; stop "
                 "anything else using it (sudo systemctl stop edgecam)")
     if source.isdigit() or source.startswith("/dev/"):

@@ -65,3 +65,4 @@ class OutputContext:
     stats: Stats
     journal_sender: Callable[[], Sender | None]
     print_results: bool = False
+    camera: str = ""  # the instance's name (--camera), on every journal entry; "" without one

@@ -34,15 +34,17 @@ class JournalOutput(Output):
     name = "journal"
     stats_interval_s = STATS_INTERVAL_S
 
-    def __init__(self, sender: Sender | None) -> None:
+    def __init__(self, sender: Sender | None, camera: str = "") -> None:
         self._send = sender
+        # `journalctl EDGECAM_CAMERA=garage`: one camera's entries, whichever unit wrote them.
+        self._camera = {"EDGECAM_CAMERA": camera} if camera else {}
 
     def emit(self, result: Result) -> None:
         if self._send is None:
             print(f"edgecam: {result.text()} [index {result.top.index}, seq {result.seq}]",
                   file=sys.stderr, flush=True)
             return
-        self._send(**result.journal_fields())
+        self._send(**result.journal_fields(), **self._camera)
 
     def stats(self, snapshot: dict[str, Any]) -> None:
         text = f"stats: {status_line(snapshot, None)}"
@@ -53,7 +55,7 @@ class JournalOutput(Output):
         self._send(MESSAGE=text, PRIORITY="6", SYSLOG_IDENTIFIER="edgecam",
                    EDGECAM_FRAMES_CAPTURED=str(frames["captured"]),
                    EDGECAM_FRAMES_CLASSIFIED=str(frames["classified"]),
-                   EDGECAM_FRAMES_DROPPED=str(frames["dropped"]))
+                   EDGECAM_FRAMES_DROPPED=str(frames["dropped"]), **self._camera)
 
     def reusable(self, config: OutputsConfig) -> bool:
         return True  # it has no settings

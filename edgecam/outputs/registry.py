@@ -33,7 +33,7 @@ class Kind:
 
 
 KINDS = (
-    Kind("journal", lambda c, x: c.journal.enabled, lambda c, x: JournalOutput(x.journal_sender())),
+    Kind("journal", lambda c, x: c.journal.enabled, lambda c, x: JournalOutput(x.journal_sender(), x.camera)),
     Kind("socket", lambda c, x: c.socket.enabled,
          lambda c, x: SocketOutput(c.socket.path, c.socket.mode, x.stats)),
     Kind("metrics", lambda c, x: c.metrics.enabled, lambda c, x: MetricsOutput(c.metrics.listen, x.stats)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edgecam.config import CameraConfig
+from edgecam.config import CameraConfig, picamera_number
 from edgecam.sources.base import Source
 from edgecam.sources.images import IMAGE_SUFFIXES, ImageSource
 from edgecam.sources.opencv import OpenCVSource
@@ -28,10 +28,11 @@ def make_source(camera: CameraConfig, input_size: tuple[int, int], max_behind_ms
     next keyframe, where the codec and the container allow it.
     """
     target = camera.source
-    if target == "picamera2":
+    number = picamera_number(target)
+    if number is not None:
         from edgecam.sources.picamera import Picamera2Source
 
-        return Picamera2Source(camera, input_size)
+        return Picamera2Source(camera, input_size, number)
     if target.isdigit() or target.startswith("/dev/"):
         return OpenCVSource(target, "device", width=camera.width, height=camera.height, fps=camera.fps,
                             timeout_s=camera.stall_timeout_s)

@@ -66,10 +66,11 @@ _ABANDON_WAIT_S = 0.2
 class Picamera2Source(Source):
     """Frames from the Pi camera's `lores` stream, as BGR images at the model's input size."""
 
-    name = "picamera2"
     awaited = True
 
-    def __init__(self, camera: CameraConfig, input_size: tuple[int, int]) -> None:
+    def __init__(self, camera: CameraConfig, input_size: tuple[int, int], number: int = 0) -> None:
+        self._number = number  # Picamera2(camera_num): a Pi 5 has two camera ports
+        self.name = "picamera2" if number == 0 else f"picamera2:{number}"
         self._main_size = (camera.width, camera.height)
         self._input_size = input_size
         self._fps = camera.fps
@@ -100,18 +101,19 @@ class Picamera2Source(Source):
             cameras = Picamera2.global_camera_info()
         except Exception as exc:
             raise SourceError(f"camera.source: picamera2: cannot list cameras: {_reason(exc)}") from None
-        if not cameras:
-            raise SourceError(_no_camera())
-        model = cameras[0].get("Model", "camera")
+        number = self._number
+        if number >= len(cameras):
+            raise SourceError(_no_camera(number, len(cameras)))
+        model = cameras[number].get("Model", "camera")
         try:
-            camera = Picamera2(0)
+            camera = Picamera2(number)
         except IndexError:  # unplugged between the listing and the open
-            raise SourceError(_no_camera()) from None
+            raise SourceError(_no_camera(number, 0)) from None
         except Exception as exc:
             reason = _reason(exc)
             hint = " (is another program, or another edgecam, using the camera?)" if _busy(reason) else ""
-            raise SourceError(f"camera.source: picamera2 camera 0 ({model}): cannot open: {reason}{hint}"
-                              ) from None
+            raise SourceError(f"camera.source: picamera2 camera {number} ({model}): cannot open: "
+                              f"{reason}{hint}") from None
 
         try:
             config = self._configuration(camera, libcamera)
@@ -119,13 +121,13 @@ class Picamera2Source(Source):
             camera.start()
         except Exception as exc:
             _close_camera(camera)
-            raise SourceError(f"camera.source: picamera2 camera 0 ({model}): cannot start: {_reason(exc)}"
-                              ) from None
+            raise SourceError(f"camera.source: picamera2 camera {number} ({model}): cannot start: "
+                              f"{_reason(exc)}") from None
         lores = camera.stream_configuration("lores")
         self._lores_width = lores["size"][0]
         self._camera, self._pending = camera, None
         main = camera.stream_configuration("main")
-        log.info("source picamera2 opened (%s, main %dx%d %s, lores %dx%d %s, %.3g fps)", model,
+        log.info("source %s opened (%s, main %dx%d %s, lores %dx%d %s, %.3g fps)", self.name, model,
                  *main["size"], main["format"], *lores["size"], lores["format"], self._fps)
 
     def _configuration(self, camera: Any, libcamera: Any) -> dict[str, Any]:
@@ -252,9 +254,12 @@ def _release_late_result(camera: Any, job: Any) -> None:
         log.debug("picamera2: releasing an abandoned request failed: %s", _reason(exc))
 
 
-def _no_camera() -> str:
-    return ("camera.source: picamera2: no camera detected on the CSI port (check the ribbon "
-            "cable and that `rpicam-hello --list-cameras` lists it)")
+def _no_camera(number: int, found: int) -> str:
+    if not found:
+        return ("camera.source: picamera2: no camera detected on the CSI port (check the ribbon "
+                "cable and that `rpicam-hello --list-cameras` lists it)")
+    return (f"camera.source: picamera2:{number}: {found} camera(s) detected, numbered from 0 (check "
+            "the ribbon cable and that `rpicam-hello --list-cameras` lists it)")
 
 
 def _busy(reason: str) -> bool:

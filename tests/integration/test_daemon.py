@@ -131,7 +131,9 @@ def test_second_daemon_on_the_same_socket_is_refused(tmp_path: Path, daemons) ->
     first.client().messages("classification", 1)
     second = daemons(config)
     assert second.proc.wait(60) == 69
-    assert "in use by another running edgecam" in second.log()
+    # Named by the first one's claim (daemon.claims), before the socket is even tried.
+    assert (f"outputs.socket.path: {first.socket_path} is already used by the default camera "
+            f"({first.config_path}, pid {first.proc.pid})") in second.log()
     assert "Traceback" not in second.log()
     assert first.proc.poll() is None
     first.client().results(1)

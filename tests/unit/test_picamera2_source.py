@@ -334,3 +334,50 @@ def test_libcamera_logging_is_quiet_unless_asked(rig: Rig, monkeypatch: pytest.M
     src.open()
     src.close()
     assert os.environ["LIBCAMERA_LOG_LEVELS"] == "*:DEBUG"
+
+
+# -- two cameras (a Raspberry Pi 5 has two ports): camera.source picamera2:N --------------------
+
+IMX219 = {"Model": "imx219", "Location": 2, "Rotation": 0,
+          "Id": "/base/axi/pcie@120000/rp1/i2c@80000/imx219@10", "Num": 1}
+
+
+def test_picamera2_n_opens_camera_n_and_each_camera_gives_its_own_frames(rig: Rig) -> None:
+    """Picamera2(camera_num): camera 0 shows the cat, camera 1 the parrot, both open at once."""
+    rig.cameras = [dict(IMX708), dict(IMX219)]
+    rig.camera_images = {1: [photo("parrot.jpg")]}
+    first, second = source(), make_source(CameraConfig(source="picamera2:1"), INPUT_SIZE)
+    assert (first.name, second.name) == ("picamera2", "picamera2:1")
+    first.open()
+    try:
+        second.open()
+        try:
+            frames = [src.read(threading.Event()) for src in (first, second)]
+        finally:
+            second.close()
+    finally:
+        first.close()
+    assert [args for name, args in rig.calls if name == "__init__"] == [0, 1]
+    cat = cv2.resize(photo("cat.bmp"), LORES_4_3, interpolation=cv2.INTER_AREA)
+    parrot = cv2.resize(photo("parrot.jpg"), LORES_4_3, interpolation=cv2.INTER_AREA)
+    assert frames[0] is not None and frames[1] is not None
+    assert np.abs(frames[0].astype(int) - cat.astype(int)).mean() < 4
+    assert np.abs(frames[1].astype(int) - parrot.astype(int)).mean() < 4
+
+
+def test_a_camera_already_open_is_refused_as_busy(rig: Rig) -> None:
+    first = source()
+    first.open()
+    try:
+        with pytest.raises(SourceError) as excinfo:
+            source().open()
+    finally:
+        first.close()
+    message = one_line_error(excinfo)
+    assert "camera 0 (imx708)" in message and "Device or resource busy" in message
+
+
+def test_a_camera_number_beyond_the_cameras_found(rig: Rig) -> None:
+    with pytest.raises(SourceError) as excinfo:
+        make_source(CameraConfig(source="picamera2:1"), INPUT_SIZE).open()
+    assert "picamera2:1: 1 camera(s) detected, numbered from 0" in one_line_error(excinfo)

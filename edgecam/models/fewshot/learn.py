@@ -50,14 +50,16 @@ from edgecam.sources.base import Source
 Say = Callable[[str], None]
 
 
-def head_path(explicit: str | None, model: ModelConfig) -> Path:
-    """--head, else model.head, else the default head file."""
-    return Path(explicit or model.head or DEFAULT_HEAD_PATH)
+def head_path(explicit: str | None, model: ModelConfig, heads_dir: Path = DEFAULT_HEAD_PATH.parent
+              ) -> Path:
+    """--head, else model.head, else default.head in the camera's heads folder."""
+    return Path(explicit or model.head or heads_dir / DEFAULT_HEAD_PATH.name)
 
 
-def zone_head_path(explicit: str | None, zone: ZoneConfig) -> Path:
+def zone_head_path(explicit: str | None, zone: ZoneConfig, heads_dir: Path = DEFAULT_HEAD_PATH.parent
+                   ) -> Path:
     """--head, else the zone's own head (never the top level's), else NAME.head beside default.head."""
-    return Path(explicit or zone.model.head or DEFAULT_HEAD_PATH.with_name(f"{zone.name}.head"))
+    return Path(explicit or zone.model.head or heads_dir / f"{zone.name}.head")
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,12 @@ class Target:
 
 
 def find_target(config: Config, zone_name: str | None, head: str | None = None,
-                model_path: str | None = None) -> Target:
+                model_path: str | None = None, heads_dir: Path = DEFAULT_HEAD_PATH.parent) -> Target:
     """The head and extractor for the whole frame or the zone named `zone_name`, with the
-    command's --head and --model; one line listing the config's zones for a zone it lacks."""
+    command's --head and --model (`heads_dir`: the camera's, where heads go by default); one
+    line listing the config's zones for a zone it lacks."""
     if zone_name is None:
-        model, path, key, zone = config.model, head_path(head, config.model), "model", None
+        model, path, key, zone = config.model, head_path(head, config.model, heads_dir), "model", None
     else:
         index = next((i for i, z in enumerate(config.zones) if z.name == zone_name), None)
         if index is None:
@@ -89,7 +92,8 @@ def find_target(config: Config, zone_name: str | None, head: str | None = None,
                                if names else f"--zone {zone_name}: the config has no zones: "
                                f"define {zone_name} under zones: first")
         zone = config.zones[index]
-        model, path, key = config.zone_model(zone), zone_head_path(head, zone), f"zones[{index}].model"
+        model, key = config.zone_model(zone), f"zones[{index}].model"
+        path = zone_head_path(head, zone, heads_dir)
     if model_path:
         model = replace(model, path=model_path)
     return Target(model, path, key, zone)
