@@ -37,7 +37,7 @@ ORDER = ("platform", "config", "runtime", "model", "camera", "socket folder", "j
 def run_checks(config_path: str | None) -> list[Check]:
     """Every check, in ORDER; `config_path` as `-c` (None: /etc/edgecam/edgecam.yaml or the defaults)."""
     config_check, config = _check_config(config_path)
-    runtime = check_runtime()
+    runtime = check_runtime(config.model if config is not None else None)
     found = [check_machine(), config_check, runtime, check_groups(), check_memory(),
              *check_board(read_board()), check_clock()]
     if config is not None:
