@@ -4,9 +4,9 @@ OpenCV, a TensorFlow Lite runtime, picamera2 and paho-mqtt 2.x come from apt
 (Raspberry Pi OS, in a virtualenv made with --system-site-packages) or from
 pip extras, and only some commands and configs need each. One that is missing
 ends the work with one line naming what to install and an exit code of its
-own (errors.py, 80-83), never an ImportError's traceback. The modules that
+own (errors.py, 80-85), never an ImportError's traceback. The modules that
 import a piece lazily raise MissingDependency themselves (models/runtime.py,
-sources/picamera.py, outputs/mqtt_client.py); OpenCV is imported at the top
+models/onnx.py, picam.py, outputs/mqtt_client.py); OpenCV is imported at the top
 of many modules, so the CLI turns a ModuleNotFoundError of a piece's module
 into its line (`from_import_error`, at one seam: cli._call).
 """
@@ -18,7 +18,15 @@ import platform
 import struct
 from dataclasses import dataclass
 
-from edgecam.errors import EX_NO_OPENCV, EX_NO_PAHO, EX_NO_PICAMERA2, EX_NO_RUNTIME, EdgecamError
+from edgecam.errors import (
+    EX_NO_HAILORT,
+    EX_NO_ONNXRUNTIME,
+    EX_NO_OPENCV,
+    EX_NO_PAHO,
+    EX_NO_PICAMERA2,
+    EX_NO_RUNTIME,
+    EdgecamError,
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,13 @@ PICAMERA2 = Piece(("picamera2", "libcamera"), EX_NO_PICAMERA2,
 PAHO = Piece(("paho",), EX_NO_PAHO,
              "outputs.mqtt needs paho-mqtt 2.x: pip install 'edgecam[mqtt]' into the virtualenv "
              "(bookworm's python3-paho-mqtt is 1.6, whose API differs)")
-PIECES = (OPENCV, RUNTIME, PICAMERA2, PAHO)
+ONNXRUNTIME = Piece(("onnxruntime",), EX_NO_ONNXRUNTIME,
+                    "an .onnx model needs ONNX Runtime: pip install 'edgecam[onnx]' into the "
+                    "virtualenv (on a Jetson: NVIDIA's onnxruntime-gpu wheel for its JetPack)")
+HAILORT = Piece(("hailo_platform",), EX_NO_HAILORT,
+                "a .hef model needs the Hailo runtime: sudo apt install hailo-all, then reboot "
+                "(and make the virtualenv with --system-site-packages)")
+PIECES = (OPENCV, RUNTIME, PICAMERA2, PAHO, ONNXRUNTIME, HAILORT)
 
 #: what `uname -m` and dpkg call the 32-bit platforms no runtime has a wheel for
 _32BIT = {"armv6l", "armv7l", "armv8l", "armhf", "armel", "i386", "i486", "i586", "i686"}

@@ -4,7 +4,7 @@ Everything a user can get wrong (a config, a model file, an image, a camera)
 raises one of these. The CLI prints `edgecam: <message>` and exits with the
 code, never a traceback. The codes follow sysexits(3) so that systemd units
 (RestartPreventExitStatus=) and scripts can tell a bad config from a crash;
-80-83, past sysexits' range, say which optional piece is not installed
+80-85, past sysexits' range, say which optional piece is not installed
 (edgecam/dependencies.py), since each has its own fix.
 """
 
@@ -18,6 +18,8 @@ EX_NO_OPENCV = 80  # OpenCV (cv2) is not installed
 EX_NO_RUNTIME = 81  # no TensorFlow Lite runtime (LiteRT, tflite-runtime) is installed
 EX_NO_PICAMERA2 = 82  # camera.source is picamera2 and picamera2 is not installed
 EX_NO_PAHO = 83  # outputs.mqtt is enabled and paho-mqtt 2.x is not installed (absent, or 1.x)
+EX_NO_ONNXRUNTIME = 84  # an .onnx model and onnxruntime is not installed
+EX_NO_HAILORT = 85  # a .hef model and the Hailo runtime (hailo_platform, apt's hailo-all) is not installed
 
 
 class EdgecamError(Exception):

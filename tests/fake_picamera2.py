@@ -23,6 +23,9 @@ raspberrypi/picamera2 0.3.36 (picamera2/picamera2.py, request.py, job.py):
 - `capture_request(wait=False)` returns a job; `wait(job, timeout)` returns the
   CompletedRequest or raises TimeoutError (concurrent.futures); a job cancelled
   by `cancel_all_and_flush()` raises CancelledError.
+- `CompletedRequest.get_metadata()` returns the frame's metadata dict (the
+  rig's `metadata_for`, e.g. the IMX500's tensors: fake_picamera2_devices).
+- `Picamera2.camera_properties["PixelArraySize"]`: the sensor's full size.
 - `CompletedRequest.make_array(name)` returns a copy: YUV420 as
   (height * 3 / 2, stride) I420 planes, RGB888 as (height, width, 3) in B, G, R
   order. `release()` more often than acquired raises RuntimeError.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import time
 import types
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +71,8 @@ class Rig:
     instances: list[FakePicamera2] = field(default_factory=list)
     requests: list[FakeRequest] = field(default_factory=list)
     frame_count: int = 0
+    #: a frame number's request metadata (None: only SensorTimestamp)
+    metadata_for: Callable[[int], dict[str, Any]] | None = None
 
     def images_of(self, camera_num: int) -> list[np.ndarray]:
         return self.camera_images.get(camera_num, self.images)
@@ -154,6 +160,13 @@ class FakeRequest:
         image = self._images[self.number % len(self._images)]
         return render(image, stream["format"], stream["size"], stream["stride"])
 
+    def get_metadata(self) -> dict[str, Any]:
+        if self.ref_count <= 0:
+            raise AssertionError("get_metadata on a released request")
+        if self._rig.metadata_for is None:
+            return {"SensorTimestamp": 1_000_000 * self.number}
+        return self._rig.metadata_for(self.number)
+
     def release(self) -> None:
         self.ref_count -= 1
         if self.ref_count < 0:
@@ -223,6 +236,12 @@ class FakePicamera2:
         self.camera_num = camera_num
         self.is_open = True
         rig.instances.append(self)
+
+    @property
+    def camera_properties(self) -> dict[str, Any]:
+        size = {"imx500": (4056, 3040), "imx708": (4608, 2592)}.get(self.info["Model"], (3280, 2464))
+        return {"Model": self.info["Model"], "PixelArraySize": size, "Location": self.info["Location"],
+                "Rotation": self.info["Rotation"]}
 
     @property
     def camera_controls(self) -> dict[str, tuple[Any, Any, Any]]:

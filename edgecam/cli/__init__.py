@@ -20,7 +20,7 @@ from edgecam import __version__
 from edgecam.config import SINGLE, Camera, Config, load_config, to_yaml
 from edgecam.daemon.logs import setup_logging
 from edgecam.dependencies import from_import_error
-from edgecam.errors import EX_DATAERR, EX_NOINPUT, ConfigError, EdgecamError
+from edgecam.errors import EX_DATAERR, EX_NOINPUT, ConfigError, EdgecamError, ModelError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,7 +103,8 @@ def _classify_parser(commands: argparse._SubParsersAction,
     classify = commands.add_parser("classify", help="classify image files once")
     classify.add_argument("images", nargs="+", metavar="IMAGE")
     config_option(classify)
-    classify.add_argument("--model", metavar="M", help="a .tflite model (default: model.path)")
+    classify.add_argument("--model", metavar="M",
+                          help="a .tflite, .onnx or .hef model (default: model.path)")
     classify.add_argument("--labels", metavar="L", help="its labels file (default: model.labels)")
     classify.add_argument("--head", metavar="FILE",
                           help="classify with the classes learned in this head file (default: "
@@ -176,13 +177,19 @@ def _ip_filter(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     import cv2
 
-    from edgecam.models.factory import make_classifier
+    from edgecam.models.factory import make_classifier, on_camera_sensor
 
     model = _config(args).model
     overrides = {"path": args.model, "labels": args.labels, "top_k": args.top_k, "head": args.head}
+    if args.model is not None:  # the back-end follows the file given (model.backend: auto)
+        overrides["backend"] = "auto"
     model = dataclasses.replace(model, **{k: v for k, v in overrides.items() if v is not None})
     if model.top_k < 1:
         raise EdgecamError("--top-k must be at least 1")
+    if on_camera_sensor(model):
+        raise ModelError(f"edgecam classify: {Path(model.path).name} runs on the AI Camera's sensor, "
+                         "on its own frames only: classify files with a .tflite, .onnx or .hef model "
+                         "(--model)")
     classifier = make_classifier(model)
     status = 0
     for image_path in args.images:

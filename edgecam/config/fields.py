@@ -100,6 +100,20 @@ def parse_source(value: Any) -> str:
     return text
 
 
+MAX_THREADS = 64
+
+
+def parse_threads(value: Any) -> int | str:
+    """`auto` (measured at start, models.threads) or a count; 0 = one per CPU core."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected auto or a whole number, got {value!r}")
+    if not 0 <= value <= MAX_THREADS:
+        raise ValueError(f"{value!r} is out of range (auto, or 0..{MAX_THREADS})")
+    return value
+
+
 def parse_head_path(value: Any) -> str:
     """A head file path; null (no head) never reaches here."""
     if not isinstance(value, str):

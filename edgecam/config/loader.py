@@ -98,7 +98,8 @@ class _Loader:
         # A section's own cross-field rules (`problems()`), once its fields are each valid.
         if hasattr(built, "problems") and not rejected:
             for key, problem in built.problems():
-                self.error(key_nodes.get(key, node), f"{keypath}.{key}" if keypath else key, problem)
+                self.error(_key_node(node, key, key_nodes), f"{keypath}.{key}" if keypath else key,
+                           problem)
         return built
 
     def scalar(self, spec: dataclasses.Field, hint: Any, node: yaml.Node, where: str
@@ -316,6 +317,21 @@ def _value_node(mapping: yaml.Node, key: str) -> yaml.Node | None:
             if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
                 return value_node
     return None
+
+
+def _key_node(node: yaml.Node, key: str, key_nodes: dict[str, yaml.Node]) -> yaml.Node:
+    """The node a section's problem about `key` points at; a dotted key (camera.source) is
+    looked for inside the nested section, else the nearest section written in the file."""
+    first, _, rest = key.partition(".")
+    found = key_nodes.get(first, node)
+    if rest:
+        inner = _value_node(node, first)
+        for part in rest.split("."):
+            for key_node, _value in (inner.value if isinstance(inner, yaml.MappingNode) else ()):
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == part:
+                    found = key_node
+            inner = _value_node(inner, part) if inner is not None else None
+    return found
 
 
 def _is_null(node: yaml.Node) -> bool:

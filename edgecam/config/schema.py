@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from edgecam.config.backends import BACKENDS, backend_mismatch, camera_problems
 from edgecam.config.fields import (
     check_crop,
     existing_file,
@@ -21,6 +22,7 @@ from edgecam.config.fields import (
     parse_listen,
     parse_mode,
     parse_source,
+    parse_threads,
     parse_topic_prefix,
     parse_zone_name,
     section,
@@ -52,10 +54,18 @@ class CameraConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = setting("/var/lib/edgecam/models/mobilenet_v2_1.0_224_quant.tflite",
-                        "the .tflite image classifier", path=True)
+                        "the image classifier: .tflite (LiteRT), .onnx (ONNX Runtime), .rpk (the AI "
+                        "Camera's IMX500) or .hef (an AI Kit / AI HAT+'s Hailo)", path=True)
     labels: str = setting("/var/lib/edgecam/models/imagenet_labels.txt",
-                          "labels file, one label a line", path=True)
-    threads: int = setting(0, "inference threads; 0 = one per CPU core", min=0, max=64)
+                          "labels file, one label a line (an .rpk's own labels are used unless this "
+                          "is changed from the default)", path=True)
+    backend: str = setting("auto", "what runs the model; auto: chosen from model.path's suffix",
+                           choices=BACKENDS)
+    providers: tuple[str, ...] = setting(
+        (), "ONNX Runtime execution providers, in order of preference (empty: CPUExecutionProvider); "
+        "on a Jetson: [TensorrtExecutionProvider, CUDAExecutionProvider]")
+    threads: int | str = setting("auto", "inference threads on the CPU: auto = measured at start; "
+                                 "0 = one per CPU core", parse=parse_threads)
     top_k: int = setting(3, "labels reported per result", min=1, max=100)
     resize: str = setting("crop", "crop: keep the aspect ratio, cut the sides; stretch: squash",
                           choices=("crop", "stretch"))
@@ -66,6 +76,11 @@ class ModelConfig:
     head_min_similarity: float = setting(
         0.6, "with a head: an image whose cosine similarity to every class is lower is `unknown`",
         min=0, max=1)
+
+
+    def problems(self) -> list[tuple[str, str]]:
+        mismatch = backend_mismatch(self.backend, self.path)
+        return [("backend", mismatch)] if mismatch else []
 
 
 @dataclass(frozen=True)
@@ -222,6 +237,11 @@ class Config:
     snapshots: SnapshotsConfig = section(SnapshotsConfig)
     log_level: str = setting("info", "debug | info | warning | error",
                              choices=("debug", "info", "warning", "error"))
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What the model's back-end asks of the camera and the zones (config.backends)."""
+        return camera_problems(self.model.backend, self.model.path, self.camera.source,
+                               tuple(zone.model.path for zone in self.zones))
 
     def zone_model(self, zone: ZoneConfig) -> ModelConfig:
         """The model a zone classifies with: its own keys, the rest the top level's."""

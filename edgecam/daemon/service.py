@@ -31,7 +31,7 @@ from edgecam.daemon.notify import Notifier, Watchdog
 from edgecam.daemon.signals import Signals
 from edgecam.errors import EX_SOFTWARE, ConfigError, EdgecamError
 from edgecam.models.base import ImageClassifier
-from edgecam.models.factory import make_classifier, refresh_classifier
+from edgecam.models.factory import close_classifier, make_classifier, on_camera_sensor, refresh_classifier
 from edgecam.outputs.base import OutputContext, Sender
 from edgecam.outputs.journal import systemd_sender
 from edgecam.pipeline.pipeline import Pipeline
@@ -240,6 +240,11 @@ class Daemon:
                       len(exc.lines))
             return
         current = inference.settings.classifier
+        if new.model != old.model and on_camera_sensor(old.model, new.model):
+            log.error("reload refused: the AI Camera's network is uploaded to the sensor when edgecam "
+                      "starts: restart it to change the model (systemctl restart %s); still "
+                      "running on the previous config", self._camera.unit.removesuffix(".service"))
+            return
         running = {zone.name: zone.classifier for zone in inference.settings.zones}
         try:
             self._claims.hold(new)
@@ -253,6 +258,8 @@ class Daemon:
         set_level(new.log_level)
         self._pipeline.apply(old, prepared)
         self._claims.keep_only(new)
+        if classifier is not current and all(zone.classifier is not current for zone in prepared.zones):
+            close_classifier(current)  # the device an accelerator held (the Hailo) goes back
         self._config = new
         changed = [name for name in ("camera", "model", "pipeline", "outputs", "zones", "snapshots",
                                      "log_level")

@@ -38,7 +38,7 @@ def run_checks(config_path: str | None, camera: Camera = SINGLE) -> list[Check]:
     """Every check, in ORDER; `config_path` as `-c` (None: the camera's, /etc/edgecam/NAME.yaml;
     without --camera /etc/edgecam/edgecam.yaml or the defaults)."""
     config_check, config = _check_config(config_path, camera)
-    runtime = check_runtime()
+    runtime = check_runtime(config.model if config is not None else None)
     found = [check_machine(), config_check, runtime, check_groups(), check_memory(),
              *check_board(read_board()), check_clock()]
     if config is not None:

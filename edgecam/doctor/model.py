@@ -8,7 +8,6 @@ but is far too slow for the board shows here too.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +15,37 @@ from pathlib import Path
 import numpy as np
 
 from edgecam.config import ModelConfig
+from edgecam.config.backends import NAMES, backend_of
 from edgecam.doctor.check import Check, failed, passed
 from edgecam.doctor.machine import package_version
 from edgecam.errors import EdgecamError
 from edgecam.models.base import ImageClassifier
 from edgecam.models.factory import make_classifier
 from edgecam.models.fetch import DEFAULT_MODEL_DIR
+from edgecam.models.imx500 import Imx500Classifier
+from edgecam.models.onnx import onnxruntime
 from edgecam.models.runtime import interpreter_class
 
 # The pip distribution each runtime comes from, for its version.
 _DISTRIBUTIONS = {"LiteRT": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
                   "tensorflow.lite": "tensorflow"}
 _RUNTIME_FIX = "pip install 'edgecam[litert]' into edgecam's virtualenv (sudo make install does)"
+_ONNX_FIX = "pip install 'edgecam[onnx]' into edgecam's virtualenv"
 
 
-def check_runtime() -> Check:
+def check_runtime(model: ModelConfig | None = None) -> Check:
+    """The runtime the model's back-end needs: LiteRT's, ONNX Runtime, or the accelerator's
+    (checked as the model loads)."""
+    backend = backend_of(model.backend, model.path) if model is not None else "litert"
+    if backend == "onnx":
+        try:
+            ort = onnxruntime()
+        except EdgecamError as exc:
+            return failed("runtime", str(exc), _ONNX_FIX)
+        return passed("runtime", f"ONNX Runtime {ort.__version__} (onnxruntime), providers: "
+                                 f"{', '.join(ort.get_available_providers())}")
+    if backend != "litert":
+        return passed("runtime", f"the model runs on {NAMES[backend]}: checked as it loads (model)")
     try:
         _, name = interpreter_class()
     except EdgecamError as exc:
@@ -51,6 +66,8 @@ class LoadedModel:
 def load_model(model: ModelConfig, runtime_ok: bool) -> LoadedModel | Check:
     """The loaded model, or the failed check saying why it does not load."""
     if not runtime_ok:
+        if backend_of(model.backend, model.path) == "onnx":
+            return failed("model", "not loaded: onnxruntime is not installed", _ONNX_FIX)
         return failed("model", "not loaded: no TensorFlow Lite runtime", _RUNTIME_FIX)
     started = time.perf_counter()
     try:
@@ -70,6 +87,9 @@ def check_model(model: ModelConfig, loaded: LoadedModel, frame: np.ndarray | Non
     else:
         what = (f"{Path(model.path).name}: {width}x{height} input, {len(classifier.labels)} labels "
                 f"matching its outputs")
+    if isinstance(classifier, Imx500Classifier):
+        return passed("model", f"{what}, loaded in {loaded.load_ms:.0f} ms; it runs on the AI Camera's "
+                               f"sensor (camera {classifier.camera_num}), not on the CPU")
     image = frame if frame is not None else np.zeros((height, width, 3), np.uint8)
     try:
         result = classifier.classify(image)
@@ -77,11 +97,21 @@ def check_model(model: ModelConfig, loaded: LoadedModel, frame: np.ndarray | Non
         return failed("model", f"{what}; classifying a frame fails: {exc}",
                       "check that camera.source delivers colour or grey images")
     seen = f": {result.top.label} {result.top.score:.2f}" if frame is not None else ""
-    threads = model.threads or os.cpu_count() or 1
     return passed("model", f"{what}, loaded in {loaded.load_ms:.0f} ms; "
                            f"{'a camera' if frame is not None else 'a blank'} frame classified in "
-                           f"{result.inference_ms:.1f} ms ({threads} thread{'s' if threads > 1 else ''})"
-                           f"{seen}")
+                           f"{result.inference_ms:.1f} ms on {_where(classifier)}{seen}")
+
+
+def _where(classifier: ImageClassifier) -> str:
+    """What ran it: the runtime, and on the CPU the thread count (and how auto chose it)."""
+    model = getattr(classifier, "embedder", classifier)  # a head runs on its extractor
+    runtime, threads = getattr(model, "runtime", "?"), getattr(model, "threads", 0)
+    if not threads:
+        return runtime
+    choice = getattr(model, "thread_choice", None)
+    if choice is not None:
+        return f"{runtime}, threads: auto chose {choice.describe()}"
+    return f"{runtime}, {threads} thread{'s' if threads > 1 else ''}"
 
 
 def _model_fix(model: ModelConfig, problem: str) -> str:
@@ -95,5 +125,7 @@ def _model_fix(model: ModelConfig, problem: str) -> str:
         return f"set model.labels to the labels file that came with the model ({fetch} installs the " \
                "default model's)"
     if not Path(model.path).is_file():
-        return f"set model.path to your .tflite model, or download the default one: {fetch}"
-    return f"use a .tflite image classifier in model.path (the default one: {fetch})"
+        return f"set model.path to your model (.tflite, .onnx, .rpk or .hef), or download the " \
+               f"default one: {fetch}"
+    return f"use an image classifier in model.path (.tflite, .onnx, .rpk or .hef; the default " \
+           f"one: {fetch})"

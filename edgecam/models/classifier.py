@@ -1,4 +1,9 @@
-"""The image classifier: a .tflite model loaded once, checked, and reused for every frame."""
+"""The image classifier on the CPU: a .tflite (or .onnx) model loaded once, checked, reused.
+
+`open_image_model` is where the CPU back-ends meet: LiteRT's ImageModel here,
+ONNX Runtime's OnnxModel (models.onnx), with the same attributes and `run()`,
+and `model.threads: auto` (models.threads) measured on whichever it is.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,14 @@ from typing import Any
 import numpy as np
 
 from edgecam.config import ModelConfig
+from edgecam.config.backends import CPU_BACKENDS, NAMES, backend_mismatch, backend_of
 from edgecam.errors import MissingFileError, ModelError
 from edgecam.models.base import Classification, top_labels
 from edgecam.models.filesig import signatures
 from edgecam.models.labels import align_labels, read_labels
 from edgecam.models.preprocess import Preprocessor
 from edgecam.models.runtime import interpreter_class, quiet_runtime
+from edgecam.models.threads import ThreadChoice, auto_threads
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +48,12 @@ class ImageModel:
         self.model_path = model_path
         interpreter_cls, self.runtime = interpreter_class()
         self.threads = threads or os.cpu_count() or 1
+        #: how model.threads: auto chose `threads` (None: a fixed count)
+        self.thread_choice: ThreadChoice | None = None
         with quiet_runtime():
             self._interpreter = _open_interpreter(interpreter_cls, model_path, self.threads)
         inp, out = _check_signature(self._interpreter, model_path, kind,
-                                    output_ok or _is_class_scores, expected)
+                                    output_ok or is_class_scores, expected)
         self.input_dtype = np.dtype(inp["dtype"])
         self._input_index = inp["index"]
         self._output_index = out["index"]
@@ -63,7 +72,7 @@ class ImageModel:
         try:
             self._interpreter.invoke()
         except Exception as exc:
-            raise ModelError(f"{model_path}: inference fails: {_first_line(exc)}") from None
+            raise ModelError(f"{model_path}: inference fails: {first_line(exc)}") from None
 
     def run(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
             ) -> tuple[np.ndarray, float]:
@@ -90,15 +99,18 @@ class ImageModel:
 
 
 class Classifier:
-    """A quantized (or float) image classifier on LiteRT / TensorFlow Lite."""
+    """A quantized (or float) image classifier on the CPU: LiteRT, or ONNX Runtime for an .onnx."""
 
-    def __init__(self, model_path: str, labels_path: str, *, threads: int = 0, top_k: int = 3,
-                 resize: str = "crop") -> None:
+    def __init__(self, model_path: str, labels_path: str, *, threads: int | str = 0, top_k: int = 3,
+                 resize: str = "crop", backend: str = "auto", providers: tuple[str, ...] = ()
+                 ) -> None:
         self.model_path = model_path
         self.top_k = top_k
         self.loaded_files = signatures(model_path, labels_path)
-        self._model = ImageModel(model_path, threads=threads, resize=resize)
+        self._model = open_image_model(model_path, threads=threads, resize=resize, backend=backend,
+                                       providers=providers)
         self.runtime, self.threads = self._model.runtime, self._model.threads
+        self.thread_choice = self._model.thread_choice
         self.input_size = self._model.input_size
         outputs = self._model.outputs
         self.labels = align_labels(read_labels(labels_path), outputs, labels_path)
@@ -109,13 +121,45 @@ class Classifier:
     @classmethod
     def from_config(cls, config: ModelConfig) -> Classifier:
         return cls(config.path, config.labels, threads=config.threads, top_k=config.top_k,
-                   resize=config.resize)
+                   resize=config.resize, backend=config.backend, providers=config.providers)
 
     def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
                  ) -> Classification:
         """The top-k labels of a BGR (or BGRA, or gray) uint8 image (`before_invoke`: see ImageModel.run)."""
         scores, inference_ms = self._model.run(image, before_invoke)
         return Classification(top_labels(scores, self.top_k, self.labels), inference_ms)
+
+
+def open_image_model(model_path: str, *, threads: int | str, resize: str, backend: str = "auto",
+                     providers: tuple[str, ...] = (), kind: str = "image classifier",
+                     output_ok: Callable[[tuple[int, ...]], bool] | None = None,
+                     expected: str = "[1, classes]") -> Any:
+    """The model on the CPU back-end `backend` (auto: from the file's suffix); an ImageModel or an
+    OnnxModel, which share their attributes and run(). `threads: auto` measures each count."""
+    mismatch = backend_mismatch(backend, model_path)
+    if mismatch:
+        raise ModelError(f"model.backend: {mismatch}")
+    chosen = backend_of(backend, model_path)
+    if chosen not in CPU_BACKENDS:
+        raise ModelError(f"{model_path}: {NAMES[chosen]} does not run on the CPU: this needs a "
+                         ".tflite or .onnx model")
+
+    def load(count: int) -> Any:
+        if chosen == "onnx":
+            from edgecam.models.onnx import OnnxModel
+
+            return OnnxModel(model_path, threads=count or os.cpu_count() or 1, resize=resize,
+                             providers=providers, fallback=backend == "auto", kind=kind,
+                             output_ok=output_ok, expected=expected)
+        return ImageModel(model_path, threads=count, resize=resize, kind=kind, output_ok=output_ok,
+                          expected=expected)
+
+    if threads != "auto":
+        return load(int(threads))
+    model, choice = auto_threads(load)
+    model.thread_choice = choice
+    log.info("model.threads: auto: %s", choice.describe())
+    return model
 
 
 def _open_interpreter(interpreter_cls: type, model_path: str, threads: int) -> Any:
@@ -126,12 +170,12 @@ def _open_interpreter(interpreter_cls: type, model_path: str, threads: int) -> A
         interpreter = interpreter_cls(model_path=str(path), num_threads=threads)
         interpreter.allocate_tensors()
     except Exception as exc:
-        raise ModelError(f"{model_path}: not a usable TensorFlow Lite model: {_first_line(exc)}"
+        raise ModelError(f"{model_path}: not a usable TensorFlow Lite model: {first_line(exc)}"
                          ) from None
     return interpreter
 
 
-def _is_class_scores(shape: tuple[int, ...]) -> bool:
+def is_class_scores(shape: tuple[int, ...]) -> bool:
     return len(shape) == 2 and shape[0] == 1
 
 
@@ -159,6 +203,6 @@ def _check_signature(interpreter: Any, model_path: str, kind: str,
     return inp, out
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]

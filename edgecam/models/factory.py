@@ -8,6 +8,7 @@ branch in `make_classifier`.
 from __future__ import annotations
 
 from edgecam.config import ModelConfig
+from edgecam.config.backends import backend_of
 from edgecam.models.base import ImageClassifier
 from edgecam.models.classifier import Classifier
 from edgecam.models.fewshot.imprint import HeadClassifier
@@ -15,10 +16,32 @@ from edgecam.models.filesig import changed
 
 
 def make_classifier(config: ModelConfig) -> ImageClassifier:
-    """The classifier the model section asks for: a head's classes, or the model's own labels."""
+    """The classifier the model section asks for: a head's classes, or the model's own labels,
+    on the back-end model.backend (or the model file) names."""
     if config.head is not None:
         return HeadClassifier.from_config(config)
+    backend = backend_of(config.backend, config.path)
+    if backend == "imx500":
+        from edgecam.models.imx500 import Imx500Classifier
+
+        return Imx500Classifier(config)
+    if backend == "hailo":
+        from edgecam.models.hailo import HailoClassifier
+
+        return HailoClassifier(config)
     return Classifier.from_config(config)
+
+
+def on_camera_sensor(*models: ModelConfig) -> bool:
+    """Whether any of these model sections runs on the AI Camera's sensor."""
+    return any(backend_of(model.backend, model.path) == "imx500" for model in models)
+
+
+def close_classifier(classifier: ImageClassifier) -> None:
+    """Releases the device an accelerator's classifier holds (the Hailo); CPU ones hold none."""
+    close = getattr(classifier, "close", None)
+    if close is not None:
+        close()
 
 
 def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelConfig) -> ImageClassifier:
@@ -31,7 +54,8 @@ def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelCon
     """
     if changed(current.loaded_files):  # the model or labels file was replaced in place
         return make_classifier(new)
-    same_extractor = (new.path, new.threads, new.resize) == (old.path, old.threads, old.resize)
+    same_extractor = ((new.path, new.threads, new.resize, new.backend, new.providers)
+                      == (old.path, old.threads, old.resize, old.backend, old.providers))
     if isinstance(current, HeadClassifier) and new.head is not None and same_extractor:
         if new == old:
             return current.reloaded(new)

@@ -42,7 +42,8 @@ class Gauge:
 
 
 #: why frames were not classified: `dropped_<reason>` in Stats, frames.dropped_by_reason in the message
-DROP_REASONS = ("overwritten", "undecoded", "skipped_to_keyframe", "stale", "bad_frame")
+#: sensor_skipped: frames the AI Camera delivered without a result (its sensor had none for them)
+DROP_REASONS = ("overwritten", "undecoded", "skipped_to_keyframe", "stale", "bad_frame", "sensor_skipped")
 
 COUNTERS = (
     Counted("captured", "frames", "captured", "edgecam_frames_captured", "Frames the source delivered"),

@@ -21,6 +21,8 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from edgecam.models.base import Classification
+
 
 class Fitter(Protocol):
     """Crops and scales an image to the model's input size (preprocess.FrameFitter)."""
@@ -39,6 +41,8 @@ class Picture(ABC):
     superseded_reason: ClassVar[str] = "undecoded"
     #: decode() only hands over an image made earlier (no decoding, no conversion)
     instant: ClassVar[bool] = False
+    #: what the camera itself found in the picture (the AI Camera's sensor): no model runs on it
+    classification: Classification | None = None
 
     @abstractmethod
     def decode(self, fit: Fitter) -> np.ndarray:
@@ -58,6 +62,14 @@ class Decoded(Picture):
 
     def decode(self, fit: Fitter) -> np.ndarray:
         return self.image
+
+
+class Classified(Decoded):
+    """A frame the camera classified itself (the AI Camera's IMX500), with the sensor's result."""
+
+    def __init__(self, image: np.ndarray, classification: Classification) -> None:
+        super().__init__(image)
+        self.classification = classification
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,8 @@ class Inference:
 
     def _classify(self, frame: Frame, image: np.ndarray, settings: InferenceSettings) -> None:
         started = time.monotonic()
-        classification = settings.classifier.classify(image, self._release)
+        classification = (frame.picture.classification
+                          or settings.classifier.classify(image, self._release))
         done = time.monotonic()
         result = Result(frame.seq, frame.captured_wall, frame.age_ms(done), (done - started) * 1000,
                         classification)
@@ -166,7 +167,9 @@ class Inference:
                 continue
             zone.taken(taken)
             started = time.monotonic()
-            classification = zone.classifier.classify(zone.image(image), self._release)
+            # The AI Camera classified the zone itself: it is the sensor's region (models.imx500).
+            classification = (frame.picture.classification
+                              or zone.classifier.classify(zone.image(image), self._release))
             done = time.monotonic()
             result = Result(frame.seq, frame.captured_wall, frame.age_ms(done),
                             (done - started) * 1000, classification, zone.name)

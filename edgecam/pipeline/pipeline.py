@@ -21,6 +21,8 @@ from edgecam.config import Config, ModelConfig, SnapshotsConfig
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.base import ImageClassifier
+from edgecam.models.factory import close_classifier
+from edgecam.models.imx500 import Imx500Classifier, OnSensor
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs import registry
 from edgecam.outputs.base import OutputContext
@@ -78,6 +80,7 @@ class Pipeline:
     def start(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
         """Inference, then capture (its first frame then has somewhere to go)."""
         zones, self._classifiers = build_zones(config, {config.model: classifier}, ())
+        self._stack.callback(self._close_classifiers)  # last: after capture, which reads the sensor
         self.stats.set_zones(zone_names(config))
         self._snapshots = self._start_snapshots(config.snapshots)
         self._stack.callback(self._stop_snapshots)
@@ -119,7 +122,8 @@ class Pipeline:
         if (new.camera != old.camera or new.model.resize != old.model.resize
                 or new.pipeline.max_frame_age_ms != old.pipeline.max_frame_age_ms
                 or classifier.input_size != settings.classifier.input_size
-                or whole_frames(new) != whole_frames(old)):
+                or whole_frames(new) != whole_frames(old)
+                or on_sensor(new, classifier) != on_sensor(old, settings.classifier)):
             self._stop_capture()
             self.slot.clear()
             self._start_capture(new, classifier, None)
@@ -140,9 +144,16 @@ class Pipeline:
         # With zones the frame stays whole: each zone crops its part and fits that to its model;
         # with snapshots too, and the classifier fits it (on the inference thread) as it reads it.
         fit = IDENTITY if whole_frames(config) else FrameFitter(input_size, config.model.resize)
-        self.capture = Capture(lambda: make_source(camera, input_size, behind_ms), self.slot,
+        sensor = on_sensor(config, classifier)
+        self.capture = Capture(lambda: make_source(camera, input_size, behind_ms, sensor), self.slot,
                                self.stats, camera.stall_timeout_s, first_source=source, fit=fit)
         self.capture.start()
+
+    def _close_classifiers(self) -> None:
+        """Releases the devices the running classifiers hold (an accelerator's), once stopped."""
+        running = [self.inference.settings.classifier] if self.inference is not None else []
+        for classifier in {id(c): c for c in [*running, *self._classifiers.values()]}.values():
+            close_classifier(classifier)
 
     def _start_snapshots(self, config: SnapshotsConfig) -> SnapshotWriter | None:
         if not config.enabled:
@@ -158,3 +169,10 @@ class Pipeline:
     def _stop_capture(self) -> None:
         if self.capture is not None:
             self.capture.stop(timeout=_STOP_S)
+
+
+def on_sensor(config: Config, classifier: ImageClassifier) -> OnSensor | None:
+    """The AI Camera's network and its region (the one zone's, if any) when it classifies."""
+    if not isinstance(classifier, Imx500Classifier):
+        return None
+    return OnSensor(classifier, config.zones[0].crop) if config.zones else OnSensor(classifier)

@@ -112,8 +112,11 @@ def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier],
     return tuple(zones), classifiers
 
 
+_ExtractorKey = tuple[str, int | str, str, str, tuple[str, ...]]
+
+
 def _classifier(model: ModelConfig, current: dict[ModelConfig, ImageClassifier],
-                extractors: dict[tuple[str, int, str], Embedder]) -> ImageClassifier:
+                extractors: dict[_ExtractorKey, Embedder]) -> ImageClassifier:
     if model in current:
         return refresh_classifier(current[model], model, model)
     if model.head is not None and _extractor_key(model) in extractors:
@@ -124,5 +127,5 @@ def _classifier(model: ModelConfig, current: dict[ModelConfig, ImageClassifier],
     return classifier
 
 
-def _extractor_key(model: ModelConfig) -> tuple[str, int, str]:
-    return model.path, model.threads, model.resize
+def _extractor_key(model: ModelConfig) -> _ExtractorKey:
+    return model.path, model.threads, model.resize, model.backend, model.providers

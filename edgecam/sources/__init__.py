@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from edgecam.config import CameraConfig, picamera_number
+from edgecam.models.imx500 import OnSensor
 from edgecam.sources.base import Source
 from edgecam.sources.images import IMAGE_SUFFIXES, ImageSource
 from edgecam.sources.opencv import OpenCVSource
@@ -21,8 +22,11 @@ __all__ = ["OpenCVSource", "Source", "make_source"]
 log = logging.getLogger(__name__)
 
 
-def make_source(camera: CameraConfig, input_size: tuple[int, int], max_behind_ms: float = 200.0) -> Source:
+def make_source(camera: CameraConfig, input_size: tuple[int, int], max_behind_ms: float = 200.0,
+                sensor: OnSensor | None = None) -> Source:
     """The source `camera.source` names; `input_size` is the model's (width, height).
+
+    `sensor`: the AI Camera's network, whose results the Pi camera source reads per frame.
 
     A live stream more than `max_behind_ms` behind (pipeline.max_frame_age_ms) skips to its
     next keyframe, where the codec and the container allow it.
@@ -32,7 +36,7 @@ def make_source(camera: CameraConfig, input_size: tuple[int, int], max_behind_ms
     if number is not None:
         from edgecam.sources.picamera import Picamera2Source
 
-        return Picamera2Source(camera, input_size, number)
+        return Picamera2Source(camera, input_size, number, sensor)
     if target.isdigit() or target.startswith("/dev/"):
         return OpenCVSource(target, "device", width=camera.width, height=camera.height, fps=camera.fps,
                             timeout_s=camera.stall_timeout_s)

@@ -1,9 +1,16 @@
 """The Raspberry Pi camera through picamera2 (libcamera).
 
-This is the only module that imports picamera2, and only in `open()`:
-importing picamera2 starts libcamera and probes /dev/video* for the ISP, so
-doing it at import time would touch the hardware in every command, test and
-machine without a camera.
+picamera2 is imported only in `open()`, through edgecam.picam (the one module
+that imports it): importing picamera2 starts libcamera and probes /dev/video*
+for the ISP, so doing it at import time would touch the hardware in every
+command, test and machine without a camera.
+
+With the AI Camera's network (models.imx500) the sensor classifies: its
+`IMX500` object was created before the camera is opened here (picamera2
+requires that order: it uploads the network firmware), the camera opened is
+the IMX500's, and each frame's result is read from the request's metadata
+while the request is held. A frame whose metadata carries no output tensor
+(the sensor had no result for it yet) is dropped as `sensor_skipped`.
 
 The ISP scales, not the CPU. Two streams are configured: `main` at
 camera.width x camera.height (which also fixes the field of view, since the
@@ -45,9 +52,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgecam.common.throttle import LogThrottle
 from edgecam.config import CameraConfig
-from edgecam.dependencies import PICAMERA2, MissingDependency
-from edgecam.errors import SourceError
+from edgecam.dependencies import PICAMERA2
+from edgecam.errors import ModelError, SourceError
+from edgecam.models.imx500 import OnSensor
+from edgecam.picam import picamera2, reason
+from edgecam.pipeline.frames import Classified, Dropped
 from edgecam.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -57,6 +68,8 @@ NOT_INSTALLED = f"camera.source: {PICAMERA2.message}"
 #: camera buffers per stream: one held by picamera2 as "latest", one being read, the rest in flight.
 BUFFER_COUNT = 4
 LIBCAMERA_LOG_LEVELS = "*:WARN"
+#: one sensor result that cannot be used is logged, then every this many
+_LOG_EVERY = 100
 #: how often a read waiting for a frame looks at its stop event
 _POLL_S = 0.1
 #: how long close() waits for a capture that completed while it was being abandoned
@@ -68,9 +81,13 @@ class Picamera2Source(Source):
 
     awaited = True
 
-    def __init__(self, camera: CameraConfig, input_size: tuple[int, int], number: int = 0) -> None:
-        self._number = number  # Picamera2(camera_num): a Pi 5 has two camera ports
-        self.name = "picamera2" if number == 0 else f"picamera2:{number}"
+    def __init__(self, camera: CameraConfig, input_size: tuple[int, int], number: int = 0,
+                 sensor: OnSensor | None = None) -> None:
+        # Picamera2(camera_num): a Pi 5 has two camera ports; the AI Camera's number is its own
+        self._number = sensor.classifier.camera_num if sensor is not None else number
+        self.name = "picamera2" if self._number == 0 else f"picamera2:{self._number}"
+        self._sensor = sensor
+        self._unusable = LogThrottle(_LOG_EVERY)
         self._main_size = (camera.width, camera.height)
         self._input_size = input_size
         self._fps = camera.fps
@@ -87,33 +104,24 @@ class Picamera2Source(Source):
         # libcamera logs every frame's details at INFO; keep warnings and errors unless
         # the user asked for more (the systemd unit sets the same).
         os.environ.setdefault("LIBCAMERA_LOG_LEVELS", LIBCAMERA_LOG_LEVELS)
-        try:
-            import libcamera
-            from picamera2 import Picamera2
-        except ImportError:
-            # Also the case where picamera2 was pip-installed into a venv that cannot see
-            # the system's libcamera bindings: the fix is the same.
-            raise MissingDependency(PICAMERA2, NOT_INSTALLED) from None
-        except Exception as exc:  # e.g. a numpy ABI mismatch between the venv and the system packages
-            raise SourceError(f"camera.source: picamera2 cannot be imported: {_reason(exc)}") from None
-
+        Picamera2, libcamera = picamera2("camera.source")
         try:
             cameras = Picamera2.global_camera_info()
         except Exception as exc:
-            raise SourceError(f"camera.source: picamera2: cannot list cameras: {_reason(exc)}") from None
+            raise SourceError(f"camera.source: picamera2: cannot list cameras: {reason(exc)}") from None
         number = self._number
         if number >= len(cameras):
             raise SourceError(_no_camera(number, len(cameras)))
-        model = cameras[number].get("Model", "camera")
+        model = next((c.get("Model", "camera") for c in cameras if c.get("Num", 0) == number), "camera")
         try:
             camera = Picamera2(number)
         except IndexError:  # unplugged between the listing and the open
             raise SourceError(_no_camera(number, 0)) from None
         except Exception as exc:
-            reason = _reason(exc)
-            hint = " (is another program, or another edgecam, using the camera?)" if _busy(reason) else ""
+            why = reason(exc)
+            hint = " (is another program, or another edgecam, using the camera?)" if _busy(why) else ""
             raise SourceError(f"camera.source: picamera2 camera {number} ({model}): cannot open: "
-                              f"{reason}{hint}") from None
+                              f"{why}{hint}") from None
 
         try:
             config = self._configuration(camera, libcamera)
@@ -122,7 +130,10 @@ class Picamera2Source(Source):
         except Exception as exc:
             _close_camera(camera)
             raise SourceError(f"camera.source: picamera2 camera {number} ({model}): cannot start: "
-                              f"{_reason(exc)}") from None
+                              f"{reason(exc)}") from None
+        if self._sensor is not None:
+            self._sensor.classifier.aim(self._sensor.crop,
+                                        tuple(camera.camera_properties["PixelArraySize"]))
         lores = camera.stream_configuration("lores")
         self._lores_width = lores["size"][0]
         self._camera, self._pending = camera, None
@@ -156,24 +167,33 @@ class Picamera2Source(Source):
             controls=controls,
         )
 
-    def read(self, stop: threading.Event) -> np.ndarray | None:
+    def read(self, stop: threading.Event) -> np.ndarray | Classified | Dropped | None:
         camera = self._camera
         if camera is None:
             return None
         request = self._next_request(camera, stop)
         if request is None:
             return None
+        result = None
         try:
             yuv = request.make_array("lores")  # a copy: the buffer can go straight back to the camera
+            if self._sensor is not None:
+                result = self._sensor.classifier.result(request.get_metadata())
+        except ModelError as exc:  # the sensor's output does not fit the labels: every frame alike
+            if self._unusable():
+                log.warning("IMX500: result dropped (%d so far): %s", self._unusable.count, exc)
+            return Dropped("bad_frame")
         except Exception as exc:
-            log.warning("picamera2: cannot read the lores buffer: %s", _reason(exc))
+            log.warning("picamera2: cannot read the lores buffer: %s", reason(exc))
             return None
         finally:
             request.release()
+        if self._sensor is not None and result is None:
+            return Dropped("sensor_skipped")
         image = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
         if image.shape[1] != self._lores_width:  # rows padded to the stride
             image = np.ascontiguousarray(image[:, : self._lores_width])
-        return image
+        return image if result is None else Classified(image, result)
 
     def _next_request(self, camera: Any, stop: threading.Event) -> Any:
         """The next completed request, or None once `stop` is set or no frame came in time.
@@ -186,7 +206,7 @@ class Picamera2Source(Source):
             try:
                 self._pending = camera.capture_request(wait=False)
             except Exception as exc:
-                log.warning("picamera2: cannot request a frame: %s", _reason(exc))
+                log.warning("picamera2: cannot request a frame: %s", reason(exc))
                 return None
         job = self._pending
         deadline = time.monotonic() + self._timeout_s
@@ -203,7 +223,7 @@ class Picamera2Source(Source):
                 continue
             except Exception as exc:  # the job failed or was cancelled
                 self._pending = None
-                log.warning("picamera2: capture failed: %s", _reason(exc))
+                log.warning("picamera2: capture failed: %s", reason(exc))
                 return None
             self._pending = None
             return request
@@ -224,7 +244,7 @@ class Picamera2Source(Source):
             try:
                 cancel()
             except Exception as exc:
-                log.warning("picamera2: cancel_all_and_flush failed: %s", _reason(exc))
+                log.warning("picamera2: cancel_all_and_flush failed: %s", reason(exc))
         if job is not None:
             _release_late_result(camera, job)
         _close_camera(camera)
@@ -235,11 +255,11 @@ def _close_camera(camera: Any) -> None:
     try:
         camera.stop()
     except Exception as exc:
-        log.warning("picamera2: stop failed: %s", _reason(exc))
+        log.warning("picamera2: stop failed: %s", reason(exc))
     try:
         camera.close()
     except Exception as exc:
-        log.warning("picamera2: close failed, the camera may stay busy: %s", _reason(exc))
+        log.warning("picamera2: close failed, the camera may stay busy: %s", reason(exc))
 
 
 def _release_late_result(camera: Any, job: Any) -> None:
@@ -251,7 +271,7 @@ def _release_late_result(camera: Any, job: Any) -> None:
     try:
         request.release()
     except Exception as exc:
-        log.debug("picamera2: releasing an abandoned request failed: %s", _reason(exc))
+        log.debug("picamera2: releasing an abandoned request failed: %s", reason(exc))
 
 
 def _no_camera(number: int, found: int) -> str:
@@ -267,17 +287,3 @@ def _busy(reason: str) -> bool:
     return "busy" in text or "in use" in text
 
 
-def _reason(exc: BaseException) -> str:
-    """The most specific message in an exception chain, as one line.
-
-    picamera2 wraps libcamera's errors ("Failed to acquire camera: Device or resource
-    busy") in generic ones ("Camera __init__ sequence did not complete."); the innermost
-    cause is the one that tells the user what to do.
-    """
-    innermost = exc
-    seen = {id(exc)}
-    while innermost.__cause__ is not None and id(innermost.__cause__) not in seen:
-        innermost = innermost.__cause__
-        seen.add(id(innermost))
-    text = str(innermost).strip() or str(exc).strip() or type(innermost).__name__
-    return " ".join(text.split())

@@ -192,3 +192,20 @@ def test_an_invalid_config_names_its_line_and_checks_nothing_that_needs_it(tmp_p
     assert checks["config"]["detail"].startswith(f"{config}:2: camera.fps:"), checks["config"]
     assert checks["model"]["detail"] == "not checked: the config does not load"
     assert checks["runtime"]["ok"] and checks["platform"]["ok"]
+
+
+def test_the_model_check_shows_what_threads_auto_chose_and_why(tmp_path: Path) -> None:
+    _, checks = doctor(write(tmp_path, model={"threads": "auto"}))
+    detail = checks["model"]["detail"]
+    assert checks["model"]["ok"], detail
+    assert "on LiteRT, threads: auto chose " in detail and "1: " in detail and " ms per frame" in detail
+
+
+def test_the_model_check_runs_an_onnx_model_on_onnx_runtime(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="edgecam[onnx] (onnxruntime) is not installed")
+    onnx = MODELS / "mobilenet_v2_1.0_224_quant.onnx"
+    _, checks = doctor(write(tmp_path, model={"path": str(onnx), "threads": 1}))
+    detail = checks["model"]["detail"]
+    assert checks["model"]["ok"], detail
+    assert "mobilenet_v2_1.0_224_quant.onnx" in detail and "on ONNX Runtime " in detail
+    assert "1 thread" in detail

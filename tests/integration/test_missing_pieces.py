@@ -20,8 +20,8 @@ import yaml
 from conftest import CLI_TIMEOUT_S, REPO
 from harness import DEFAULT_MODEL, IMAGES, LABELS, MODELS, base_config, clean_environment
 
-from edgecam.dependencies import OPENCV, PICAMERA2, RUNTIME
-from edgecam.errors import EX_NO_OPENCV, EX_NO_PAHO, EX_NO_PICAMERA2, EX_NO_RUNTIME
+from edgecam.dependencies import ONNXRUNTIME, OPENCV, PICAMERA2, RUNTIME
+from edgecam.errors import EX_NO_ONNXRUNTIME, EX_NO_OPENCV, EX_NO_PAHO, EX_NO_PICAMERA2, EX_NO_RUNTIME
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 EXTRACTOR = MODELS / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
@@ -172,3 +172,23 @@ def test_picamera2_for_learning_from_the_camera_is_one_line(with_paho_1: Venv, t
     assert line == f"edgecam: camera.source: {PICAMERA2.message}"
     assert "sudo apt install python3-picamera2" in line
     assert not (tmp_path / "my.head").exists()
+
+
+def test_an_onnx_model_without_onnxruntime_is_one_line(with_paho_1: Venv, tmp_path: Path) -> None:
+    """edgecam[litert,opencv] without the onnx extra: classify and run say what to install."""
+    onnx = MODELS / "mobilenet_v2_1.0_224_quant.onnx"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    line = one_line(with_paho_1.edgecam("classify", IMAGES / "cat.bmp", "-c", empty, "--model", onnx,
+                                        "--labels", LABELS), EX_NO_ONNXRUNTIME)
+    assert line == f"edgecam: {ONNXRUNTIME.message}" and "pip install 'edgecam[onnx]'" in line
+    config = daemon_config(tmp_path, model={"path": str(onnx)})
+    assert one_line(with_paho_1.edgecam("run", "-c", config), EX_NO_ONNXRUNTIME) == line
+
+
+def test_an_ai_camera_network_without_picamera2_is_one_line(with_paho_1: Venv, tmp_path: Path) -> None:
+    rpk = tmp_path / "imx500_network_mobilenet_v2.rpk"
+    rpk.write_bytes(b"9464" + b"\0" * 60)
+    config = daemon_config(tmp_path, camera={"source": "picamera2"}, model={"path": str(rpk)})
+    line = one_line(with_paho_1.edgecam("run", "-c", config), EX_NO_PICAMERA2)
+    assert line == f"edgecam: model.path: {PICAMERA2.message}"

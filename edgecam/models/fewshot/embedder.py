@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecam.common.files import file_sha256
-from edgecam.models.classifier import ImageModel
+from edgecam.config import ModelConfig
+from edgecam.models.classifier import open_image_model
 from edgecam.models.filesig import signatures
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,13 @@ def _is_embedding(shape: tuple[int, ...]) -> bool:
 class Embedder:
     """Image → L2-normalized float32 embedding, on one interpreter reused for every image."""
 
-    def __init__(self, model_path: str, *, threads: int = 0, resize: str = "crop") -> None:
+    def __init__(self, model_path: str, *, threads: int | str = 0, resize: str = "crop",
+                 backend: str = "auto", providers: tuple[str, ...] = ()) -> None:
         self.model_path = model_path
         self.loaded_files = signatures(model_path)
-        self._model = ImageModel(model_path, threads=threads, resize=resize,
-                                 kind="embedding extractor", output_ok=_is_embedding,
-                                 expected="[1, N] or [1, 1, 1, N]")
+        self._model = open_image_model(model_path, threads=threads, resize=resize, backend=backend,
+                                       providers=providers, kind="embedding extractor",
+                                       output_ok=_is_embedding, expected="[1, N] or [1, 1, 1, N]")
         self.sha256 = file_sha256(model_path)
         self.dim = self._model.outputs
         self.input_size = self._model.input_size
@@ -50,6 +52,12 @@ class Embedder:
         log.info("embedding extractor %s: %dx%d %s input, %d-wide embedding, %s, %d thread(s)",
                  Path(model_path).name, width, height, self._model.input_dtype.name, self.dim,
                  self.runtime, self.threads)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> Embedder:
+        """model.path as the extractor, on the back-end and threads the model section names."""
+        return cls(config.path, threads=config.threads, resize=config.resize,
+                   backend=config.backend, providers=config.providers)
 
     def embed_into(self, image: np.ndarray, out: np.ndarray,
                    before_invoke: Callable[[], None] | None = None) -> float:

@@ -74,7 +74,7 @@ class HeadClassifier:
     def from_config(cls, config: ModelConfig, embedder: Embedder | None = None) -> HeadClassifier:
         """Loads model.head; `embedder` (already loaded, same model settings) is reused."""
         assert config.head is not None
-        embedder = embedder or Embedder(config.path, threads=config.threads, resize=config.resize)
+        embedder = embedder or Embedder.from_config(config)
         return cls(embedder, Head.load(config.head), min_similarity=config.head_min_similarity,
                    top_k=config.top_k, head_path=config.head)
 

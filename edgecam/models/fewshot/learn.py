@@ -33,6 +33,7 @@ import numpy as np
 
 from edgecam.common.files import file_sha256, locked
 from edgecam.config import CameraConfig, Config, ModelConfig, ZoneConfig
+from edgecam.config.backends import CPU_BACKENDS, NAMES, backend_of
 from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import (
@@ -95,7 +96,7 @@ def find_target(config: Config, zone_name: str | None, head: str | None = None,
         model, key = config.zone_model(zone), f"zones[{index}].model"
         path = zone_head_path(head, zone, heads_dir)
     if model_path:
-        model = replace(model, path=model_path)
+        model = replace(model, path=model_path, backend="auto")  # the file given says what runs it
     return Target(model, path, key, zone)
 
 
@@ -128,7 +129,16 @@ def read_images(paths: Sequence[str | Path]) -> list[np.ndarray]:
 
 
 def load_embedder(model: ModelConfig) -> Embedder:
-    return Embedder(model.path, threads=model.threads, resize=model.resize)
+    """The extractor learning runs on this machine's CPU (LiteRT or ONNX Runtime); an accelerator's
+    network (.rpk, .hef) classifies with its own labels and cannot be taught: one line says so."""
+    backend = backend_of(model.backend, model.path)
+    if backend not in CPU_BACKENDS:
+        raise ModelError(f"edgecam learn: model.path is a network for {NAMES[backend]}, which "
+                         "classifies with its own labels and cannot learn new classes; learning "
+                         "runs on the CPU: pass --model with a .tflite or .onnx embedding extractor "
+                         "(mobilenet_v1_1.0_224_quant_embedding_extractor.tflite) and use the head "
+                         "with that model")
+    return Embedder.from_config(model)
 
 
 def learn(model: ModelConfig, path: Path, label: str, images: Sequence[np.ndarray],

@@ -1,0 +1,126 @@
+"""The AI Camera (Sony IMX500): the network runs on the sensor, edgecam reads its results.
+
+An `.rpk` network file is uploaded to the sensor by `IMX500(network_file)`,
+which picamera2 requires before the camera is opened (the classifier is
+made before the source: the daemon loads its model first). The camera is
+then opened by the Pi camera source (sources.picamera) with the IMX500's
+camera number, and each frame's result is read from its request's metadata
+(`get_outputs(metadata, add_batch=True)`, `get_kpi_info(metadata)` for the
+sensor's DNN time, which is what `inference_ms` reports) and goes through
+the same filters, zones, outputs and stats as a CPU result. Nothing is
+computed on the CPU but the softmax, where the network's intrinsics ask
+for it.
+
+Labels: model.labels when it is set to another file than the default, else
+the network's own (`network_intrinsics.labels`), else the default file. A
+zone is the sensor's region of interest (`set_inference_roi_abs`, in full
+sensor pixels): the sensor runs one network on one region, so the config
+refuses more than one zone with this back-end (config.backends).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecam.config import ModelConfig
+from edgecam.errors import EdgecamError, ModelError, SourceError
+from edgecam.models.base import Classification, top_labels
+from edgecam.models.filesig import signatures
+from edgecam.models.labels import align_labels, read_labels
+from edgecam.picam import imx500_class, open_network
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_LABELS = ModelConfig().labels
+WHOLE = (0.0, 0.0, 1.0, 1.0)
+
+
+class Imx500Classifier:
+    """An .rpk classification network on the IMX500 sensor; `result(metadata)` per frame."""
+
+    runtime = "IMX500 (on the sensor)"
+    threads = 0
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.model_path = config.path
+        self.top_k = config.top_k
+        self.device: Any = open_network(config.path, imx500_class, "imx500-all",
+                                        "/usr/share/imx500-models", partial(_refused, config.path))
+        intrinsics = self.device.network_intrinsics
+        task = intrinsics.task if intrinsics is not None else None
+        if task not in (None, "classification"):
+            raise ModelError(f"{config.path}: a {task} network, not an image classifier (use a "
+                             "classification network such as imx500_network_mobilenet_v2.rpk)")
+        self.softmax = bool(intrinsics is not None and intrinsics.softmax)
+        own = intrinsics.labels if intrinsics is not None else None
+        from_file = config.labels != _DEFAULT_LABELS or not own
+        self._labels = read_labels(config.labels) if from_file else [str(name) for name in own or ()]
+        self._labels_from = config.labels if from_file else f"{config.path} (its labels)"
+        self._fitted: list[str] | None = None  # the labels aligned to the output, at the first result
+        self.loaded_files = signatures(config.path, *([config.labels] if from_file else []))
+        width, height = self.device.get_input_size()
+        self.input_size = (int(width), int(height))
+        self.camera_num = int(self.device.camera_num)
+        log.info("model %s: on the AI Camera's IMX500 (camera %d), %dx%d input, %d labels from %s%s",
+                 Path(config.path).name, self.camera_num, *self.input_size, len(self._labels),
+                 self._labels_from, ", softmax on the CPU" if self.softmax else "")
+
+    @property
+    def labels(self) -> Sequence[str]:
+        return self._fitted if self._fitted is not None else self._labels
+
+    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+                 ) -> Classification:
+        """Refused: the network runs on the sensor, on the camera's own frames."""
+        raise ModelError(f"{Path(self.model_path).name} runs on the AI Camera's sensor and classifies "
+                         "only its frames (camera.source: picamera2): classifying files needs a "
+                         ".tflite or .onnx model (--model)")
+
+    def result(self, metadata: dict[str, Any]) -> Classification | None:
+        """The sensor's result for one frame's metadata; None when it carries no output tensor."""
+        outputs = self.device.get_outputs(metadata, add_batch=True)
+        if outputs is None:
+            return None
+        scores = np.asarray(outputs[0], np.float32).reshape(-1)
+        if self.softmax:
+            scores = np.exp(scores - scores.max())
+            scores /= scores.sum()
+        if self._fitted is None or len(self._fitted) != scores.size:
+            self._fitted = align_labels(self._labels, scores.size, self._labels_from)
+        kpi = self.device.get_kpi_info(metadata)
+        return Classification(top_labels(scores, self.top_k, self._fitted),
+                              float(kpi[0]) if kpi is not None else 0.0)
+
+    def aim(self, crop: tuple[float, float, float, float], sensor_size: tuple[int, int]) -> None:
+        """Points the network at `crop` (fractions of the picture) of a sensor this many pixels."""
+        if crop == WHOLE:
+            return  # IMX500() already set the whole sensor
+        width, height = sensor_size
+        x, y, w, h = crop
+        roi = (round(x * width), round(y * height), max(1, round(w * width)),
+               max(1, round(h * height)))
+        self.device.set_inference_roi_abs(roi)
+        log.info("IMX500: inference region %s of the %dx%d sensor", roi, width, height)
+
+
+def _refused(path: str, problem: str) -> EdgecamError:
+    if "dev-node not found" in problem:  # picamera2's words when no IMX500 is connected
+        return SourceError(f"model.path: {Path(path).name} needs the AI Camera: no IMX500 is "
+                           "connected (check its ribbon cable, and that `rpicam-hello "
+                           "--list-cameras` lists an imx500)")
+    return ModelError(f"{path}: not a usable IMX500 network: {problem}")
+
+
+@dataclass(frozen=True)
+class OnSensor:
+    """What the Pi camera source needs to read the sensor's results: the network and its region."""
+
+    classifier: Imx500Classifier
+    crop: tuple[float, float, float, float] = WHOLE

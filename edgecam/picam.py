@@ -1,0 +1,85 @@
+"""The one module that imports picamera2 (and its `devices`), only when called.
+
+Importing picamera2 starts libcamera and probes /dev/video* for the ISP, so
+nothing imports it at module level: the Pi camera source (sources.picamera)
+and the accelerator back-ends (models.imx500, models.hailo) ask here, at the
+moment they open their device. A missing picamera2 is one line
+(dependencies.PICAMERA2, exit 82); a picamera2 without the Hailo runtime
+(`picamera2.devices` leaves `Hailo` out when hailo_platform is missing) is
+another (dependencies.HAILORT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgecam.dependencies import HAILORT, PICAMERA2, MissingDependency
+from edgecam.errors import EdgecamError, MissingFileError, SourceError
+
+
+def picamera2(what: str) -> tuple[Any, Any]:
+    """The `Picamera2` class and the `libcamera` module; `what` (a config key) starts the errors."""
+    try:
+        import libcamera
+        from picamera2 import Picamera2
+    except ImportError:
+        # Also the case where picamera2 was pip-installed into a venv that cannot see
+        # the system's libcamera bindings: the fix is the same.
+        raise MissingDependency(PICAMERA2, f"{what}: {PICAMERA2.message}") from None
+    except Exception as exc:  # e.g. a numpy ABI mismatch between the venv and the system packages
+        raise SourceError(f"{what}: picamera2 cannot be imported: {reason(exc)}") from None
+    return Picamera2, libcamera
+
+
+def imx500_class() -> Any:
+    """picamera2.devices.IMX500 (the AI Camera)."""
+    picamera2("model.path")
+    from picamera2.devices import IMX500
+
+    return IMX500
+
+
+def hailo_class() -> Any:
+    """picamera2.devices.Hailo (the AI Kit / AI HAT+); HAILORT's line without hailo_platform."""
+    picamera2("model.path")
+    import picamera2.devices as devices
+
+    hailo = getattr(devices, "Hailo", None)
+    if hailo is None:
+        raise MissingDependency(HAILORT, f"model.path: {HAILORT.message}")
+    return hailo
+
+
+def open_network(path: str, device: Callable[[], Any], package: str, folder: str,
+                 refused: Callable[[str], EdgecamError]) -> Any:
+    """`device()(path)`: an accelerator's class (imx500_class, hailo_class) loading a network file.
+
+    A missing file names the apt package whose networks live in `folder`; anything the
+    device raises becomes `refused(its reason)`, the one line saying what to connect or fix.
+    """
+    if not Path(path).is_file():
+        raise MissingFileError(f"model file not found: {path} (Raspberry Pi OS: sudo apt install "
+                               f"{package} puts networks in {folder})")
+    opener = device()
+    try:
+        return opener(path)
+    except Exception as exc:
+        raise refused(reason(exc)) from None
+
+
+def reason(exc: BaseException) -> str:
+    """The most specific message in an exception chain, as one line.
+
+    picamera2 wraps libcamera's errors ("Failed to acquire camera: Device or resource
+    busy") in generic ones ("Camera __init__ sequence did not complete."); the innermost
+    cause is the one that tells the user what to do.
+    """
+    innermost = exc
+    seen = {id(exc)}
+    while innermost.__cause__ is not None and id(innermost.__cause__) not in seen:
+        innermost = innermost.__cause__
+        seen.add(id(innermost))
+    text = str(innermost).strip() or str(exc).strip() or type(innermost).__name__
+    return " ".join(text.split())

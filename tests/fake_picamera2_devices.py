@@ -1,0 +1,238 @@
+"""Fakes of picamera2's accelerator devices: `picamera2.devices.IMX500` and `.Hailo`.
+
+Neither the AI Camera nor an AI HAT+ is here, and picamera2 cannot be
+installed (tests/fake_picamera2.py says why). These fakes follow the API as
+read in raspberrypi/picamera2 0.3.36, and the tests that use them say so:
+
+picamera2/devices/imx500/imx500.py
+- `IMX500(network_file, camera_id='', tensor_injection=False)`: finds the
+  sensor's /dev/v4l-subdev node, else RuntimeError("IMX500: Requested camera
+  dev-node not found"); a network file that is not there is RuntimeError
+  ("Firmware file ... does not exist."), one the sensor refuses RuntimeError
+  ("IMX500: Unable to set network firmware ..."). It must come before
+  `Picamera2(imx500.camera_num)`: it uploads the firmware (the rig records
+  the order). It ends by setting the whole 4056x3040 sensor as the region.
+- `camera_num` (the IMX500's `Num` in `Picamera2.global_camera_info()`),
+  `network_intrinsics` (a NetworkIntrinsics with `task`, `softmax`, `labels`,
+  or None when the .rpk carries none), `get_input_size()` -> (width, height).
+- `get_outputs(metadata, add_batch=False)`: None when the metadata has no
+  `CnnOutputTensor` (the sensor had no result for that frame), else one array
+  per output, reshaped in Fortran order, with a leading batch axis if asked.
+- `get_output_shapes(metadata)` from `CnnOutputTensorInfo`;
+  `get_kpi_info(metadata)` (static): (dnn_runtime, dsp_runtime) in ms from
+  `CnnKpiInfo` (microseconds), None without it.
+- `set_inference_roi_abs((left, top, width, height))` in full-sensor pixels.
+
+picamera2/devices/hailo/hailo.py
+- `Hailo(hef_path, batch_size=None, output_type='FLOAT32')`: HEF(hef_path)
+  first (a bad file raises hailo_platform's HailoRTInvalidHEFException), then
+  the shared VDevice (none free: HailoRTException "HAILO_OUT_OF_PHYSICAL_
+  DEVICES"); a context manager whose exit is `close()`, which releases the
+  VDevice with the last network.
+- `get_input_shape()` -> (height, width, channels); `describe()` -> ([(name,
+  shape, format type)], [(name, shape, format type)]).
+- `run(input_data)`: with batch_size None, adds the batch axis itself and
+  returns the one output's buffer (float32).
+- picamera2/devices/__init__.py imports Hailo inside `try: ... except
+  ModuleNotFoundError: pass`: without hailo_platform, `picamera2.devices`
+  has no `Hailo` at all.
+
+The tensors are the rig's: known scores, so the tests check labels and scores.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fake_picamera2 import Rig
+
+IMX500_CAMERA = {"Model": "imx500", "Location": 2, "Rotation": 0,
+                 "Id": "/base/axi/pcie@120000/rp1/i2c@88000/imx500@1a", "Num": 0}
+SENSOR_SIZE = (4056, 3040)
+RPK_MAGIC = b"9464"  # what an .rpk network file starts with (imx500.py's __ni_from_network)
+
+
+@dataclass
+class Sensor:
+    """The AI Camera's side of the rig: its network's intrinsics and what it outputs per frame."""
+
+    present: bool = True
+    intrinsics: dict[str, Any] | None = field(default_factory=lambda: {"task": "classification"})
+    input_size: tuple[int, int] = (224, 224)
+    #: per frame number, cycled: the output tensor, or None for a frame the sensor has no result for
+    outputs: list[np.ndarray | None] = field(default_factory=list)
+    kpi_us: tuple[int, int] | None = (4250, 310)
+    rois: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+@dataclass
+class HailoBoard:
+    """The AI HAT+'s side: whether hailo_platform is installed, a device is free, what it returns."""
+
+    runtime: bool = True
+    devices: int = 1
+    input_shape: tuple[int, int, int] = (224, 224, 3)
+    input_format: str = "FormatType.UINT8"
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(1001, np.float32))
+    inputs: list[np.ndarray] = field(default_factory=list)
+    open: int = 0  # networks loaded and not closed (picamera2's TARGET_REF_COUNT)
+
+
+def write_rpk(path: Path) -> Path:
+    """An .rpk-looking network file (the fake sensor accepts what starts with the magic)."""
+    path.write_bytes(RPK_MAGIC + b"\0" * 60)
+    return path
+
+
+def metadata(rig: Rig, sensor: Sensor, number: int) -> dict[str, Any]:
+    """A frame's request metadata as libcamera fills it for the IMX500 (SensorTimestamp always)."""
+    found: dict[str, Any] = {"SensorTimestamp": 1_000_000 * number}
+    tensor = sensor.outputs[number % len(sensor.outputs)] if sensor.outputs else None
+    if tensor is not None:
+        found["CnnOutputTensor"] = [float(v) for v in np.asarray(tensor).reshape(-1, order="F")]
+        found["CnnOutputTensorInfo"] = [tuple(np.asarray(tensor).shape)]
+        if sensor.kpi_us is not None:
+            found["CnnKpiInfo"] = list(sensor.kpi_us)
+    return found
+
+
+class FakeNetworkIntrinsics:
+    """picamera2.devices.imx500.NetworkIntrinsics: the properties edgecam reads."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    @property
+    def task(self) -> str | None:
+        return self._values.get("task")
+
+    @property
+    def softmax(self) -> bool | None:
+        return self._values.get("softmax")
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self._values.get("labels")
+
+
+def make_devices(rig: Rig, sensor: Sensor, board: HailoBoard) -> types.ModuleType:
+    """A fresh `picamera2.devices` wired to the rig (install it beside fake_picamera2's modules)."""
+    devices = types.ModuleType("picamera2.devices")
+
+    class IMX500:
+        def __init__(self, network_file: str, camera_id: str = "", tensor_injection: bool = False
+                     ) -> None:
+            rig.calls.append(("IMX500.__init__", network_file))
+            if not sensor.present:
+                raise RuntimeError("IMX500: Requested camera dev-node not found")
+            if not Path(network_file).is_file():
+                raise RuntimeError(f"Firmware file {network_file} does not exist.")
+            if not Path(network_file).read_bytes().startswith(RPK_MAGIC):
+                raise RuntimeError(f"IMX500: Unable to set network firmware {network_file}: "
+                                   "[Errno 22] Invalid argument")
+            cameras = [c for c in rig.cameras if c["Model"] == "imx500"]
+            self._camera_num = cameras[0]["Num"]
+            self.__cfg = {"network_file": network_file, "input_tensor_size": sensor.input_size}
+            if sensor.intrinsics is not None:
+                self.__cfg["intrinsics"] = FakeNetworkIntrinsics(sensor.intrinsics)
+            self.set_inference_roi_abs((0, 0, *SENSOR_SIZE))
+
+        @property
+        def camera_num(self) -> int:
+            return self._camera_num
+
+        @property
+        def config(self) -> dict[str, Any]:
+            return self.__cfg
+
+        @property
+        def network_intrinsics(self) -> FakeNetworkIntrinsics | None:
+            return self.__cfg.get("intrinsics")
+
+        def get_input_size(self) -> tuple[int, int]:
+            return self.config["input_tensor_size"]
+
+        def get_output_shapes(self, metadata: dict[str, Any]) -> list[tuple[int, ...]]:
+            return list(metadata.get("CnnOutputTensorInfo") or [])
+
+        def get_outputs(self, metadata: dict[str, Any], add_batch: bool = False
+                        ) -> list[np.ndarray] | None:
+            rig.calls.append(("get_outputs", add_batch))
+            tensor = metadata.get("CnnOutputTensor")
+            if not tensor:
+                return None
+            flat = np.fromiter(tensor, dtype=np.float32)
+            outputs, offset = [], 0
+            for shape in self.get_output_shapes(metadata):
+                size = int(np.prod(shape))
+                reshaped = flat[offset:offset + size].reshape(shape, order="F")
+                outputs.append(np.expand_dims(reshaped, 0) if add_batch else reshaped)
+                offset += size
+            return outputs
+
+        @staticmethod
+        def get_kpi_info(metadata: dict[str, Any]) -> tuple[float, float] | None:
+            kpi = metadata.get("CnnKpiInfo")
+            if kpi is None:
+                return None
+            return kpi[0] / 1000, kpi[1] / 1000
+
+        def set_inference_roi_abs(self, roi: tuple[int, int, int, int]) -> None:
+            left, top, width, height = roi
+            right, bottom = min(left + width, SENSOR_SIZE[0]), min(top + height, SENSOR_SIZE[1])
+            sensor.rois.append((left, top, right - left, bottom - top))  # Rectangle.bounded_to
+
+    class HailoRTException(Exception):
+        pass
+
+    class HailoRTInvalidHEFException(HailoRTException):
+        pass
+
+    class Hailo:
+        def __init__(self, hef_path: str, batch_size: int | None = None,
+                     output_type: str = "FLOAT32") -> None:
+            rig.calls.append(("Hailo.__init__", hef_path))
+            if not Path(hef_path).read_bytes()[:4] == b"HEF\0":
+                raise HailoRTInvalidHEFException(f"Failed parsing HEF file {hef_path}. "
+                                                 "HAILO_INVALID_HEF(26)")
+            if board.open == 0 and board.devices < 1:
+                raise HailoRTException("Failed to create vdevice. there are not enough free devices. "
+                                       "requested: 1, found: 0. HAILO_OUT_OF_PHYSICAL_DEVICES(74)")
+            self.batch_size = batch_size
+            board.open += 1
+            self._closed = False
+
+        def __enter__(self) -> Hailo:
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            self.close()
+
+        def get_input_shape(self) -> tuple[int, int, int]:
+            return board.input_shape
+
+        def describe(self) -> tuple[list[tuple[str, Any, str]], list[tuple[str, Any, str]]]:
+            return ([("input_layer1", board.input_shape, board.input_format)],
+                    [("fc1", (board.scores.size,), "FormatType.FLOAT32")])
+
+        def run(self, input_data: np.ndarray) -> np.ndarray:
+            if self._closed:
+                raise RuntimeError("run on a closed Hailo")
+            if self.batch_size is None:
+                input_data = np.expand_dims(input_data, axis=0)
+            board.inputs.append(np.array(input_data))
+            return np.array(board.scores, np.float32)
+
+        def close(self) -> None:
+            rig.calls.append(("Hailo.close", None))
+            self._closed = True
+            board.open -= 1
+
+    devices.IMX500 = IMX500
+    if board.runtime:
+        devices.Hailo = Hailo
+    return devices
