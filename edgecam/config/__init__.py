@@ -1,6 +1,12 @@
 """The configuration: a strict schema (config.schema) loaded from YAML with line numbers (config.loader)."""
 
-from edgecam.config.fields import DEFAULT_CONFIG_PATH, source_is_path, split_listen
+from edgecam.config.fields import (
+    DEFAULT_CONFIG_PATH,
+    is_loopback,
+    read_token,
+    source_is_path,
+    split_listen,
+)
 from edgecam.config.loader import load_config, parse_config, to_yaml
 from edgecam.config.schema import (
     CameraConfig,
@@ -14,6 +20,7 @@ from edgecam.config.schema import (
     PipelineConfig,
     SnapshotsConfig,
     SocketConfig,
+    WebConfig,
     ZoneConfig,
     ZoneModelConfig,
 )
@@ -31,10 +38,13 @@ __all__ = [
     "PipelineConfig",
     "SnapshotsConfig",
     "SocketConfig",
+    "WebConfig",
     "ZoneConfig",
     "ZoneModelConfig",
+    "is_loopback",
     "load_config",
     "parse_config",
+    "read_token",
     "source_is_path",
     "split_listen",
     "to_yaml",
