@@ -60,6 +60,7 @@ import argparse
 import gc
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -79,6 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DEFAULT_MODEL = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
 DEFAULT_IMAGES = SHARED / "images"
+DEFAULT_LABELS = DEFAULT_MODEL.parent / "imagenet_labels.txt"
 if str(ROOT) not in sys.path:  # the edgecam of this checkout, as the daemon (run from ROOT) uses
     sys.path.insert(0, str(ROOT))
 
@@ -89,6 +91,7 @@ DAEMON_WARMUP_S = 3.0  # the daemon's uptime before its measured window may star
 START_TIMEOUT_S = 60.0
 STATS_TIMEOUT_S = 30.0  # beyond the expected arrival of a stats message
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_LATENCY = re.compile(rb'"latency_ms": ([0-9.]+)')
 # Whatever the benchmark was started under must not leak into the daemon.
 _DAEMON_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
                     "EDGECAM_FAULT_HANG_AFTER")
@@ -232,6 +235,8 @@ class DaemonRun:
         self.conn: socket.socket | None = None
         self._buffer = b""
         self.classification_lines = 0
+        #: every classification's latency_ms, in the order read (bench/web.py's percentiles)
+        self.latencies_ms: list[float] = []
 
     def __enter__(self) -> DaemonRun:
         env = {k: v for k, v in os.environ.items() if k not in _DAEMON_ENV_DROP}
@@ -282,6 +287,9 @@ class DaemonRun:
                 line, self._buffer = self._buffer.split(b"\n", 1)
                 if line.startswith(b'{"type": "classification"'):
                     self.classification_lines += 1
+                    latency = _LATENCY.search(line)
+                    if latency:
+                        self.latencies_ms.append(float(latency[1]))
                     continue
                 message = json.loads(line)
                 if message.get("type") == "stats":

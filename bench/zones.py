@@ -34,14 +34,13 @@ from machine import describe  # bench/machine.py
 from pipeline import (  # bench/pipeline.py: the daemon harness both benchmarks use
     DAEMON_WARMUP_S,
     DEFAULT_IMAGES,
+    DEFAULT_LABELS,
     DEFAULT_MODEL,
     START_TIMEOUT_S,
     STATS_TIMEOUT_S,
     DaemonRun,
     daemon_config,
 )
-
-DEFAULT_LABELS = DEFAULT_MODEL.parent / "imagenet_labels.txt"
 
 CROPS = {
     1: [[0.0, 0.0, 1.0, 1.0]],

@@ -133,6 +133,8 @@ default_extras() {
     "$PYTHON" -c "import cv2" 2>/dev/null || extras+=",opencv"
     "$PYTHON" -c "import systemd.journal" 2>/dev/null || extras+=",systemd"
     "$PYTHON" -c "import av" 2>/dev/null || extras+=",av"
+    # The status page: apt's python3-aiohttp (3.8.4 on bookworm) when it is there.
+    "$PYTHON" -c "import aiohttp" 2>/dev/null || extras+=",web"
     echo "$extras"
 }
 

@@ -1,6 +1,13 @@
 """The configuration: a strict schema (config.schema) loaded from YAML with line numbers (config.loader)."""
 
-from edgecam.config.fields import DEFAULT_CONFIG_PATH, picamera_number, source_is_path, split_listen
+from edgecam.config.fields import (
+    DEFAULT_CONFIG_PATH,
+    is_loopback,
+    picamera_number,
+    read_token,
+    source_is_path,
+    split_listen,
+)
 from edgecam.config.instance import SINGLE, Camera
 from edgecam.config.loader import load_config, parse_config, to_yaml
 from edgecam.config.schema import (
@@ -15,6 +22,7 @@ from edgecam.config.schema import (
     PipelineConfig,
     SnapshotsConfig,
     SocketConfig,
+    WebConfig,
     ZoneConfig,
     ZoneModelConfig,
 )
@@ -34,11 +42,14 @@ __all__ = [
     "PipelineConfig",
     "SnapshotsConfig",
     "SocketConfig",
+    "WebConfig",
     "ZoneConfig",
     "ZoneModelConfig",
+    "is_loopback",
     "load_config",
     "parse_config",
     "picamera_number",
+    "read_token",
     "source_is_path",
     "split_listen",
     "to_yaml",

@@ -6,6 +6,7 @@ with the problem; the loader (config.loader) adds the file, line and key path.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -163,6 +164,16 @@ def split_listen(text: str) -> tuple[str, int]:
     return (_host(host) if host else "0.0.0.0"), number
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` (as split_listen gives it) is this machine only: localhost or 127.0.0.0/8, ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_listen(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected HOST:PORT such as \"127.0.0.1:9464\"")
@@ -220,6 +231,22 @@ def check_crop(crop: tuple[float, ...]) -> None:
     if x + width > 1 + 1e-9 or y + height > 1 + 1e-9:
         raise ValueError(f"{list(crop)}: reaches outside the frame (x + width and y + height "
                          "must be at most 1)")
+
+
+def read_token(path: str) -> str:
+    """The first line of a token file, stripped; ValueError saying why there is none."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            token = file.readline().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ValueError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    if not token:
+        raise ValueError(f"{path}: its first line, the token, is empty")
+    return token
 
 
 def existing_file(value: str) -> None:

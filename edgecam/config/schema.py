@@ -14,6 +14,7 @@ from edgecam.config.backends import BACKENDS, backend_mismatch, camera_problems
 from edgecam.config.fields import (
     check_crop,
     existing_file,
+    is_loopback,
     parse_client_id,
     parse_discovery_prefix,
     parse_folder,
@@ -28,6 +29,7 @@ from edgecam.config.fields import (
     section,
     setting,
     source_is_path,
+    split_listen,
 )
 
 
@@ -227,6 +229,27 @@ class SnapshotsConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The status page (edgecam.web): the live preview, the labels, the figures; read-only."""
+
+    enabled: bool = setting(False, "serve the status page over HTTP (needs the `web` extra)")
+    listen: str = setting("127.0.0.1:8080", "HOST:PORT to serve on (:8080 = every interface, which "
+                          "needs token_file)", parse=parse_listen)
+    token_file: str = setting("", "file whose first line is the token the page asks for; required "
+                              "when listen is not a loopback address", path=bool, check=existing_file)
+    preview_fps: float = setting(5.0, "most frames per second the preview is encoded at",
+                                 min=0.2, max=30)
+    preview_width: int = setting(640, "the preview's width in pixels (its height follows)",
+                                 min=64, max=4096)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.token_file and not is_loopback(split_listen(self.listen)[0]):
+            return [("listen", f"{self.listen} is reachable from other machines: set token_file, "
+                     "or listen on 127.0.0.1")]
+        return []
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = section(CameraConfig)
     model: ModelConfig = section(ModelConfig)
@@ -235,6 +258,7 @@ class Config:
     zones: tuple[ZoneConfig, ...] = setting(
         (), "parts of the picture classified on their own (empty: the whole frame)")
     snapshots: SnapshotsConfig = section(SnapshotsConfig)
+    web: WebConfig = section(WebConfig)
     log_level: str = setting("info", "debug | info | warning | error",
                              choices=("debug", "info", "warning", "error"))
 

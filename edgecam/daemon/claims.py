@@ -2,8 +2,8 @@
 
 Two instances (edgecam@a, edgecam@b) whose configs name the same socket path would take the
 socket from each other (the second finds no daemon answering on it during a restart of the
-first, unlinks it and binds its own); the same metrics port fails with an EADDRINUSE that names
-nobody; the same snapshot folder would have each one's retention delete the other's files; and
+first, unlinks it and binds its own); the same metrics or web port fails with an EADDRINUSE
+that names nobody; the same snapshot folder would have each one's retention delete the other's files; and
 the same Pi camera is refused by libcamera as "busy", which the daemon takes for a camera that
 is away and waits for. So each daemon holds an flock on one small file per such resource, in
 the runtime folder every instance shares (the units' RuntimeDirectory=, /run/edgecam), with its
@@ -47,6 +47,9 @@ def resources(config: Config) -> dict[str, Resource]:
     if outputs.metrics.enabled:
         port = split_listen(outputs.metrics.listen)[1]
         found.append(Resource("outputs.metrics.listen", f"TCP port {port}"))
+    if config.web.enabled:
+        port = split_listen(config.web.listen)[1]
+        found.append(Resource("web.listen", f"TCP port {port}"))
     if config.snapshots.enabled:
         found.append(Resource("snapshots.dir", os.path.realpath(config.snapshots.dir)))
     number = picamera_number(config.camera.source)

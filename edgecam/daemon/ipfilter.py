@@ -3,9 +3,9 @@
 The unit allows localhost only (`IPAddressDeny=any`, `IPAddressAllow=localhost`):
 the default config (the Pi camera, the journal, the socket) reaches nothing
 beyond this machine. A config that does (a network camera, an MQTT broker on
-another machine, metrics scraped from one) needs more, and a unit file cannot
-read the YAML, so `make install` writes the drop-in `edgecam ip-filter` prints
-from the config, again on every install.
+another machine, metrics scraped from one, the status page read from a phone)
+needs more, and a unit file cannot read the YAML, so `make install` writes the
+drop-in `edgecam ip-filter` prints from the config, again on every install.
 
 Only an address written in the config can be allowed alone. A host name's
 addresses are known only when it is resolved (DHCP leases, mDNS and the DNS
@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from edgecam.config import SINGLE, Camera, Config, split_listen
+from edgecam.config import SINGLE, Camera, Config, is_loopback, split_listen
 
 ENV = "EDGECAM_IP_ALLOW"
 ANY = "any"
@@ -46,18 +46,9 @@ class Reach:
         return f"{self.key} {self.value}" + (f" ({self.why})" if self.why else "")
 
 
-def _loopback(host: str) -> bool:
-    if host.lower() == LOCALHOST:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _peer(key: str, host: str) -> Reach | None:
     """What connecting to (or hearing from) `host` needs; None if it is this machine."""
-    if _loopback(host):
+    if is_loopback(host):
         return None
     try:
         # The filter matches addresses, not interfaces: a link-local address's %zone goes.
@@ -89,12 +80,15 @@ def reaches(config: Config) -> list[Reach]:
         found.append(Reach("camera.source", config.camera.source, None, _LISTENER))
     elif host is not None:
         found.append(_peer("camera.source", host))
-    mqtt, metrics = config.outputs.mqtt, config.outputs.metrics
+    mqtt, metrics, web = config.outputs.mqtt, config.outputs.metrics, config.web
     if mqtt.enabled:
         found.append(_peer("outputs.mqtt.host", mqtt.host))
-    if metrics.enabled and not _loopback(split_listen(metrics.listen)[0]):
+    if metrics.enabled and not is_loopback(split_listen(metrics.listen)[0]):
         found.append(Reach("outputs.metrics.listen", metrics.listen, None,
                            "scraped from addresses the config does not name"))
+    if web.enabled and not is_loopback(split_listen(web.listen)[0]):
+        found.append(Reach("web.listen", web.listen, None,
+                           "the status page, read from addresses the config does not name"))
     return [reach for reach in found if reach is not None]
 
 

@@ -262,7 +262,7 @@ class Daemon:
             close_classifier(current)  # the device an accelerator held (the Hailo) goes back
         self._config = new
         changed = [name for name in ("camera", "model", "pipeline", "outputs", "zones", "snapshots",
-                                     "log_level")
+                                     "web", "log_level")
                    if getattr(new, name) != getattr(old, name)]
         if classifier is not current and new.model == old.model:
             changed.append("model (files on disk)")

@@ -11,10 +11,11 @@ replaces them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from edgecam.config import OutputsConfig
+from edgecam.config import Config
+from edgecam.pipeline.latest import LatestFrame
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.stats import Stats
 
@@ -42,11 +43,11 @@ class Output:
     def stats(self, snapshot: dict[str, Any]) -> None:
         """Takes a stats snapshot, every `stats_interval_s`."""
 
-    def reusable(self, config: OutputsConfig) -> bool:
+    def reusable(self, config: Config) -> bool:
         """Whether this running output can serve `config` (after `reconfigure`): no side effects."""
         return False
 
-    def reconfigure(self, config: OutputsConfig) -> None:
+    def reconfigure(self, config: Config) -> None:
         """Applies what `reusable` allowed to differ, in place (a reload that was accepted)."""
 
     def set_zones(self, zones: tuple[str, ...]) -> None:
@@ -66,3 +67,6 @@ class OutputContext:
     journal_sender: Callable[[], Sender | None]
     print_results: bool = False
     camera: str = ""  # the instance's name (--camera), on every journal entry; "" without one
+    #: the newest classified frame, for the status page's preview (the inference thread fills it
+    #: while web.enabled)
+    preview: LatestFrame = field(default_factory=LatestFrame)

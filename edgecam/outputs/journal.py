@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Any
 
-from edgecam.config import OutputsConfig
+from edgecam.config import Config
 from edgecam.outputs.base import Output, Sender
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.stats import status_line
@@ -57,7 +57,7 @@ class JournalOutput(Output):
                    EDGECAM_FRAMES_CLASSIFIED=str(frames["classified"]),
                    EDGECAM_FRAMES_DROPPED=str(frames["dropped"]), **self._camera)
 
-    def reusable(self, config: OutputsConfig) -> bool:
+    def reusable(self, config: Config) -> bool:
         return True  # it has no settings
 
     def close(self) -> None:

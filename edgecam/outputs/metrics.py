@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from edgecam import __version__
 from edgecam.common.worker import Worker
-from edgecam.config import OutputsConfig, split_listen
+from edgecam.config import Config, split_listen
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.outputs.base import Output
 from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, ZONE_COUNTERS
@@ -159,10 +159,10 @@ class MetricsOutput(Output):
         self._serve(self.listen)
         self._stats.observe(self._observe)
 
-    def reusable(self, config: OutputsConfig) -> bool:
+    def reusable(self, config: Config) -> bool:
         # Another address is a new exporter: it binds while this one still serves, so a port
         # that cannot be bound refuses the reload and this one goes on.
-        return config.metrics.listen == self.listen
+        return config.outputs.metrics.listen == self.listen
 
     # -- the Output protocol -----------------------------------------------------------------
 

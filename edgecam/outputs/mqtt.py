@@ -32,7 +32,7 @@ from typing import Any
 from edgecam.common.queues import DropOldestQueue
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
-from edgecam.config import MqttConfig, OutputsConfig
+from edgecam.config import Config, MqttConfig
 from edgecam.errors import EdgecamError
 from edgecam.outputs.base import Output
 from edgecam.outputs.mqtt_client import client_class, paho, read_password, tls_context
@@ -90,9 +90,9 @@ class MqttOutput(Output):
 
     # -- set-up ------------------------------------------------------------------------------
 
-    def reusable(self, config: OutputsConfig) -> bool:
+    def reusable(self, config: Config) -> bool:
         """Whether the mqtt section, and the password file's text, are what this output runs with."""
-        mqtt = config.mqtt
+        mqtt = config.outputs.mqtt
         if mqtt != self.config:
             return False
         try:

@@ -1,7 +1,9 @@
 """Every output edgecam has, and how a config's outputs section becomes running outputs.
 
 Adding an output is one module (a subclass of outputs.base.Output) plus its
-config section and one line in KINDS. Building is transactional, so that a
+config section and one line in KINDS. Outputs are built from the whole config
+(most read only `outputs`; the status page reads `web`, the zones, the model
+and the snapshots too). Building is transactional, so that a
 reload is refused as a whole by construction: `plan` builds and starts every
 new output first and, if any fails, closes what it built and raises, leaving
 the running ones untouched; `commit` then swaps the set in. Every output is
@@ -15,7 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from edgecam.config import OutputsConfig
+from edgecam.config import Config
 from edgecam.outputs.base import Output, OutputContext
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.outputs.journal import JournalOutput
@@ -23,21 +25,25 @@ from edgecam.outputs.metrics import MetricsOutput
 from edgecam.outputs.mqtt import MqttOutput
 from edgecam.outputs.socket import SocketOutput
 from edgecam.outputs.stdout import PrintOutput
+from edgecam.outputs.web import WebOutput
 
 
 @dataclass(frozen=True)
 class Kind:
     name: str
-    wanted: Callable[[OutputsConfig, OutputContext], bool]
-    build: Callable[[OutputsConfig, OutputContext], Output]
+    wanted: Callable[[Config, OutputContext], bool]
+    build: Callable[[Config, OutputContext], Output]
 
 
 KINDS = (
-    Kind("journal", lambda c, x: c.journal.enabled, lambda c, x: JournalOutput(x.journal_sender(), x.camera)),
-    Kind("socket", lambda c, x: c.socket.enabled,
-         lambda c, x: SocketOutput(c.socket.path, c.socket.mode, x.stats)),
-    Kind("metrics", lambda c, x: c.metrics.enabled, lambda c, x: MetricsOutput(c.metrics.listen, x.stats)),
-    Kind("mqtt", lambda c, x: c.mqtt.enabled, lambda c, x: MqttOutput(c.mqtt, x.stats)),
+    Kind("journal", lambda c, x: c.outputs.journal.enabled,
+         lambda c, x: JournalOutput(x.journal_sender(), x.camera)),
+    Kind("socket", lambda c, x: c.outputs.socket.enabled,
+         lambda c, x: SocketOutput(c.outputs.socket.path, c.outputs.socket.mode, x.stats)),
+    Kind("metrics", lambda c, x: c.outputs.metrics.enabled,
+         lambda c, x: MetricsOutput(c.outputs.metrics.listen, x.stats)),
+    Kind("mqtt", lambda c, x: c.outputs.mqtt.enabled, lambda c, x: MqttOutput(c.outputs.mqtt, x.stats)),
+    Kind("web", lambda c, x: c.web.enabled, lambda c, x: WebOutput(c, x.stats, x.preview)),
     Kind("stdout", lambda c, x: x.print_results, lambda c, x: PrintOutput()),
 )
 
@@ -47,7 +53,7 @@ class OutputPlan:
     """The outputs a config asks for: running ones kept, new ones built (and started, but
     for the exclusive ones, which start at commit)."""
 
-    config: OutputsConfig
+    config: Config
     zones: tuple[str, ...]
     kept: list[Output]
     built: list[Output]
@@ -58,7 +64,7 @@ class OutputPlan:
         return sorted([*self.kept, *self.built], key=lambda o: order.get(o.name, len(order)))
 
 
-def plan(config: OutputsConfig, current: Sequence[Output], context: OutputContext,
+def plan(config: Config, current: Sequence[Output], context: OutputContext,
          zones: tuple[str, ...] = ()) -> OutputPlan:
     """Builds what `config` (and `zones`, the config's zone names) needs beside `current`;
     EdgecamError (nothing left behind) if any fails."""
@@ -81,6 +87,12 @@ def plan(config: OutputsConfig, current: Sequence[Output], context: OutputContex
             built.append(output)
         undo.pop_all()
     return OutputPlan(config, zones, kept, built)
+
+
+def concerned(old: Config, new: Config) -> bool:
+    """Whether a reload from `old` to `new` changed anything an output reads (else they stay)."""
+    return any(getattr(old, name) != getattr(new, name)
+               for name in ("outputs", "zones", "web", "model", "snapshots"))
 
 
 def commit(plan: OutputPlan, dispatcher: Dispatcher) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecam.common.worker import Worker
-from edgecam.config import OutputsConfig
+from edgecam.config import Config
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.outputs.base import Output
 from edgecam.pipeline.results import Result, json_line, stats_message
@@ -80,12 +80,12 @@ class SocketOutput(Output):
         self._worker.start()
         log.info("socket %s: serving results (mode %s)", self.path, self.mode)
 
-    def reusable(self, config: OutputsConfig) -> bool:
-        return config.socket.path == self.path
+    def reusable(self, config: Config) -> bool:
+        return config.outputs.socket.path == self.path
 
-    def reconfigure(self, config: OutputsConfig) -> None:
+    def reconfigure(self, config: Config) -> None:
         """Applies a new file mode to the live socket (a reload that changed only the mode)."""
-        mode = config.socket.mode
+        mode = config.outputs.socket.mode
         if mode == self.mode:
             return
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from edgecam.config import OutputsConfig
+from edgecam.config import Config
 from edgecam.outputs.base import Output
 from edgecam.pipeline.results import Result, json_line
 
@@ -20,7 +20,7 @@ class PrintOutput(Output):
         self._stream.write(json_line(result.message()).decode())
         self._stream.flush()
 
-    def reusable(self, config: OutputsConfig) -> bool:
+    def reusable(self, config: Config) -> bool:
         return True  # it has no settings
 
     def close(self) -> None:

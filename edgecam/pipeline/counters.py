@@ -84,6 +84,16 @@ COUNTERS = (
             "or the frame was cut to the model's input before a reload turned snapshots on)"),
     Counted("snapshots_failed", "outputs", "snapshots_failed", "edgecam_snapshots_failed",
             "Label changes not saved: the write failed (a full or read-only disk, no permission)"),
+    # The status page (edgecam/web): its preview is encoded only while someone watches.
+    Counted("web_preview_encoded", "outputs", "web_preview_encoded", "edgecam_web_preview_encoded",
+            "Preview frames encoded for the status page (resized, zones drawn, JPEG)"),
+    Counted("web_preview_dropped", "outputs", "web_preview_dropped",
+            "edgecam_web_preview_frames_dropped",
+            "Preview frames a /preview.mjpeg viewer did not get: it was still receiving the one before"),
+    Counted("web_viewers_refused", "outputs", "web_viewers_refused", "edgecam_web_viewers_refused",
+            "/preview.mjpeg viewers turned away (503): the most allowed were watching already"),
+    Counted("web_viewers_stalled", "outputs", "web_viewers_stalled", "edgecam_web_viewers_stalled",
+            "/preview.mjpeg viewers disconnected for taking no frame for a long while"),
 )
 
 #: what each zone counts, with zones only: Stats.count_zone's kinds, the stats message's
@@ -98,6 +108,8 @@ ZONE_COUNTERS = (
 GAUGES = (
     Gauge("socket_clients", "outputs", "socket_clients", "edgecam_socket_clients",
           "Clients connected to the results socket", absent=0, shown=int),
+    Gauge("web_viewers", "outputs", "web_viewers", "edgecam_web_viewers",
+          "Viewers of the status page's /preview.mjpeg stream", absent=0, shown=int),
     Gauge("mqtt_connected", "outputs", "mqtt_connected", "edgecam_mqtt_connected",
           "1 while connected to the MQTT broker, else 0 (absent without MQTT)", shown=bool),
     Gauge("behind_ms", "source", "behind_ms", "edgecam_source_behind_live_seconds",

@@ -8,6 +8,8 @@ dispatcher without ever waiting on an output. Progress here is what feeds
 the systemd watchdog. With snapshots on, emitted results go to the snapshot
 writer instead, each label change with its frame (snapshots.writer: it
 sends them on once the JPEG is saved, and never makes this thread wait).
+With the status page on, each classified frame is left in a one-slot
+handoff (pipeline.latest) for its preview: an assignment, never a wait.
 
 The threads a frame wakes (an on-demand reader, told the slot is free; the
 outputs' threads, handed the last result) are woken right before invoke():
@@ -37,6 +39,7 @@ from edgecam.models.preprocess import FrameFormatError
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.frames import IDENTITY, Frame
+from edgecam.pipeline.latest import LatestFrame
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
@@ -58,6 +61,7 @@ class InferenceSettings:
     filter: ResultFilter
     zones: tuple[Zone, ...] = ()  # with zones, each due zone is classified instead of the frame
     snapshots: SnapshotWriter | None = None  # None: snapshots off, results straight to the outputs
+    preview: LatestFrame | None = None  # with the status page on: each classified frame goes there
 
 
 class Inference:
@@ -135,6 +139,8 @@ class Inference:
             except FrameFormatError as exc:
                 self._bad_frame(exc)
                 continue
+            if settings.preview is not None:
+                settings.preview.put(frame.seq, frame.captured_wall, image)
             if not self.first_result.is_set():
                 self.first_result.set()
             self._watchdog.kick()

@@ -31,6 +31,7 @@ from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.frames import IDENTITY
 from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.latest import LatestFrame
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
@@ -72,7 +73,7 @@ class Pipeline:
 
     def start_outputs(self, config: Config) -> None:
         """The outputs first: a socket in use or a bad MQTT file fails before the camera opens."""
-        plan = registry.plan(config.outputs, [], self._context, zone_names(config))
+        plan = registry.plan(config, [], self._context, zone_names(config))
         self.dispatcher.start()
         self._stack.callback(self.dispatcher.close, _STOP_S)
         registry.commit(plan, self.dispatcher)
@@ -85,7 +86,7 @@ class Pipeline:
         self._snapshots = self._start_snapshots(config.snapshots)
         self._stack.callback(self._stop_snapshots)
         settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs), zones,
-                                     self._snapshots)
+                                     self._snapshots, self._preview(config))
         self.inference = Inference(settings, self.slot, self.stats, self.dispatcher, self._watchdog,
                                    self.source_idle, Faults())
         self.inference.start()
@@ -99,9 +100,8 @@ class Pipeline:
         running = {**self._classifiers, new.model: classifier}
         zones, classifiers = build_zones(new, running, self.inference.settings.zones)
         outputs = None
-        if new.outputs != old.outputs or zone_names(new) != zone_names(old):
-            outputs = registry.plan(new.outputs, self.dispatcher.outputs, self._context,
-                                    zone_names(new))
+        if registry.concerned(old, new):
+            outputs = registry.plan(new, self.dispatcher.outputs, self._context, zone_names(new))
         return Reload(new, classifier, outputs, zones, classifiers)
 
     def apply(self, old: Config, reload: Reload) -> None:
@@ -115,7 +115,9 @@ class Pipeline:
             self._stop_snapshots()  # what it holds goes out first; meanwhile results go straight out
             self._snapshots = self._start_snapshots(new.snapshots)
         self.inference.settings = InferenceSettings(classifier, new.pipeline, result_filter,
-                                                    reload.zones, self._snapshots)
+                                                    reload.zones, self._snapshots, self._preview(new))
+        if not new.web.enabled:
+            self._context.preview.clear()
         self._classifiers = reload.classifiers
         if reload.outputs is not None:
             registry.commit(reload.outputs, self.dispatcher)
@@ -154,6 +156,9 @@ class Pipeline:
         running = [self.inference.settings.classifier] if self.inference is not None else []
         for classifier in {id(c): c for c in [*running, *self._classifiers.values()]}.values():
             close_classifier(classifier)
+
+    def _preview(self, config: Config) -> LatestFrame | None:
+        return self._context.preview if config.web.enabled else None
 
     def _start_snapshots(self, config: SnapshotsConfig) -> SnapshotWriter | None:
         if not config.enabled:

@@ -75,8 +75,9 @@ def zone_names(config: Config) -> tuple[str, ...]:
 
 def whole_frames(config: Config) -> bool:
     """Whether frames reach inference whole, not fitted to the model's input by the capture thread:
-    with zones (each crops its part) and with snapshots (a snapshot is the full frame)."""
-    return bool(config.zones) or config.snapshots.enabled
+    with zones (each crops its part), with snapshots (a snapshot is the full frame) and with the
+    status page (its preview shows what the camera sees, not the model's square)."""
+    return bool(config.zones) or config.snapshots.enabled or config.web.enabled
 
 
 def frame_size(config: Config, input_size: tuple[int, int]) -> tuple[int, int]:

@@ -19,6 +19,7 @@ import yaml
 from conftest import REPO
 from harness import EXPECTED_TOP1, IMAGES, MODELS, wait_for
 from sandbox import Sandbox
+from streams import free_port
 
 pytestmark = pytest.mark.sandbox
 
@@ -26,6 +27,8 @@ PHOTOS = "/var/lib/edgecam-photos"  # a copy the service user can read (the chec
 CONFIG = "/etc/edgecam/edgecam.yaml"
 SOCKET = "/run/edgecam/results.sock"
 EXPOSURE_GOAL = 1.2  # issue 12: 1.6 before PrivateUsers=, IPAddressDeny= and ~@resources
+WEB_EXPOSURE_GOAL = 2.0  # issue 14: with the status page open to the network (IPAddressAllow=any)
+WEB_TOKEN = "/etc/edgecam/web.token"
 
 
 def service_config(**outputs: object) -> str:
@@ -293,12 +296,48 @@ def test_unit_verifies_and_exposure_is_low(installed: Sandbox) -> None:
     verify = installed.run("systemd-analyze", "verify", "/etc/systemd/system/edgecam.service",
                            check=False)
     assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
-    security = installed.run("systemd-analyze", "security", "edgecam.service", "--no-pager",
-                             check=False).stdout
+    measured = exposure(installed)
+    print(f"\nsystemd-analyze security edgecam.service: exposure {measured}")
+    assert measured <= EXPOSURE_GOAL
+
+
+def exposure(sandbox: Sandbox) -> float:
+    security = sandbox.run("systemd-analyze", "security", "edgecam.service", "--no-pager",
+                           check=False).stdout
     overall = re.search(r"Overall exposure level for edgecam\.service: (\d+\.\d+)", security)
     assert overall, security
-    print(f"\nsystemd-analyze security edgecam.service: exposure {overall.group(1)}")
-    assert float(overall.group(1)) <= EXPOSURE_GOAL
+    return float(overall.group(1))
+
+
+def test_the_status_page_on_the_network_answers_with_the_token_and_exposure_stays_low(
+        installed: Sandbox) -> None:
+    """web.listen on every interface with a token file: `make install` derives the drop-in (any
+    address may reach the page), the page answers 401 without the token and 200 with it, and
+    the hardened unit keeps its exposure under WEB_EXPOSURE_GOAL."""
+    port = free_port()
+    installed.sh(f"umask 027; echo status-page-token > {WEB_TOKEN}; chgrp edgecam {WEB_TOKEN}")
+    web = f"web:\n  enabled: true\n  listen: \":{port}\"\n  token_file: {WEB_TOKEN}\n"
+    write_config(installed, service_config() + web)
+    try:
+        install(installed)
+        assert "any" in installed.run("cat", "/etc/systemd/system/edgecam.service.d/network.conf"
+                                      ).stdout
+        probe = ("import sys, urllib.request, urllib.error\n"
+                 f"request = urllib.request.Request('http://127.0.0.1:{port}/api/status')\n"
+                 "if sys.argv[1:]: request.add_header('Authorization', 'Bearer ' + sys.argv[1])\n"
+                 "try:\n    print(urllib.request.urlopen(request, timeout=10).status)\n"
+                 "except urllib.error.HTTPError as e:\n    print(e.code)\n"
+                 "except OSError:\n    print(0)\n")
+        wait_for(lambda: installed.run("/usr/bin/python3", "-c", probe).stdout.strip() == "401", 120,
+                 "the page asking for the token")
+        assert installed.run("/usr/bin/python3", "-c", probe, "status-page-token").stdout.strip() == "200"
+        measured = exposure(installed)
+        print(f"\nsystemd-analyze security edgecam.service with the page on: exposure {measured}")
+        assert measured <= WEB_EXPOSURE_GOAL
+    finally:
+        installed.sh(f"rm -f {WEB_TOKEN}")
+        write_config(installed, service_config())
+        install(installed)
 
 
 INSTALLED_TREE = ("find /opt/edgecam /etc/edgecam /var/lib/edgecam/models "

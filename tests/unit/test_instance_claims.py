@@ -191,3 +191,22 @@ def test_commands_use_the_cameras_socket_and_state(capsys: pytest.CaptureFixture
     assert "/var/lib/edgecam/garage/heads/default.head" in capsys.readouterr().err
     assert main(["ip-filter", "--camera", "garage", "-c", str(SHIPPED)]) == 0
     assert "`sudo make install NAME=garage`" in capsys.readouterr().out
+
+
+def test_a_status_page_port_collides_with_another_instances_page_or_metrics(tmp_path: Path) -> None:
+    folder = tmp_path / "claims"
+    page = config_with(tmp_path, "camera:\n  source: /srv\noutputs:\n  socket:\n    enabled: false\n"
+                       "web:\n  enabled: true\n  listen: 127.0.0.1:9464\n")
+    metrics = config_with(tmp_path, "camera:\n  source: /srv\noutputs:\n  socket:\n    enabled: false\n"
+                          "  metrics:\n    enabled: true\n    listen: 127.0.0.1:9464\n")
+    a, b = Claims(Camera.named("a"), None, folder), Claims(Camera.named("b"), None, folder)
+    try:
+        a.hold(page)
+        with pytest.raises(ClaimError, match=r"outputs\.metrics\.listen: TCP port 9464 is already used "
+                                             r"by camera a"):
+            b.hold(metrics)
+        with pytest.raises(ClaimError, match=r"web\.listen: TCP port 9464 is already used by camera a"):
+            b.hold(page)
+    finally:
+        a.close()
+        b.close()

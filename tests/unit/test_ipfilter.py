@@ -24,6 +24,11 @@ def metrics(listen: str) -> str:
     return f"outputs:\n  metrics:\n    enabled: true\n    listen: \"{listen}\"\n"
 
 
+def web(listen: str) -> str:
+    """The status page on `listen`, with a token (a page beyond loopback needs one)."""
+    return f"web:\n  enabled: true\n  listen: \"{listen}\"\n  token_file: {__file__}\n"
+
+
 def source(url: str) -> str:
     return f"camera:\n  source: \"{url}\"\n"
 
@@ -34,6 +39,7 @@ def source(url: str) -> str:
     source("rtsp://localhost:8554/cam"), source("rtsp://127.0.0.2/cam"), source("http://[::1]:8080/"),
     mqtt("localhost"), mqtt("127.0.0.1"), mqtt("::1"),
     metrics("127.0.0.1:9464"), metrics("[::1]:9464"), metrics("localhost:9464"),
+    web("127.0.0.1:8080"), web("localhost:8080"),
     "outputs:\n  mqtt:\n    host: broker.lan\n  metrics:\n    listen: \":9464\"\n",  # both disabled
 ])
 def test_what_stays_on_this_machine_needs_nothing(text: str) -> None:
@@ -62,6 +68,8 @@ def test_a_link_local_address_is_allowed_without_its_zone() -> None:
     (source("udp://239.1.1.1:1234"), "camera.source", "a listener"),
     (metrics(":9464"), "outputs.metrics.listen", "scraped from"),
     (metrics("192.168.1.20:9464"), "outputs.metrics.listen", "scraped from"),
+    (web(":8080"), "web.listen", "the status page"),
+    (web("192.168.1.20:8080"), "web.listen", "the status page"),
 ])
 def test_names_and_listeners_open_the_filter(text: str, key: str, why: str) -> None:
     found = ipfilter.reaches(config(text))

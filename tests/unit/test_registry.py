@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from harness import wait_for
 
-from edgecam.config import JournalConfig, MqttConfig, OutputsConfig, SocketConfig
+from edgecam.config import Config, JournalConfig, MqttConfig, OutputsConfig, SocketConfig
 from edgecam.errors import EdgecamError
 from edgecam.models.base import Classification, Label
 from edgecam.outputs import registry
@@ -37,8 +37,8 @@ def read_line(path: Path) -> dict:
 def running(tmp_path: Path):
     stats = Stats()
     context = OutputContext(stats, lambda: None)
-    config = OutputsConfig(journal=JournalConfig(enabled=False),
-                           socket=SocketConfig(path=str(tmp_path / "old.sock")))
+    config = Config(outputs=OutputsConfig(journal=JournalConfig(enabled=False),
+                                          socket=SocketConfig(path=str(tmp_path / "old.sock"))))
     dispatcher = Dispatcher([], stats)
     dispatcher.start()
     registry.commit(registry.plan(config, [], context), dispatcher)
@@ -53,9 +53,9 @@ def test_a_reload_whose_mqtt_part_fails_leaves_no_socket_or_thread_and_the_old_o
     threads = sorted(t.name for t in threading.enumerate())
     # A new socket path (built and started first, KINDS' order) and an MQTT section whose password
     # file is gone by the time of the reload.
-    new = dataclasses.replace(
-        config, socket=SocketConfig(path=str(tmp_path / "new.sock")),
-        mqtt=MqttConfig(enabled=True, username="cam", password_file=str(tmp_path / "gone.pw")))
+    new = dataclasses.replace(config, outputs=dataclasses.replace(
+        config.outputs, socket=SocketConfig(path=str(tmp_path / "new.sock")),
+        mqtt=MqttConfig(enabled=True, username="cam", password_file=str(tmp_path / "gone.pw"))))
     with pytest.raises(EdgecamError, match="password_file"):
         registry.plan(new, dispatcher.outputs, context)
     assert not (tmp_path / "new.sock").exists(), "the new socket was closed and its file removed"
@@ -74,7 +74,8 @@ def test_a_reload_whose_mqtt_part_fails_leaves_no_socket_or_thread_and_the_old_o
 def test_a_good_reload_swaps_outputs_and_closes_the_replaced_ones(running, tmp_path: Path) -> None:
     config, context, dispatcher = running
     old_socket = dispatcher.outputs[0]
-    moved = dataclasses.replace(config, socket=SocketConfig(path=str(tmp_path / "moved.sock")))
+    moved = dataclasses.replace(config, outputs=dataclasses.replace(
+        config.outputs, socket=SocketConfig(path=str(tmp_path / "moved.sock"))))
     registry.commit(registry.plan(moved, dispatcher.outputs, context), dispatcher)
     [new_socket] = dispatcher.outputs
     assert isinstance(new_socket, SocketOutput) and new_socket is not old_socket
@@ -84,7 +85,8 @@ def test_a_good_reload_swaps_outputs_and_closes_the_replaced_ones(running, tmp_p
 def test_an_unchanged_output_is_kept_and_a_mode_change_applied_in_place(running, tmp_path: Path) -> None:
     config, context, dispatcher = running
     old_socket = dispatcher.outputs[0]
-    chmodded = dataclasses.replace(config, socket=dataclasses.replace(config.socket, mode="0600"))
+    chmodded = dataclasses.replace(config, outputs=dataclasses.replace(
+        config.outputs, socket=dataclasses.replace(config.outputs.socket, mode="0600")))
     registry.commit(registry.plan(chmodded, dispatcher.outputs, context), dispatcher)
     assert dispatcher.outputs == [old_socket]
     assert (tmp_path / "old.sock").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,143 @@
+"""What the status page shows: the settings a reload swaps whole, and the last result of each zone.
+
+`PageState.emit` runs on the dispatcher thread, everything else on the web
+thread; each update is one assignment (a dict item, or the settings whole),
+so no lock is needed and the dispatcher never waits for the page.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecam import __version__
+from edgecam.config import Config, read_token
+from edgecam.errors import ConfigError
+from edgecam.pipeline.results import Result, stats_message
+from edgecam.pipeline.stats import Stats
+from edgecam.snapshots.store import list_snapshots
+from edgecam.web.auth import Auth
+from edgecam.web.preview import Overlay
+
+RECENT_SNAPSHOTS = 8
+_SNAPSHOTS_S = 5.0  # the snapshot folder is listed at most this often
+_STATS_S = 0.5  # a stats snapshot (percentiles) is taken at most this often
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    token: str | None
+    preview_fps: float
+    preview_width: int
+    zones: tuple[tuple[str, tuple[float, float, float, float]], ...]
+    model: str
+    snapshots: str | None  # the snapshot folder, with snapshots on
+
+    @classmethod
+    def from_config(cls, config: Config) -> PageSettings:
+        """ConfigError (one line, exit 78: restarting cannot fix it) if the token file cannot be
+        read."""
+        web = config.web
+        token = None
+        if web.token_file:
+            try:
+                token = read_token(web.token_file)
+            except ValueError as exc:
+                raise ConfigError([f"web.token_file: {exc}"]) from None
+        return cls(token, web.preview_fps, web.preview_width,
+                   tuple((zone.name, zone.crop) for zone in config.zones), model_name(config),
+                   config.snapshots.dir if config.snapshots.enabled else None)
+
+
+def model_name(config: Config) -> str:
+    """The model as a user names it: its file, and the head learned on it if there is one."""
+    model = config.model
+    name = os.path.basename(model.path)
+    return f"{os.path.basename(model.head)} (learned on {name})" if model.head else name
+
+
+class PageState:
+    def __init__(self, settings: PageSettings, stats: Stats) -> None:
+        self.settings = settings
+        self._stats = stats
+        self.zones: tuple[str, ...] = ()
+        self.results: dict[str | None, Result] = {}
+        self._stats_taken: tuple[float, dict[str, Any]] | None = None
+        self._snapshots_listed: tuple[float, str | None, list[dict[str, Any]]] | None = None
+        self._auth = (settings, Auth(settings.token))
+
+    def auth(self) -> Auth:
+        """The token check of the settings in force (made again only when a reload swapped them)."""
+        settings, auth = self._auth
+        if settings is not self.settings:
+            self._auth = (self.settings, auth := Auth(self.settings.token))
+        return auth
+
+    def emit(self, result: Result) -> None:
+        self.results[result.zone] = result
+
+    def set_zones(self, zones: tuple[str, ...]) -> None:
+        self.results = {zone: r for zone, r in self.results.items() if zone in zones}
+        self.zones = zones
+
+    def latest(self) -> list[Result]:
+        """The last result of each zone in config order (without zones: the frame's)."""
+        results, zones = dict(self.results), self.zones
+        return [results[zone] for zone in (zones or (None,)) if zone in results]
+
+    def overlays(self) -> list[Overlay]:
+        """The zones to draw over the preview, each with its current label."""
+        results = dict(self.results)
+        drawn = []
+        for name, crop in self.settings.zones:
+            result = results.get(name)
+            text = f"{name}: {result.top.label} {result.top.score:.2f}" if result else name
+            drawn.append(Overlay(name, crop, text))
+        return drawn
+
+    def status(self, now: float, viewers: int, max_viewers: int) -> dict[str, Any]:
+        """/api/status: the stats message (the socket's), the last results, what the page needs."""
+        settings = self.settings
+        return {"version": __version__,
+                "stats": self._stats_message(now),
+                "results": [result.message() for result in self.latest()],
+                "model": settings.model,
+                "zones": [{"name": name, "crop": list(crop)} for name, crop in settings.zones],
+                "preview": {"width": settings.preview_width, "fps": settings.preview_fps,
+                            "viewers": viewers, "max_viewers": max_viewers},
+                "snapshots": self._snapshots(now)}
+
+    def snapshot_file(self, zone: str, name: str) -> Path | None:
+        """The JPEG /snapshots/ZONE/NAME names, if it is one of the snapshots listed."""
+        listed = self._snapshots_listed
+        url = f"/snapshots/{zone}/{name}"
+        if listed is None or not any(item["url"] == url for item in listed[2]):
+            return None
+        folder = self.settings.snapshots
+        return Path(folder, zone, name) if folder else None
+
+    def _stats_message(self, now: float) -> dict[str, Any]:
+        taken = self._stats_taken
+        if taken is None or now - taken[0] >= _STATS_S:
+            taken = self._stats_taken = (now, stats_message(self._stats.snapshot()))
+        return taken[1]
+
+    def _snapshots(self, now: float) -> list[dict[str, Any]]:
+        folder = self.settings.snapshots
+        listed = self._snapshots_listed
+        if listed is None or listed[1] != folder or now - listed[0] >= _SNAPSHOTS_S:
+            recent: list[dict[str, Any]] = []
+            if folder:
+                try:
+                    found, _problems = list_snapshots(Path(folder))
+                except OSError:
+                    found = []
+                recent = [{"url": f"/snapshots/{item.jpeg.parent.name}/{item.jpeg.name}",
+                           "zone": item.zone, "label": item.label, "score": round(item.score, 3),
+                           "ts": item.ts, "time": time.strftime("%H:%M:%S", time.localtime(item.ts))}
+                          for item in found[:RECENT_SNAPSHOTS]]
+            listed = self._snapshots_listed = (now, folder, recent)
+        return listed[2]
