@@ -5,6 +5,7 @@ from edgecam.config.loader import load_config, parse_config, to_yaml
 from edgecam.config.schema import (
     CameraConfig,
     Config,
+    FleetConfig,
     JournalConfig,
     MetricsConfig,
     ModelConfig,
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "CameraConfig",
     "Config",
+    "FleetConfig",
     "JournalConfig",
     "MetricsConfig",
     "ModelConfig",
