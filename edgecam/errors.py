@@ -60,3 +60,7 @@ class DownloadError(EdgecamError):
     """A model download failed or did not match its checksum."""
 
     exit_code = EX_TEMPFAIL
+
+
+class ChecksumError(DownloadError):
+    """A download that completed, but whose bytes are not the ones asked for: no retry helps."""

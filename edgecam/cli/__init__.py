@@ -88,6 +88,19 @@ def _parser() -> argparse.ArgumentParser:
                         help='print [{"check", "ok", "detail", "fix"}, ...] instead')
     doctor.set_defaults(func=_doctor)
 
+    fleet = commands.add_parser(
+        "fleet", help="several cameras: the members on the MQTT broker",
+        description="The fleet shares learned classes and model rollouts over outputs.mqtt's "
+                    "broker (the config's fleet: section).")
+    fleet_actions = fleet.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fleet_status = fleet_actions.add_parser(
+        "status", help="the members seen on the broker: online, last seen, model, classes")
+    config_option(fleet_status)
+    fleet_status.add_argument("--wait", type=float, default=5.0, metavar="S",
+                              help="seconds to wait for the broker (default: 5)")
+    fleet_status.add_argument("--json", action="store_true", help="one JSON object")
+    fleet_status.set_defaults(func=_fleet_status)
+
     fetch = commands.add_parser("fetch-model", help="download the default model and labels")
     fetch.add_argument("--dir", type=Path, metavar="DIR",
                        help="where to install them (default: /var/lib/edgecam/models)")
@@ -352,6 +365,14 @@ def _learn_merge(args: argparse.Namespace) -> int:
     print(f"merged {len(args.inputs)} head(s) into {args.out}: {len(merged.classes)} class(es): "
           + ", ".join(f"{c.label} ({c.count})" for c in merged.classes))
     return 0
+
+
+def _fleet_status(args: argparse.Namespace) -> int:
+    from edgecam.fleet.status import status
+
+    if args.wait <= 0:
+        raise EdgecamError("--wait takes a number of seconds above 0")
+    return status(_config(args), args.wait, args.json)
 
 
 def _fetch_model(args: argparse.Namespace) -> int:

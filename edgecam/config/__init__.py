@@ -13,6 +13,7 @@ from edgecam.config.loader import load_config, parse_config, to_yaml
 from edgecam.config.schema import (
     CameraConfig,
     Config,
+    FleetConfig,
     JournalConfig,
     MetricsConfig,
     ModelConfig,
@@ -33,6 +34,7 @@ __all__ = [
     "Camera",
     "CameraConfig",
     "Config",
+    "FleetConfig",
     "JournalConfig",
     "MetricsConfig",
     "ModelConfig",

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CONFIG_PATH = Path("/etc/edgecam/edgecam.yaml")
+#: where the daemon keeps its state (models, heads, snapshots, the fleet's files): every default
+#: path below /var/lib/edgecam derives from this one
+STATE_DIR = Path("/var/lib/edgecam")
 
 
 def setting(

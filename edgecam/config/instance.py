@@ -9,7 +9,8 @@ same `--camera NAME` and so finds that instance's files. Without a name, the pla
 An instance's config is usually a copy of the default one (`make install NAME=garage` writes
 /etc/edgecam/garage.yaml from config/edgecam.yaml), which spells the single-camera paths out.
 So a path *left at the single-camera default* means this instance's own: the socket
-/run/edgecam/NAME.sock, the snapshots under /var/lib/edgecam/NAME/, the MQTT topics under
+/run/edgecam/NAME.sock; the snapshots, and the fleet's merged heads and rolled-out models, under
+/var/lib/edgecam/NAME/; the MQTT topics (and so the fleet's <device>) under
 edgecam/<hostname>-NAME. A path set to anything else is the user's choice and kept (two
 instances that then name the same one are refused at start: daemon.claims).
 """
@@ -22,17 +23,17 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecam.config.fields import DEFAULT_CONFIG_PATH
-from edgecam.config.schema import Config, SnapshotsConfig, SocketConfig
+from edgecam.config.fields import DEFAULT_CONFIG_PATH, STATE_DIR
+from edgecam.config.schema import Config, FleetConfig, SnapshotsConfig, SocketConfig
 from edgecam.errors import EdgecamError
 
 #: what systemd's %i may be here: a name that is also a file name, a topic level and a journal value
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 CONFIG_DIR = DEFAULT_CONFIG_PATH.parent
-STATE_DIR = Path("/var/lib/edgecam")
 RUNTIME_DIR = Path("/run/edgecam")
 _DEFAULT_SOCKET = SocketConfig().path
 _DEFAULT_SNAPSHOTS = SnapshotsConfig().dir
+_DEFAULT_FLEET_STATE = FleetConfig().state_dir
 
 
 def check_name(name: str) -> str:
@@ -93,7 +94,10 @@ class Camera:
         snapshots = config.snapshots
         if snapshots.dir == _DEFAULT_SNAPSHOTS:
             snapshots = dataclasses.replace(snapshots, dir=str(self.state_dir / "snapshots"))
-        return dataclasses.replace(config, outputs=outputs, snapshots=snapshots)
+        fleet = config.fleet
+        if fleet.state_dir == _DEFAULT_FLEET_STATE:
+            fleet = dataclasses.replace(fleet, state_dir=str(self.state_dir))
+        return dataclasses.replace(config, outputs=outputs, snapshots=snapshots, fleet=fleet)
 
 
 #: the single-camera service, edgecam.service (no --camera)

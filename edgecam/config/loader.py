@@ -372,6 +372,10 @@ def parse_config(text: str, filename: str, base_dir: Path | None = None) -> Conf
     if "model" not in loader.failed:  # a model that did not parse has no labels to check against
         for ref, problem in unknown_labels(config, loader.labels):
             loader.error(ref.node, ref.keypath, problem)
+    if config.fleet.enabled and not config.outputs.mqtt.enabled:
+        fleet = _value_node(root, "fleet")
+        loader.error(_value_node(fleet, "enabled") if fleet is not None else root, "fleet.enabled",
+                     "the fleet talks over the MQTT broker: set outputs.mqtt.enabled too")
     if loader.errors:
         # In file order: a section's cross-field problems come after its nested sections.
         raise ConfigError(sorted(loader.errors,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from edgecam.config.backends import BACKENDS, backend_mismatch, camera_problems
 from edgecam.config.fields import (
+    STATE_DIR,
     check_crop,
     existing_file,
     is_loopback,
@@ -55,10 +56,10 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = setting("/var/lib/edgecam/models/mobilenet_v2_1.0_224_quant.tflite",
+    path: str = setting(str(STATE_DIR / "models" / "mobilenet_v2_1.0_224_quant.tflite"),
                         "the image classifier: .tflite (LiteRT), .onnx (ONNX Runtime), .rpk (the AI "
                         "Camera's IMX500) or .hef (an AI Kit / AI HAT+'s Hailo)", path=True)
-    labels: str = setting("/var/lib/edgecam/models/imagenet_labels.txt",
+    labels: str = setting(str(STATE_DIR / "models" / "imagenet_labels.txt"),
                           "labels file, one label a line (an .rpk's own labels are used unless this "
                           "is changed from the default)", path=True)
     backend: str = setting("auto", "what runs the model; auto: chosen from model.path's suffix",
@@ -219,7 +220,7 @@ class SnapshotsConfig:
     """The full frame of each label change, saved as a JPEG with a JSON sidecar (edgecam.snapshots)."""
 
     enabled: bool = setting(False, "save the frame of each emitted label change (not heartbeats)")
-    dir: str = setting("/var/lib/edgecam/snapshots", "the folder; one subfolder per zone (`frame` "
+    dir: str = setting(str(STATE_DIR / "snapshots"), "the folder; one subfolder per zone (`frame` "
                        "without zones)", parse=parse_folder, path=True)
     max_files: int = setting(500, "snapshots kept (a JPEG and its sidecar are one); the oldest are "
                              "removed first", min=1, max=1_000_000)
@@ -250,6 +251,22 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """Several cameras sharing learned classes and model rollouts over the MQTT broker (edgecam.fleet)."""
+
+    enabled: bool = setting(False, "take part in the fleet on outputs.mqtt's broker (needs "
+                            "outputs.mqtt.enabled)")
+    share_heads: bool = setting(True, "publish this device's learned heads, retained")
+    merge_heads: bool = setting(True, "classify with the merge of this device's heads and the fleet's")
+    topic_root: str = setting("edgecam", "members publish under <topic_root>/<device>/...",
+                              parse=parse_discovery_prefix)
+    model_topic: str = setting("edgecam/fleet/model", "the retained model rollout manifest",
+                               parse=parse_discovery_prefix)
+    state_dir: str = setting(str(STATE_DIR), "the fleet's files: heads/ (the merged heads) and "
+                             "models/<version>/ (rolled-out models)", parse=parse_folder, path=True)
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = section(CameraConfig)
     model: ModelConfig = section(ModelConfig)
@@ -259,6 +276,7 @@ class Config:
         (), "parts of the picture classified on their own (empty: the whole frame)")
     snapshots: SnapshotsConfig = section(SnapshotsConfig)
     web: WebConfig = section(WebConfig)
+    fleet: FleetConfig = section(FleetConfig)
     log_level: str = setting("info", "debug | info | warning | error",
                              choices=("debug", "info", "warning", "error"))
 

@@ -11,7 +11,8 @@ Only an address written in the config can be allowed alone. A host name's
 addresses are known only when it is resolved (DHCP leases, mDNS and the DNS
 servers of the moment all change), and a listener (metrics on a non-loopback
 address, a stream the camera pushes) hears from addresses the config does not
-name: either opens the filter to any address.
+name: either opens the filter to any address. So does the fleet (fleet.enabled):
+a rollout downloads from the URLs its manifest names, which no config knows.
 
 The filter drops packets without a word (a TCP connect just times out), so the
 unit also tells the daemon what it allows (EDGECAM_IP_ALLOW), and the daemon says
@@ -89,6 +90,9 @@ def reaches(config: Config) -> list[Reach]:
     if web.enabled and not is_loopback(split_listen(web.listen)[0]):
         found.append(Reach("web.listen", web.listen, None,
                            "the status page, read from addresses the config does not name"))
+    if config.fleet.enabled:
+        found.append(Reach("fleet.model_topic", config.fleet.model_topic, None,
+                           "rollouts download from the URLs its manifest names"))
     return [reach for reach in found if reach is not None]
 
 

@@ -30,6 +30,7 @@ from edgecam.daemon.memory import pin_mmap_threshold
 from edgecam.daemon.notify import Notifier, Watchdog
 from edgecam.daemon.signals import Signals
 from edgecam.errors import EX_SOFTWARE, ConfigError, EdgecamError
+from edgecam.fleet.member import Fleet, NoFleet, make_fleet
 from edgecam.models.base import ImageClassifier
 from edgecam.models.factory import close_classifier, make_classifier, on_camera_sensor, refresh_classifier
 from edgecam.outputs.base import OutputContext, Sender
@@ -67,7 +68,8 @@ class Daemon:
         self._watchdog = Watchdog(self._notifier)
         context = OutputContext(self._stats, journal_sender, print_results, camera.name)
         self._pipeline = Pipeline(self._stats, context, self._watchdog)
-        self._config: Config | None = None
+        self._config: Config | None = None  # as running: with the fleet's heads and model
+        self._fleet: Fleet | NoFleet = NoFleet()
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -106,9 +108,16 @@ class Daemon:
                 config, camera=dataclasses.replace(config.camera, source=self._source_override))
         return config
 
+    def _fleet_reload(self, why: str) -> None:
+        """The fleet's request (its threads): the main loop reloads as on SIGHUP."""
+        log.info("fleet: %s: reloading", why)
+        self._reload.set()
+
     def _start(self) -> bool:
         """Starts every part in order; False if a stop signal came first."""
-        config = self._config = self._load()
+        written = self._load()
+        self._fleet = make_fleet(written, self._stats, self._fleet_reload)
+        config = self._config = self._fleet.effective(written)
         set_level(config.log_level)
         self._claims.hold(config)  # another instance using its socket, ports or camera: one line
         self._warn_if_filtered(config)
@@ -125,6 +134,7 @@ class Daemon:
                 return False
             self._pipeline.start(config, classifier, source)
             opened.pop_all()
+        self._fleet.start()
         self._notifier.status("waiting for the first frame")
         if not self._first_result():
             return not self._stop.is_set()
@@ -184,11 +194,11 @@ class Daemon:
     def _shutdown(self) -> None:
         """Stops in reverse order; every step runs even if an earlier one fails."""
         self._notifier.stopping()
-        try:
-            self._pipeline.close()
-        except Exception:
-            log.exception("error while stopping")
-        self._claims.close()
+        for close in (self._fleet.close, self._pipeline.close, self._claims.close):
+            try:
+                close()
+            except Exception:
+                log.exception("error while stopping")
         self._notifier.close()
 
     def _first_source(self, config: Config, classifier: ImageClassifier) -> Source | None:
@@ -232,21 +242,25 @@ class Daemon:
         old, inference = self._config, self._pipeline.inference
         assert old is not None and inference is not None
         try:
-            new = self._load()
+            written = self._load()
         except ConfigError as exc:
             for line in exc.lines:
                 log.error("%s", line)
             log.error("reload refused: %d error(s); still running on the previous config",
                       len(exc.lines))
+            self._fleet.reloaded(exc.lines[0])
             return
         current = inference.settings.classifier
-        if new.model != old.model and on_camera_sensor(old.model, new.model):
-            log.error("reload refused: the AI Camera's network is uploaded to the sensor when edgecam "
-                      "starts: restart it to change the model (systemctl restart %s); still "
-                      "running on the previous config", self._camera.unit.removesuffix(".service"))
-            return
         running = {zone.name: zone.classifier for zone in inference.settings.zones}
+        fleet = self._fleet
         try:
+            if not fleet.serves(written):
+                fleet = make_fleet(written, self._stats, self._fleet_reload)
+            new = fleet.effective(written)
+            if new.model != old.model and on_camera_sensor(old.model, new.model):
+                raise EdgecamError("the AI Camera's network is uploaded to the sensor when edgecam "
+                                   "starts: restart it to change the model (systemctl restart "
+                                   f"{self._camera.unit.removesuffix('.service')})")
             self._claims.hold(new)
             # A head file rewritten by `edgecam learn` is re-read even if the config is unchanged.
             classifier = refresh_classifier(current, old.model, new.model)
@@ -254,15 +268,23 @@ class Daemon:
         except EdgecamError as exc:
             self._claims.keep_only(old)
             log.error("reload refused: %s; still running on the previous config", exc)
+            if fleet is not self._fleet:
+                fleet.close()
+            self._fleet.reloaded(str(exc))
             return
+        if fleet is not self._fleet:
+            self._fleet.close()
+            self._fleet = fleet
+            fleet.start()
         set_level(new.log_level)
         self._pipeline.apply(old, prepared)
         self._claims.keep_only(new)
         if classifier is not current and all(zone.classifier is not current for zone in prepared.zones):
             close_classifier(current)  # the device an accelerator held (the Hailo) goes back
         self._config = new
+        self._fleet.reloaded(None)
         changed = [name for name in ("camera", "model", "pipeline", "outputs", "zones", "snapshots",
-                                     "web", "log_level")
+                                     "web", "fleet", "log_level")
                    if getattr(new, name) != getattr(old, name)]
         if classifier is not current and new.model == old.model:
             changed.append("model (files on disk)")

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecam.common.files import file_sha256, fsync_folder
-from edgecam.errors import DownloadError, EdgecamError
+from edgecam.config.fields import STATE_DIR
+from edgecam.errors import ChecksumError, DownloadError, EdgecamError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://github.com/google-coral/test_data/raw/master"
-DEFAULT_MODEL_DIR = Path("/var/lib/edgecam/models")
+DEFAULT_MODEL_DIR = STATE_DIR / "models"
 BASE_URL_ENV = "EDGECAM_MODEL_BASE_URL"
 _CHUNK = 1 << 16
 _TIMEOUT_S = 60
@@ -62,12 +63,17 @@ def fetch_model(directory: Path, base_url: str, files: tuple[ModelFile, ...] = D
         if target.is_file() and file_sha256(target) == item.sha256:
             log.info("%s is already installed and verified", target)
             continue
-        _download(f"{base_url.rstrip('/')}/{item.name}", target, item.sha256)
+        download(f"{base_url.rstrip('/')}/{item.name}", target, item.sha256)
         fetched.append(target)
     return fetched
 
 
-def _download(url: str, target: Path, sha256: str) -> None:
+def download(url: str, target: Path, sha256: str) -> None:
+    """Streams `url` into `target`, renamed into place only if its sha256 is `sha256`.
+
+    DownloadError when the transfer fails (it may work later), ChecksumError (a DownloadError)
+    when the bytes are not the ones asked for (retrying will not help).
+    """
     try:
         # Beside the target (same filesystem: the rename is atomic), under a hidden name.
         temp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, then renamed or removed
@@ -78,7 +84,7 @@ def _download(url: str, target: Path, sha256: str) -> None:
         with temp:
             digest = _copy_hashing(url, temp)
             if digest != sha256:
-                raise DownloadError(f"{url}: sha256 mismatch (expected {sha256}, got {digest}); "
+                raise ChecksumError(f"{url}: sha256 mismatch (expected {sha256}, got {digest}); "
                                     "nothing installed")
             temp.flush()
             os.fsync(temp.fileno())

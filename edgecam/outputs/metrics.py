@@ -30,7 +30,7 @@ from edgecam.common.worker import Worker
 from edgecam.config import Config, split_listen
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.outputs.base import Output
-from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, ZONE_COUNTERS
+from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, MODEL_VERSION_METRIC, ZONE_COUNTERS
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.stats import Stats
 
@@ -69,6 +69,12 @@ class _StatsCollector:
             value = gauges.get(gauge.key, gauge.absent)
             if value is not None:
                 yield GaugeMetricFamily(gauge.metric, gauge.help, value=value * gauge.factor)
+        version = self._stats.model_version
+        if version is not None:
+            from prometheus_client.core import InfoMetricFamily
+
+            yield InfoMetricFamily(MODEL_VERSION_METRIC, "The version of the model a fleet rollout "
+                                   "installed", value={"version": version})
         zones = self._stats.zone_counts()
         if zones:
             for counter in ZONE_COUNTERS:

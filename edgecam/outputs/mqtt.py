@@ -35,7 +35,7 @@ from edgecam.common.worker import Worker
 from edgecam.config import Config, MqttConfig
 from edgecam.errors import EdgecamError
 from edgecam.outputs.base import Output
-from edgecam.outputs.mqtt_client import client_class, paho, read_password, tls_context
+from edgecam.outputs.mqtt_client import new_client, read_password
 from edgecam.outputs.mqtt_topics import (
     OFFLINE,
     ONLINE,
@@ -50,7 +50,6 @@ from edgecam.pipeline.stats import Stats
 log = logging.getLogger(__name__)
 
 MAX_INFLIGHT = 20  # messages handed to paho and not yet written (QoS 0) or acknowledged (QoS 1, 2)
-RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 CLOSE_TIMEOUT_S = 1.0
 _POLL_S = 0.2
 _LOG_EVERY = 10  # repeated connection failures: log one in this many
@@ -102,26 +101,9 @@ class MqttOutput(Output):
             return False  # the new output's construction reports it
 
     def _make_client(self) -> Any:
-        config = self.config
-        password = self._password = (read_password(config.password_file) if config.password_file
-                                     else None)
-        context = tls_context(config)
-        mqtt = paho()
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        client_id = config.client_id or self.topics.prefix.replace("/", "-")
-        client = client_class()(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                 protocol=mqtt.MQTTv311, clean_session=True)
-        client.suppress_exceptions = True  # a bug in a callback is logged; paho's thread lives on
-        paho_log = logging.getLogger(f"{__name__}.paho")
-        paho_log.setLevel(logging.INFO)  # its debug lines are one per packet: never in the journal
-        client.enable_logger(paho_log)
-        if config.username:
-            client.username_pw_set(config.username, password)
-        if context is not None:
-            client.tls_set_context(context)
-        client.will_set(self.topics.availability, OFFLINE, qos=self._qos, retain=True)
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client_id = self.config.client_id or self.topics.prefix.replace("/", "-")
+        client, self._password = new_client(self.config, client_id,
+                                            (self.topics.availability, OFFLINE, self._qos))
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect

@@ -7,6 +7,7 @@ while the output is built, so a reload with a bad file is refused whole.
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 from typing import Any
 
@@ -49,6 +50,44 @@ def client_class() -> type:
                 raise
 
     return Client
+
+
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+
+
+def new_client(config: MqttConfig, client_id: str, will: tuple[str, str, int] | None
+               ) -> tuple[Any, str | None]:
+    """A paho client for `config`'s broker with its last will (topic, payload, qos) if any,
+    reconnecting with backoff; (client, the password read). Not connected yet."""
+    password = read_password(config.password_file) if config.password_file else None
+    context = tls_context(config)
+    mqtt = paho()
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = client_class()(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv311, clean_session=True)
+    client.suppress_exceptions = True  # a bug in a callback is logged; paho's thread lives on
+    client.enable_logger(_paho_log())
+    if config.username:
+        client.username_pw_set(config.username, password)
+    if context is not None:
+        client.tls_set_context(context)
+    if will is not None:
+        topic, payload, qos = will
+        client.will_set(topic, payload, qos=qos, retain=True)
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    return client, password
+
+
+@functools.cache
+def _paho_log() -> logging.Logger:
+    """paho's logger: INFO and up (its debug lines are one per packet: never in the journal),
+    without the ERROR paho 2.x logs at each turn of its loop while the socket is closed (after
+    each failed reconnect, and at a clean stop): the output says what failed, once."""
+    paho_log = logging.getLogger("edgecam.outputs.mqtt.paho")
+    paho_log.setLevel(logging.INFO)
+    paho_log.addFilter(lambda record: not record.getMessage().startswith("Client is not connected."))
+    return paho_log
 
 
 def read_password(path: str) -> str:

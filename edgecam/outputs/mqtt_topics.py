@@ -12,8 +12,9 @@ Topics, under `outputs.mqtt.topic_prefix` (default `edgecam/<hostname>`):
 With `homeassistant: true`, retained Home Assistant discovery messages announce one
 device per prefix with a label sensor and a score sensor (with zones: one of each per
 zone, "Door label" and "Door score", in place of the whole frame's), a connectivity
-binary sensor, and the board's health from the stats topic: a CPU temperature sensor
-and under-voltage and throttling problem sensors. They are sent again whenever Home
+binary sensor, and from the stats topic the board's health (a CPU temperature sensor
+and under-voltage and throttling problem sensors) and the model version a fleet rollout
+installed. They are sent again whenever Home
 Assistant says it (re)started.
 
 `owned_filters` are the topics where an earlier run (or the config before a reload)
@@ -95,6 +96,11 @@ def discovery_messages(topics: Topics, discovery_prefix: str, qos: int,
             "name": "CPU temperature", "unique_id": f"{node}_temperature", "state_topic": topics.stats,
             "value_template": "{{ value_json.board.temperature_c }}", "device_class": "temperature",
             "unit_of_measurement": "°C", "state_class": "measurement",
+            "entity_category": "diagnostic", **available},
+        # The version a fleet rollout installed (edgecam.fleet); unknown while the config's model runs.
+        f"{discovery_prefix}/sensor/{node}/model_version/config": {
+            "name": "Model version", "unique_id": f"{node}_model_version", "state_topic": topics.stats,
+            "value_template": "{{ value_json.model_version }}", "icon": "mdi:package-variant",
             "entity_category": "diagnostic", **available},
         **{f"{discovery_prefix}/binary_sensor/{node}/{flag}/config": {
             "name": name, "unique_id": f"{node}_{flag}", "state_topic": topics.stats,

@@ -19,7 +19,7 @@ class Counted:
     """A counter: its Stats key, its place in the stats message and its Prometheus name."""
 
     key: str
-    section: str  # "frames", "source", "outputs", "board" or "zones" in the stats message
+    section: str  # "frames", "source", "outputs", "board", "fleet" or "zones" in the stats message
     field: str
     metric: str  # without the _total suffix
     help: str
@@ -94,6 +94,11 @@ COUNTERS = (
             "/preview.mjpeg viewers turned away (503): the most allowed were watching already"),
     Counted("web_viewers_stalled", "outputs", "web_viewers_stalled", "edgecam_web_viewers_stalled",
             "/preview.mjpeg viewers disconnected for taking no frame for a long while"),
+    # The fleet (edgecam/fleet): what other members sent that this one did not use.
+    Counted("fleet_heads_refused", "fleet", "heads_refused", "edgecam_fleet_heads_refused",
+            "Members' heads not merged: another embedding extractor, or not a head"),
+    Counted("fleet_rollouts_failed", "fleet", "rollouts_failed", "edgecam_fleet_rollouts_failed",
+            "Model rollouts that did not switch: a checksum, a file that is not a model, a load"),
 )
 
 #: what each zone counts, with zones only: Stats.count_zone's kinds, the stats message's
@@ -126,7 +131,13 @@ GAUGES = (
           "1 while the Pi's firmware throttles the CPU, else 0", shown=bool),
     Gauge("soft_temp_limit", "board", "soft_temp_limit", "edgecam_board_soft_temperature_limit",
           "1 while the Pi is at its soft temperature limit, else 0", shown=bool),
+    Gauge("fleet_members", "fleet", "members", "edgecam_fleet_members",
+          "Other members whose heads this device merges (absent without the fleet)", shown=int),
 )
+
+#: the version of the model a fleet rollout installed (`model_version` in the stats message,
+#: STATUS=, /metrics' edgecam_model_info{version=...}); null while the config's own model runs
+MODEL_VERSION_METRIC = "edgecam_model"
 
 KNOWN_COUNTERS = frozenset({c.key for c in COUNTERS} | {f"dropped_{r}" for r in DROP_REASONS})
 KNOWN_GAUGES = frozenset(g.key for g in GAUGES)

@@ -44,6 +44,7 @@ class Stats:
         self._observers: tuple[Callable[[float, float], None], ...] = ()
         #: per zone, its classified and emitted results (only with zones: the stats' `zones`)
         self._zones: dict[str, Counter[str]] = {}
+        self._model_version: str | None = None
         self.started = time.monotonic()
 
     def count(self, name: str, n: int = 1) -> None:
@@ -81,6 +82,16 @@ class Stats:
         with self._lock:
             return {name: {c.key: kinds[c.key] for c in ZONE_COUNTERS}
                     for name, kinds in self._zones.items()}
+
+    def set_model_version(self, version: str | None) -> None:
+        """The rolled-out model's version now classifying (None: the config's own model)."""
+        with self._lock:
+            self._model_version = version
+
+    @property
+    def model_version(self) -> str | None:
+        with self._lock:
+            return self._model_version
 
     def clear_gauge(self, name: str) -> None:
         """Forgets a gauge (its output was removed): it is then reported as absent, not 0."""
@@ -135,6 +146,7 @@ class Stats:
             gauges = dict(self._gauges)
             zones = {name: {c.field: kinds[c.key] for c in ZONE_COUNTERS}
                      for name, kinds in self._zones.items()}
+            model_version = self._model_version
         input_fps = classified_fps = 0.0
         if len(samples) >= 2:
             (t0, cap0, cls0), (t1, cap1, cls1) = samples[0], samples[-1]
@@ -150,6 +162,8 @@ class Stats:
             "source": {},
             "outputs": {},
             "board": {},
+            "fleet": {},
+            "model_version": model_version,
         }
         for counter in COUNTERS:
             message[counter.section][counter.field] = counts[counter.key]
@@ -184,6 +198,8 @@ def status_line(snapshot: dict[str, Any], last_label: str | None) -> str:
     if snapshot["outputs"].get("mqtt_connected") is False:
         parts.append("MQTT broker unreachable")
     parts += _board_troubles(snapshot["board"])
+    if snapshot.get("model_version"):
+        parts.append(f"model {snapshot['model_version']}")
     if last_label:
         parts.append(f"last: {last_label}")
     return ", ".join(parts)

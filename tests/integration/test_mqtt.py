@@ -327,10 +327,10 @@ def test_home_assistant_discovery(tmp_path: Path, daemons, mosquitto, subscriber
                for t, c in configs.items()}
     assert set(by_kind) == {("sensor", "label"), ("sensor", "score"), ("binary_sensor", "online"),
                             ("sensor", "temperature"), ("binary_sensor", "under_voltage"),
-                            ("binary_sensor", "throttled")}
-    # One device for this camera, six distinct entities.
+                            ("binary_sensor", "throttled"), ("sensor", "model_version")}
+    # One device for this camera, seven distinct entities.
     assert len({json.dumps(c["device"], sort_keys=True) for c in configs.values()}) == 1
-    assert len({c["unique_id"] for c in configs.values()}) == 6
+    assert len({c["unique_id"] for c in configs.values()}) == 7
     node = {DISCOVERY_TOPIC.fullmatch(t)["node_id"] for t in configs}
     assert node == {"edgecam_test-cam"} and by_kind["sensor", "label"]["device"]["identifiers"] == [
         "edgecam_test-cam"]
@@ -362,6 +362,11 @@ def test_home_assistant_discovery(tmp_path: Path, daemons, mosquitto, subscriber
     assert render(temperature["value_template"], stats.payload) == "61.5"
     assert render(under_voltage["value_template"], stats.payload) == under_voltage["payload_on"]
     assert render(throttled["value_template"], stats.payload) == throttled["payload_off"]
+    # The model version a fleet rollout installed: unknown while the config's own model runs.
+    version = by_kind["sensor", "model_version"]
+    assert version["state_topic"] == topic("stats") and version["entity_category"] == "diagnostic"
+    assert render(version["value_template"], stats.payload) == "None"
+    assert render(version["value_template"], json.dumps({"model_version": "v2"})) == "v2"
     # A board that does not report them (not a Pi): "None", which Home Assistant shows as unknown.
     unknown = json.dumps({"board": dict.fromkeys(json.loads(stats.payload)["board"])})
     assert {render(e["value_template"], unknown) for e in (temperature, under_voltage, throttled)} == {
@@ -463,7 +468,8 @@ ZONES = [{"name": "door", "crop": [0.0, 0.0, 1.0, 1.0]},
          {"name": "feeder", "crop": [0.1, 0.1, 0.8, 0.8]}]
 ZONE_LABELS = {"door": LABELS, "feeder": {"Egyptian cat", "macaw", "mortarboard"}}
 BOARD_ENTITIES = {("binary_sensor", "online"), ("sensor", "temperature"),
-                  ("binary_sensor", "under_voltage"), ("binary_sensor", "throttled")}
+                  ("binary_sensor", "under_voltage"), ("binary_sensor", "throttled"),
+                  ("sensor", "model_version")}
 
 
 def zoned(config: dict[str, Any], zones: list[dict[str, Any]] = ZONES) -> dict[str, Any]:
@@ -545,7 +551,7 @@ def test_home_assistant_gets_a_label_and_a_score_sensor_per_zone(tmp_path: Path,
     # Each zone's sensors in place of the whole frame's; the board's as ever; one device.
     assert set(by_kind) == zone_entities("door", "feeder") | BOARD_ENTITIES
     assert len({json.dumps(c["device"], sort_keys=True) for c in configs.values()}) == 1
-    assert len({c["unique_id"] for c in configs.values()}) == 8
+    assert len({c["unique_id"] for c in configs.values()}) == 9
     assert by_kind["sensor", "door_label"]["name"] == "Door label"
     assert by_kind["sensor", "feeder_score"]["name"] == "Feeder score"
 

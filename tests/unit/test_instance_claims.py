@@ -22,6 +22,7 @@ def test_an_instance_takes_the_shipped_configs_paths_as_its_own() -> None:
     config = load_config(SHIPPED, Camera.named("garage"))
     assert config.outputs.socket.path == "/run/edgecam/garage.sock"
     assert config.snapshots.dir == "/var/lib/edgecam/garage/snapshots"
+    assert config.fleet.state_dir == "/var/lib/edgecam/garage"  # its merged heads and models
     assert config.outputs.mqtt.topic_prefix == f"edgecam/{socket.gethostname()}-garage"
     single = load_config(SHIPPED)
     assert single.outputs.socket.path == "/run/edgecam/results.sock"
@@ -175,7 +176,8 @@ def test_a_reload_takes_the_new_before_letting_go_of_the_old(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("command", [["run"], ["check-config"], ["tail"], ["classify", "x.jpg"],
                                      ["learn", "add", "cat"], ["learn", "list"], ["learn", "remove", "cat"],
-                                     ["snapshots"], ["doctor"], ["ip-filter"]])
+                                     ["snapshots"], ["doctor"], ["ip-filter"],
+                                     ["fleet", "status"]])
 def test_every_command_takes_camera(command: list[str]) -> None:
     from edgecam.cli import _parser
 

@@ -78,6 +78,12 @@ def test_names_and_listeners_open_the_filter(text: str, key: str, why: str) -> N
     assert ipfilter.allowed(found) == ["any"]
 
 
+def test_a_fleet_opens_the_filter_for_its_rollouts() -> None:
+    found = ipfilter.reaches(config(mqtt("127.0.0.1") + "fleet:\n  enabled: true\n"))
+    assert [(r.key, r.address) for r in found] == [("fleet.model_topic", None)]
+    assert "the URLs its manifest names" in found[0].describe()
+
+
 def test_one_name_among_addresses_opens_the_filter() -> None:
     found = ipfilter.reaches(config(source("rtsp://192.168.1.30/cam") + mqtt("mqtt.local")))
     assert ipfilter.allowed(found) == ["any"]

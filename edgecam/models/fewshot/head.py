@@ -29,6 +29,9 @@ File format, version 1: one UTF-8 JSON object.
 - `sum` holds float64 values written so that they read back bit for bit;
   `count` >= 1. Labels are non-empty, unique, at most 100 characters of
   printable text, and never `unknown` (the result below the similarity floor).
+- `"fleet": true` marks the merge a fleet member classifies with (edgecam.fleet):
+  it may have no classes yet (every image is then `unknown`) while the members'
+  heads are on their way. Other readers ignore the key.
 - A reader refuses a newer `version`, another `format`, and anything that does
   not check out (a truncated file, a wrong length, a sum longer than `count`
   unit vectors can add up to) with one line naming the file.
@@ -49,11 +52,12 @@ from typing import Any
 import numpy as np
 
 from edgecam.common.files import atomic_write, read_user_file
+from edgecam.config.fields import STATE_DIR
 from edgecam.errors import EdgecamError, ModelError
 
 FORMAT = "edgecam-head"
 VERSION = 1
-DEFAULT_HEAD_PATH = Path("/var/lib/edgecam/heads/default.head")
+DEFAULT_HEAD_PATH = STATE_DIR / "heads" / "default.head"
 UNKNOWN = "unknown"
 MAX_LABEL = 100
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -101,6 +105,7 @@ class Head:
     dim: int
     extractor_name: str = ""
     classes: list[HeadClass] = field(default_factory=list)
+    fleet: bool = False  # the fleet's merge: may be empty (see the module's docstring)
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -170,16 +175,22 @@ class Head:
     # -- the file -------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION,
-                "extractor": {"sha256": self.extractor_sha256, "name": self.extractor_name,
-                              "dim": self.dim},
-                "classes": [{"label": c.label, "count": c.count, "sum": [float(x) for x in c.sum]}
-                            for c in self.classes]}
+        document = {"format": FORMAT, "version": VERSION,
+                    "extractor": {"sha256": self.extractor_sha256, "name": self.extractor_name,
+                                  "dim": self.dim},
+                    "classes": [{"label": c.label, "count": c.count,
+                                 "sum": [float(x) for x in c.sum]} for c in self.classes]}
+        if self.fleet:
+            document["fleet"] = True
+        return document
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes (also what a fleet member publishes)."""
+        return (json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False) + "\n").encode()
 
     def save(self, path: str | Path) -> None:
         """Writes the head atomically: the old file stays whole until the new one is."""
-        text = json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False) + "\n"
-        atomic_write(Path(path), text.encode(), "head")
+        atomic_write(Path(path), self.to_bytes(), "head")
 
     @classmethod
     def load(cls, path: str | Path) -> Head:
@@ -218,7 +229,7 @@ class Head:
         if not 2 <= dim <= 1 << 20:
             raise ValueError(f"extractor.dim {dim} is out of range")
         name = extractor.get("name", "")
-        head = cls(sha, dim, name if isinstance(name, str) else "")
+        head = cls(sha, dim, name if isinstance(name, str) else "", fleet=document.get("fleet") is True)
         seen: set[str] = set()
         for number, item in enumerate(_typed(document, "classes", list)):
             if not isinstance(item, dict):

@@ -48,7 +48,7 @@ class HeadClassifier:
         if head.dim != embedder.dim:
             raise HeadError(f"{head_path}: corrupt head file: {head.dim}-wide, the extractor gives "
                             f"{embedder.dim}")
-        if not head.classes:
+        if not head.classes and not head.fleet:  # the fleet's merge may wait for its members
             raise HeadError(f"{head_path}: the head has no classes yet: teach it some with "
                             "`edgecam learn add LABEL IMAGE...`")
         self.embedder = embedder

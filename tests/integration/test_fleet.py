@@ -1,0 +1,411 @@
+"""A fleet of three real daemons (a, b, c) on one real Mosquitto: shared classes and model rollouts.
+
+Each daemon reads a folder of held-out photos (views never learned:
+tests/learn_views.py), cycled in name order, so a result's view is
+(seq - 1) % len(folder). a learns class X (the cat) and b class Y (Grace
+Hopper) from three training views each with `edgecam learn add`; c learns
+nothing. All three must then recognize both; c's merged head must be what
+`edgecam learn merge` makes of a's and b's. Rollouts are served by an HTTP
+server on 127.0.0.1 from ../shared/models. A subscriber to `#` records every
+message: the topics and sizes of what left the devices are checked at the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import shutil
+import signal
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from brokers import Mosquitto, Subscriber, broker_factory, free_port, subscriber_factory
+from conftest import run_edgecam
+from harness import LABELS, MODELS, Daemon, base_config, wait_for
+from heads import EXTRACTOR, OTHER_MODEL
+from learn_views import TEST, TRAIN, scenes, views, write_views
+
+from edgecam.models.fewshot.head import Head
+
+X, Y = "X", "Y"
+STREAM = [(X, "cat", TEST[0]), (X, "cat", TEST[1]), (X, "cat", TEST[3]),
+          (Y, "hopper", TEST[0]), (Y, "hopper", TEST[2]), ("unknown", None, None)]
+SMALL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
+DEFAULT = MODELS / "mobilenet_v2_1.0_224_quant.tflite"
+MODEL_TOPIC = "edgecam/fleet/model"
+RESULTS = {"classification", "label", "stats", "availability"}  # outputs.mqtt's
+FLEET = {"head", "online", "seen"}  # and model_status once there is a rollout
+MEMBER_KINDS = RESULTS | FLEET | {"model_status"}
+WAIT_S = 120  # bounds a hang only
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    yield from broker_factory(tmp_path)
+
+
+@pytest.fixture
+def subscribers() -> Iterator[Callable[..., Subscriber]]:
+    yield from subscriber_factory()
+
+
+class Files(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class FileServer:
+    """An HTTP server on 127.0.0.1 for a folder; stop() and start() again keep its port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def start(self) -> FileServer:
+        handler = functools.partial(Files, directory=str(self.folder))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"http-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[FileServer]:
+    folder = tmp_path / "served"
+    folder.mkdir()
+    server = FileServer(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def stream_folder(folder: Path) -> Path:
+    """The held-out views each daemon reads, named so that their order is STREAM's."""
+    folder.mkdir(parents=True)
+    for number, (_label, photo, view) in enumerate(STREAM):
+        image = scenes()["gray"] if photo is None else views(photo, (view,))[0]
+        assert cv2.imwrite(str(folder / f"{number}.png"), image)
+    return folder
+
+
+def member_config(tmp_path: Path, device: str, port: int, stream: Path, *, head: bool = True,
+                  **fleet: Any) -> dict[str, Any]:
+    home = tmp_path / device
+    config = base_config(home, camera={"source": str(stream), "fps": 20})
+    if head:
+        config["model"] = {"path": str(EXTRACTOR), "head": str(home / "heads" / "default.head"),
+                           "threads": 1}
+    config["outputs"]["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": port,
+                                 "topic_prefix": f"edgecam/{device}", "keepalive_s": 2,
+                                 "stats_interval_s": 1}
+    config["fleet"] = {"enabled": True, "state_dir": str(home / "state"), **fleet}
+    return config
+
+
+def start_fleet(daemons: Callable[..., Daemon], tmp_path: Path, broker: Mosquitto, *,
+                head: bool = True) -> dict[str, Daemon]:
+    stream = stream_folder(tmp_path / "stream")
+    fleet = {device: daemons(member_config(tmp_path, device, broker.port, stream, head=head),
+                             name=device) for device in "abc"}
+    for daemon in fleet.values():
+        daemon.wait_socket()
+    return fleet
+
+
+def recognizes(daemon: Daemon, expected: list[str], what: str, cycles: int = 2) -> None:
+    """Waits until two full cycles of the stream in a row each give every view's expected label."""
+    client = daemon.client()
+    try:
+        run: list[bool] = []
+
+        def settled() -> bool:
+            result = client.messages("classification", 1)[0]
+            index = (result["seq"] - 1) % len(expected)
+            run.append(result["labels"][0]["label"] == expected[index])
+            del run[:-cycles * len(expected)]
+            return len(run) == cycles * len(expected) and all(run)
+        wait_for(settled, WAIT_S, what, interval=0)
+    finally:
+        client.close()
+
+
+def learn(daemon: Daemon, label: str, photo: str, folder: Path) -> None:
+    images = write_views(folder, photo, TRAIN)  # three views: "≤ 3 photos"
+    done = run_edgecam("learn", "add", label, *images, "-c", daemon.config_path)
+    assert done.returncode == 0, done.stderr
+    daemon.signal(signal.SIGHUP)
+
+
+def head_equal(one: Head, other: Head) -> bool:
+    return (one.extractor_sha256 == other.extractor_sha256 and one.labels == other.labels
+            and [c.count for c in one.classes] == [c.count for c in other.classes]
+            and all(np.allclose(a.sum, b.sum, rtol=1e-12, atol=1e-12)
+                    for a, b in zip(one.classes, other.classes, strict=True)))
+
+
+def fleet_status(daemon: Daemon) -> dict[str, dict[str, Any]]:
+    """`edgecam fleet status --json`'s members, by name."""
+    done = run_edgecam("fleet", "status", "--json", "-c", daemon.config_path)
+    assert done.returncode == 0, done.stderr
+    return {member["device"]: member for member in json.loads(done.stdout)["members"]}
+
+
+def check_traffic(everything: Subscriber, hand: set[str], kinds: set[str]) -> None:
+    """Only results, heads, manifests and status on the broker: each device's topics of `kinds`
+    exactly (and the manifest and what the test published by hand), bounded sizes, no image."""
+    topics = {m.topic for m in everything.messages} - hand - {MODEL_TOPIC}
+    assert topics == {f"edgecam/{device}/{kind}" for device in "abc" for kind in kinds}, topics
+    for message in everything.messages:
+        payload = message.payload.encode("utf-8", "surrogateescape")
+        if message.topic in hand:
+            continue
+        root, _, rest = message.topic.partition("/")
+        device, _, kind = rest.partition("/")
+        assert root == "edgecam", message.topic
+        if message.topic == MODEL_TOPIC:
+            assert len(payload) < 1024
+            continue
+        assert device in "abc" and kind.split("/")[0] in MEMBER_KINDS, message.topic
+        # A head is per class a label, a count and 1024 numbers (25 bytes at most each): never a photo.
+        bound = 2 * (1024 * 25 + 200) + 200 if kind == "head" else 8192
+        assert len(payload) <= bound, (message.topic, len(payload))
+        assert b"\xff\xd8\xff" not in payload and b"PNG\r\n" not in payload, message.topic
+        if kind in ("head", "model_status", "seen", "stats", "classification") and payload:
+            json.loads(payload)  # JSON documents, not blobs
+
+
+def test_classes_learned_on_two_members_are_recognized_by_all(
+        daemons, mosquitto, subscribers, tmp_path: Path) -> None:
+    broker = mosquitto()
+    everything = subscribers(broker.port, ["#"])
+    fleet = start_fleet(daemons, tmp_path, broker)
+    a, b, c = fleet["a"], fleet["b"], fleet["c"]
+    nothing = ["unknown"] * len(STREAM)
+    recognizes(c, nothing, "c to classify with an empty head at first")
+
+    learn(a, X, "cat", tmp_path / "photos-a")
+    learn(b, Y, "hopper", tmp_path / "photos-b")
+    expected = [label for label, _photo, _view in STREAM]
+    for device, daemon in fleet.items():
+        recognizes(daemon, expected, f"{device} to recognize X and Y on held-out views")
+    # c learned nothing: its head is exactly `learn merge` of a's and b's.
+    a_head, b_head = (Path(d.config["model"]["head"]) for d in (a, b))
+    merged_by_cli = tmp_path / "merged.head"
+    done = run_edgecam("learn", "merge", merged_by_cli, a_head, b_head)
+    assert done.returncode == 0, done.stderr
+    c_head = tmp_path / "c" / "state" / "heads" / "fleet.head"
+    assert head_equal(Head.load(c_head), Head.load(merged_by_cli))
+    assert not Path(c.config["model"]["head"]).exists()  # c's own head: still nothing learned
+    members = fleet_status(c)
+    assert set(members) == set("abc") and all(m["online"] for m in members.values()), members
+    assert members["a"]["heads"] == {"": [{"label": X, "count": 3}]}
+    assert members["b"]["heads"] == {"": [{"label": Y, "count": 3}]}
+    assert members["c"]["heads"] == {}
+    text = run_edgecam("fleet", "status", "-c", c.config_path)
+    assert text.returncode == 0, text.stderr
+    assert "a: online, last seen " in text.stdout and "  head: X (3)" in text.stdout, text.stdout
+
+    # Heads another extractor made, or that are no heads at all: refused, one line each, no change.
+    before = c_head.read_bytes()
+    foreign = Head(hashlib.sha256(OTHER_MODEL.read_bytes()).hexdigest(), 1001, OTHER_MODEL.name)
+    foreign.add("Z", [np.eye(1001)[5]])
+    hand = {"edgecam/intruder/head", "edgecam/junk/head"}
+    for _ in range(2):
+        everything.publish("edgecam/intruder/head", foreign.to_bytes().decode(), retain=True)
+        everything.publish("edgecam/junk/head", "not a head", retain=True)
+    for device, daemon in fleet.items():
+        wait_for(lambda d=daemon: "intruder's head" in d.log() and "junk's head" in d.log(), WAIT_S,
+                 f"{device} to refuse the hand-made heads")
+    recognizes(c, expected, "c to go on recognizing X and Y")
+    assert c_head.read_bytes() == before
+    for daemon in fleet.values():
+        refusals = [line for line in daemon.log().splitlines() if "fleet: refused" in line]
+        assert len(refusals) == 2, refusals
+        assert sum("intruder's head" in line for line in refusals) == 1
+    for topic in hand:
+        everything.publish(topic, "", retain=True)
+
+    # b's retained head cleared: c no longer knows Y (the hopper views are no longer Y).
+    everything.publish("edgecam/b/head", "", retain=True)
+    without_y = [label if label != Y else "not Y" for label in expected]
+    client = c.client()
+    try:
+        def y_gone() -> bool:
+            seen = [m["labels"][0]["label"] for m in client.messages("classification",
+                                                                     2 * len(STREAM))]
+            return Y not in seen
+        wait_for(y_gone, WAIT_S, "c to stop recognizing Y", interval=0)
+        seen = client.results(4 * len(STREAM))
+        assert Y not in {m["labels"][0]["label"] for m in seen}
+        for m in seen:
+            if without_y[(m["seq"] - 1) % len(STREAM)] == X:
+                assert m["labels"][0]["label"] == X
+    finally:
+        client.close()
+    assert Head.load(c_head).labels == [X]
+
+    check_traffic(everything, hand, RESULTS | FLEET)
+    for device, daemon in fleet.items():
+        assert daemon.stop() == 0, daemon.log()
+        assert "Traceback" not in daemon.log(), device
+
+
+def test_merged_head_survives_a_restart_with_the_broker_down(
+        daemons, mosquitto, tmp_path: Path) -> None:
+    broker = mosquitto()
+    fleet = start_fleet(daemons, tmp_path, broker)
+    learn(fleet["a"], X, "cat", tmp_path / "photos-a")
+    learn(fleet["b"], Y, "hopper", tmp_path / "photos-b")
+    expected = [label for label, _photo, _view in STREAM]
+    recognizes(fleet["c"], expected, "c to recognize X and Y")
+    assert fleet["c"].stop() == 0
+    broker.stop()
+    again = daemons(fleet["c"].config, name="c-again")
+    recognizes(again, expected, "c, restarted without a broker, to recognize X and Y")
+    # c learns while away from the broker: its own class merges with the members' saved merge.
+    learn(again, "Z", "parrot", tmp_path / "photos-c")
+    recognizes(again, expected, "c to keep X and Y after learning Z without the broker")
+    assert Head.load(tmp_path / "c" / "state" / "heads" / "fleet.head").labels == ["Z", X, Y]
+
+
+def manifest(server: FileServer, version: str, model: str, labels: str = "labels.txt",
+             sha256: str | None = None) -> str:
+    folder = server.folder
+    return json.dumps({"version": version, "url": server.url(model),
+                       "sha256": sha256 or hashlib.sha256((folder / model).read_bytes()).hexdigest(),
+                       "labels_url": server.url(labels),
+                       "labels_sha256": hashlib.sha256((folder / labels).read_bytes()).hexdigest()})
+
+
+def statuses(everything: Subscriber, since: int) -> dict[str, dict[str, Any]]:
+    found = {}
+    for message in everything.messages[since:]:
+        if message.topic.endswith("/model_status") and message.payload:
+            found[message.topic.split("/")[1]] = json.loads(message.payload)
+    return found
+
+
+def wait_statuses(everything: Subscriber, since: int, version: str, state: str) -> dict[str, Any]:
+    def all_there() -> dict[str, Any] | None:
+        found = statuses(everything, since)
+        ok = set(found) == set("abc") and all(s["version"] == version and s["state"] == state
+                                              for s in found.values())
+        return found if ok else None
+    return wait_for(all_there, WAIT_S, f"a, b and c to report {version} {state}")
+
+
+def last_stats(everything: Subscriber, device: str) -> dict[str, Any]:
+    return json.loads(everything.wait(f"edgecam/{device}/stats",
+                                      since=everything.mark() - 1 if everything.mark() else 0).payload)
+
+
+def flowing(daemon: Daemon) -> None:
+    client = daemon.client()
+    try:
+        client.results(5)
+    finally:
+        client.close()
+
+
+def test_rollouts_switch_fail_and_roll_back_on_every_member(
+        daemons, mosquitto, subscribers, file_server: FileServer, tmp_path: Path) -> None:
+    served = file_server.folder
+    shutil.copy(SMALL, served / SMALL.name)
+    shutil.copy(DEFAULT, served / DEFAULT.name)
+    shutil.copy(LABELS, served / "labels.txt")
+    (served / "not-a-model.tflite").write_bytes(np.random.default_rng(3).bytes(200_000))
+    broker = mosquitto()
+    everything = subscribers(broker.port, ["#"])
+    metrics_port = free_port()
+    stream = stream_folder(tmp_path / "stream")
+    fleet = {}
+    for device in "abc":
+        config = member_config(tmp_path, device, broker.port, stream, head=False)
+        if device == "a":
+            config["outputs"]["metrics"] = {"enabled": True, "listen": f"127.0.0.1:{metrics_port}"}
+        fleet[device] = daemons(config, name=device)
+    for daemon in fleet.values():
+        daemon.wait_socket()
+
+    # A good manifest: all three switch, and say so (status, stats, /metrics).
+    mark = everything.mark()
+    everything.publish(MODEL_TOPIC, manifest(file_server, "v2-small", SMALL.name), retain=True)
+    wait_statuses(everything, mark, "v2-small", "active")
+    for device, daemon in fleet.items():
+        assert (tmp_path / device / "state" / "models" / "v2-small" / SMALL.name).is_file()
+        wait_for(lambda d=device: last_stats(everything, d)["model_version"] == "v2-small", WAIT_S,
+                 f"{device}'s stats to carry model_version")
+        flowing(daemon)
+    members = fleet_status(fleet["a"])
+    assert {d: m["model"] for d, m in members.items()} == {
+        d: {"version": "v2-small", "state": "active", "error": None} for d in "abc"}
+    scrape = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).read()
+    assert b'edgecam_model_info{version="v2-small"} 1.0' in scrape
+
+    # A wrong sha256, then a file that is not a model: nobody switches, all say why, results flow.
+    for version, model, sha, reason in (("v3-bad-sum", SMALL.name, "0" * 64, "sha256 mismatch"),
+                                        ("v3-no-model", "not-a-model.tflite", None,
+                                         "not a usable TensorFlow Lite model")):
+        mark = everything.mark()
+        everything.publish(MODEL_TOPIC, manifest(file_server, version, model, sha256=sha), retain=True)
+        failed = wait_statuses(everything, mark, version, "failed")
+        assert all(reason in status["error"] for status in failed.values()), failed
+        for device, daemon in fleet.items():
+            flowing(daemon)
+            assert last_stats(everything, device)["model_version"] == "v2-small"
+
+    # An older version rolls back the same way.
+    mark = everything.mark()
+    everything.publish(MODEL_TOPIC, manifest(file_server, "v1", DEFAULT.name), retain=True)
+    wait_statuses(everything, mark, "v1", "active")
+
+    # The model server and the broker go away in the middle of a rollout: it still ends active.
+    file_server.stop()
+    mark = everything.mark()
+    everything.publish(MODEL_TOPIC, manifest(file_server, "v4", SMALL.name), retain=True)
+    for device, daemon in fleet.items():
+        wait_for(lambda d=daemon: "model v4: " in d.log(), WAIT_S, f"{device} to retry the download")
+        flowing(daemon)  # the downloads retry in their own thread: results go on
+    broker.stop()
+    broker.start()
+    file_server.start()
+    wait_statuses(everything, mark, "v4", "active")
+    for device, daemon in fleet.items():
+        flowing(daemon)
+        assert daemon.stop() == 0, daemon.log()
+        assert "Traceback" not in daemon.log(), device
+    check_traffic(everything, set(), RESULTS | {"online", "seen", "model_status"})  # no heads here
+
+
+def test_fleet_without_mqtt_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "edgecam.yaml"
+    path.write_text("outputs:\n  mqtt:\n    enabled: false\nfleet:\n  share_heads: true\n"
+                    "  enabled: true\n")
+    done = run_edgecam("check-config", "-c", path)
+    assert done.returncode != 0
+    assert done.stderr.strip() == (f"{path}:6: fleet.enabled: the fleet talks over the MQTT broker: "
+                                   "set outputs.mqtt.enabled too")
