@@ -179,8 +179,10 @@ def test_an_h264_stream_is_read_live_and_every_frame_is_accounted_for(
     session.until(lambda: len(session.stats) >= 2, "two stats messages", STATS_WAIT_S)
     stats = session.stats[-1]
     frames = stats["frames"]
+    # Issue 10's reasons, and the AI Camera's (frames its sensor skipped: none here).
     assert set(frames["dropped_by_reason"]) == {"overwritten", "undecoded", "skipped_to_keyframe",
-                                                "stale", "bad_frame"}
+                                                "stale", "bad_frame", "sensor_skipped"}
+    assert frames["dropped_by_reason"]["sensor_skipped"] == 0
     assert frames["dropped"] == sum(frames["dropped_by_reason"].values())
     assert 0 <= frames["captured"] - frames["classified"] - frames["dropped"] <= 3, frames
     assert isinstance(stats["source"]["behind_ms"], float), stats["source"]
