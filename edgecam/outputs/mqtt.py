@@ -334,10 +334,15 @@ class MqttOutput(Output):
             return
         pending = []
         for info, is_result in self._inflight:
-            if not info.is_published():
+            if info.rc > 0:
+                # Lost with the connection after paho took it (is_published() would raise): paho
+                # will not send it again on a clean session.
+                if is_result:
+                    self._stats.count("mqtt_dropped")
+            elif not info.is_published():
                 pending.append((info, is_result))
             elif is_result:
-                self._stats.count("mqtt_published" if info.rc == 0 else "mqtt_dropped")
+                self._stats.count("mqtt_published")
         with self._cond:
             self._inflight = pending
             self._cond.notify_all()
