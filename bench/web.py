@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # its free_port()
 from machine import describe  # bench/machine.py
 from pipeline import (  # bench/pipeline.py: the daemon harness the benchmarks share
     DAEMON_WARMUP_S,
@@ -52,14 +53,9 @@ from pipeline import (  # bench/pipeline.py: the daemon harness the benchmarks s
     DaemonRun,
     daemon_config,
 )
+from streams import free_port  # tests/streams.py
 
 VARIANTS = ("none", "stalled", "viewer")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Watcher:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from harness import stop_each, wait_for
+from streams import free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -32,12 +33,6 @@ MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passw
 def require_mosquitto() -> None:
     if not os.access(MOSQUITTO, os.X_OK):
         pytest.skip("mosquitto is not installed (make deps installs it)")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

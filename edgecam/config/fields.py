@@ -19,6 +19,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/edgecam/edgecam.yaml")
 #: where the daemon keeps its state (models, heads, snapshots, the fleet's files): every default
 #: path below /var/lib/edgecam derives from this one
 STATE_DIR = Path("/var/lib/edgecam")
+#: the units' RuntimeDirectory=, which every instance shares (sockets, claims)
+RUNTIME_DIR = Path("/run/edgecam")
 
 
 def setting(

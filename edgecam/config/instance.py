@@ -23,14 +23,13 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecam.config.fields import DEFAULT_CONFIG_PATH, STATE_DIR
+from edgecam.config.fields import DEFAULT_CONFIG_PATH, RUNTIME_DIR, STATE_DIR
 from edgecam.config.schema import Config, FleetConfig, SnapshotsConfig, SocketConfig
 from edgecam.errors import EdgecamError
 
 #: what systemd's %i may be here: a name that is also a file name, a topic level and a journal value
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 CONFIG_DIR = DEFAULT_CONFIG_PATH.parent
-RUNTIME_DIR = Path("/run/edgecam")
 _DEFAULT_SOCKET = SocketConfig().path
 _DEFAULT_SNAPSHOTS = SnapshotsConfig().dir
 _DEFAULT_FLEET_STATE = FleetConfig().state_dir

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecam.config import Camera, Config, picamera_number, split_listen
+from edgecam.config.fields import RUNTIME_DIR
 from edgecam.errors import EX_UNAVAILABLE, EdgecamError
 
 
@@ -64,7 +65,7 @@ def claims_folder() -> Path:
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     if runtime:
         return Path(runtime) / "claims"
-    shared = Path("/run/edgecam")
+    shared = RUNTIME_DIR
     if os.access(shared, os.W_OK) or (not shared.exists() and os.access(shared.parent, os.W_OK)):
         return shared / "claims"
     return Path(tempfile.gettempdir()) / f"edgecam-{os.getuid()}" / "claims"

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from edgecam.config import SocketConfig
+from edgecam.config.fields import RUNTIME_DIR
 from edgecam.doctor.check import Check, failed, passed
 from edgecam.doctor.files import group_name, nearest_existing, owner_name, ownership
 from edgecam.doctor.users import SERVICE_GROUP, group_exists, user_name
 from edgecam.outputs.socket import STATS_INTERVAL_S
 
-#: the unit's RuntimeDirectory=, created by systemd when the service starts
-RUNTIME_DIR = Path("/run/edgecam")
 SERVICE_USER = "edgecam"
 _CONNECT_S = 1.0
 _MOVE_FIX = "set outputs.socket.path to a file in a folder (the default: /run/edgecam/results.sock)"
