@@ -50,7 +50,7 @@ from edgecam.fleet.rollout import (
 from edgecam.fleet.topics import HEAD, OFFLINE, ONLINE, FleetTopics
 from edgecam.models.fewshot.head import Head, HeadError, load_or_new
 from edgecam.outputs.mqtt_client import new_client
-from edgecam.outputs.mqtt_topics import default_prefix
+from edgecam.outputs.mqtt_topics import client_id
 from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,8 @@ class Fleet:
             self._set_status(self._active.version, "active", None)
         self._connected = False
         mqtt = config.outputs.mqtt
-        client_id = f"{mqtt.client_id or (mqtt.topic_prefix or default_prefix()).replace('/', '-')}-fleet"
-        self._client, _password = new_client(mqtt, client_id, (self.topics.online, OFFLINE, QOS))
+        self._client, _password = new_client(mqtt, f"{client_id(mqtt)}-fleet",
+                                             (self.topics.online, OFFLINE, QOS))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgecam.config import Config
-from edgecam.outputs.mqtt_topics import OFFLINE, ONLINE, default_prefix
+from edgecam.outputs.mqtt_topics import OFFLINE, ONLINE, topic_prefix
 
 __all__ = ["OFFLINE", "ONLINE", "FleetTopics", "MemberTopic", "device_name"]
 
@@ -26,7 +26,7 @@ HEAD, MODEL_STATUS, ONLINE_KIND, SEEN = "head", "model_status", "online", "seen"
 
 def device_name(config: Config) -> str:
     """The last level of outputs.mqtt.topic_prefix (default: the hostname)."""
-    return (config.outputs.mqtt.topic_prefix or default_prefix()).rsplit("/", 1)[-1]
+    return topic_prefix(config.outputs.mqtt).rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,10 @@ from edgecam.outputs.mqtt_topics import (
     OFFLINE,
     ONLINE,
     Topics,
-    default_prefix,
+    client_id,
     discovery_messages,
     owned_filters,
+    topic_prefix,
 )
 from edgecam.pipeline.results import Result, stats_message
 from edgecam.pipeline.stats import Stats
@@ -65,7 +66,7 @@ class MqttOutput(Output):
     def __init__(self, config: MqttConfig, stats: Stats) -> None:
         self.config = config
         self.stats_interval_s = config.stats_interval_s
-        self.topics = Topics(config.topic_prefix or default_prefix())
+        self.topics = Topics(topic_prefix(config))
         self._stats = stats
         self._qos = config.qos
         self._client = self._make_client()
@@ -101,8 +102,7 @@ class MqttOutput(Output):
             return False  # the new output's construction reports it
 
     def _make_client(self) -> Any:
-        client_id = self.config.client_id or self.topics.prefix.replace("/", "-")
-        client, self._password = new_client(self.config, client_id,
+        client, self._password = new_client(self.config, client_id(self.config),
                                             (self.topics.availability, OFFLINE, self._qos))
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

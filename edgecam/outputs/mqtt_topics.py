@@ -31,6 +31,7 @@ import re
 import socket
 
 from edgecam import __version__
+from edgecam.config import MqttConfig
 
 ONLINE, OFFLINE = "online", "offline"
 
@@ -55,8 +56,14 @@ class Topics:
         return frozenset(self.label_of(zone) for zone in zones or (None,))
 
 
-def default_prefix() -> str:
-    return f"edgecam/{socket.gethostname()}"
+def topic_prefix(mqtt: MqttConfig) -> str:
+    """outputs.mqtt.topic_prefix, else its default: edgecam/<hostname>."""
+    return mqtt.topic_prefix or f"edgecam/{socket.gethostname()}"
+
+
+def client_id(mqtt: MqttConfig) -> str:
+    """outputs.mqtt.client_id, else the topic prefix with - for / (the fleet's adds -fleet)."""
+    return mqtt.client_id or topic_prefix(mqtt).replace("/", "-")
 
 
 def node_id(prefix: str) -> str:
