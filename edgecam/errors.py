@@ -20,6 +20,7 @@ EX_NO_PICAMERA2 = 82  # camera.source is picamera2 and picamera2 is not installe
 EX_NO_PAHO = 83  # outputs.mqtt is enabled and paho-mqtt 2.x is not installed (absent, or 1.x)
 EX_NO_ONNXRUNTIME = 84  # an .onnx model and onnxruntime is not installed
 EX_NO_HAILORT = 85  # a .hef model and the Hailo runtime (hailo_platform, apt's hailo-all) is not installed
+EX_BROKEN_PIPE = 141  # what read the output went away (`| head`): a shell's code for a SIGPIPE death
 
 
 class EdgecamError(Exception):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from edgecam import __version__
 from edgecam.config import SINGLE, Camera, Config, load_config, to_yaml
 from edgecam.daemon.logs import setup_logging
 from edgecam.dependencies import from_import_error
-from edgecam.errors import EX_DATAERR, EX_NOINPUT, ConfigError, EdgecamError, ModelError
+from edgecam.errors import EX_BROKEN_PIPE, EX_DATAERR, EX_NOINPUT, ConfigError, EdgecamError, ModelError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -412,3 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # What reads our output went away (`edgecam tail | head -3`): end as `cat` would, without
+        # a traceback, and without a second one when Python flushes stdout on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EX_BROKEN_PIPE

@@ -76,3 +76,23 @@ def test_tail_without_a_daemon_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 69
     assert result.stderr.strip().count("\n") == 0
     assert "is edgecam running?" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tail_into_a_closed_pipe_ends_without_a_traceback(tmp_path: Path, daemons) -> None:
+    """`edgecam tail | head -1`: once head has its line and exits, tail ends quietly (141, as a
+    shell reports a command that SIGPIPE ended), not with a BrokenPipeError traceback."""
+    daemon = daemons(base_config(tmp_path))
+    daemon.wait_socket()
+    proc = subprocess.Popen([sys.executable, "-m", "edgecam", "tail", "--socket",
+                             str(daemon.socket_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith("#")
+        proc.stdout.close()  # head -1 exits: the next line tail writes meets a closed pipe
+        assert proc.wait(timeout=30) == 141
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
