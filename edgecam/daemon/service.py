@@ -35,7 +35,7 @@ from edgecam.models.base import ImageClassifier
 from edgecam.models.factory import close_classifier, make_classifier, on_camera_sensor, refresh_classifier
 from edgecam.outputs.base import OutputContext, Sender
 from edgecam.outputs.journal import systemd_sender
-from edgecam.pipeline.pipeline import Pipeline
+from edgecam.pipeline.pipeline import Pipeline, on_sensor
 from edgecam.pipeline.stats import Stats, status_line
 from edgecam.pipeline.zones import frame_size
 from edgecam.sources import Source, make_source
@@ -202,14 +202,15 @@ class Daemon:
         self._notifier.close()
 
     def _first_source(self, config: Config, classifier: ImageClassifier) -> Source | None:
-        """Opens a file or folder source once, so a wrong path fails the start with one line.
+        """Opens a file or folder source once, so a wrong path fails the start with one line
+        (and an AI Camera that is not the camera camera.source names, picamera2:N).
 
         A camera or a stream that does not answer is not a user mistake (unplugged, booting,
         its ribbon loose, picamera2 not installed yet): it is left to the capture thread, which
         keeps retrying, and the daemon starts and says what it is waiting for.
         """
         source = make_source(config.camera, frame_size(config, classifier.input_size),
-                             config.pipeline.max_frame_age_ms)
+                             config.pipeline.max_frame_age_ms, on_sensor(config, classifier))
         if source.awaited:
             return None
         source.open()

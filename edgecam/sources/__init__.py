@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from edgecam.config import CameraConfig, picamera_number
+from edgecam.errors import SourceError
 from edgecam.models.imx500 import OnSensor
 from edgecam.sources.base import Source
 from edgecam.sources.images import IMAGE_SUFFIXES, ImageSource
@@ -36,6 +37,14 @@ def make_source(camera: CameraConfig, input_size: tuple[int, int], max_behind_ms
     if number is not None:
         from edgecam.sources.picamera import Picamera2Source
 
+        if sensor is not None and sensor.classifier.camera_num != number:
+            # The instance claimed the camera its config names (daemon.claims): running another
+            # one would let a second instance claim this one's camera as free.
+            wanted = "picamera2" if sensor.classifier.camera_num == 0 \
+                else f"picamera2:{sensor.classifier.camera_num}"
+            raise SourceError(f"camera.source: {target} is camera {number}, but the AI Camera "
+                              f"(IMX500) is camera {sensor.classifier.camera_num}: write "
+                              f"camera.source: {wanted}")
         return Picamera2Source(camera, input_size, number, sensor)
     if target.isdigit() or target.startswith("/dev/"):
         return OpenCVSource(target, "device", width=camera.width, height=camera.height, fps=camera.fps,

@@ -83,8 +83,9 @@ class Picamera2Source(Source):
 
     def __init__(self, camera: CameraConfig, input_size: tuple[int, int], number: int = 0,
                  sensor: OnSensor | None = None) -> None:
-        # Picamera2(camera_num): a Pi 5 has two camera ports; the AI Camera's number is its own
-        self._number = sensor.classifier.camera_num if sensor is not None else number
+        # Picamera2(camera_num): a Pi 5 has two camera ports (with the AI Camera, `number` is the
+        # IMX500's own: make_source checks it)
+        self._number = number
         self.name = "picamera2" if self._number == 0 else f"picamera2:{self._number}"
         self._sensor = sensor
         self._unusable = LogThrottle(_LOG_EVERY)

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import run_edgecam
-from fake_picamera2 import Rig, make_modules
+from fake_picamera2 import IMX708, Rig, make_modules
 from fake_picamera2_devices import (
     IMX500_CAMERA,
     SENSOR_SIZE,
@@ -52,6 +52,7 @@ from edgecam.errors import (
     EX_UNAVAILABLE,
     ConfigError,
     EdgecamError,
+    SourceError,
 )
 from edgecam.models.factory import make_classifier
 from edgecam.models.fewshot.learn import load_embedder
@@ -202,6 +203,31 @@ def test_one_zone_is_the_sensors_region_and_two_are_refused(devices: Devices, tm
     with pytest.raises(ConfigError) as not_picamera2:
         config(tmp_path, {"path": str(rpk)}, source=str(IMAGES))
     assert "camera.source: the AI Camera's network (net.rpk) runs on its sensor" in str(not_picamera2.value)
+
+
+def test_an_ai_camera_on_the_second_port_must_be_named_by_its_number(devices: Devices,
+                                                                    tmp_path: Path) -> None:
+    """A Pi 5 with a Camera Module 3 on port 0 and the AI Camera on port 1: the instance for the
+    AI Camera claims the camera its camera.source names (daemon.claims), so `picamera2` (camera
+    0) with an .rpk that the IMX500 runs on camera 1 is refused in one line saying what to
+    write, and `picamera2:1` opens camera 1."""
+    devices.rig.cameras = [dict(IMX708), dict(IMX500_CAMERA, Num=1)]
+    classifier = make_classifier(dataclasses.replace(ModelConfig(), path=str(write_rpk(tmp_path / "n.rpk")),
+                                                     labels=str(LABELS)))
+    assert isinstance(classifier, Imx500Classifier) and classifier.camera_num == 1
+    with pytest.raises(SourceError) as named:
+        make_source(CameraConfig(source="picamera2"), classifier.input_size, sensor=OnSensor(classifier))
+    assert named.value.exit_code == EX_UNAVAILABLE
+    assert str(named.value) == ("camera.source: picamera2 is camera 0, but the AI Camera (IMX500) is "
+                                "camera 1: write camera.source: picamera2:1")
+    source = make_source(CameraConfig(source="picamera2:1"), classifier.input_size,
+                         sensor=OnSensor(classifier))
+    source.open()
+    try:
+        assert source.read(threading.Event()) is not None
+    finally:
+        source.close()
+    assert ("__init__", 1) in devices.rig.calls
 
 
 def test_imx500_errors_are_one_line_with_their_exit_code(devices: Devices, tmp_path: Path) -> None:
