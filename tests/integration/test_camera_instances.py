@@ -2,7 +2,7 @@
 
 Real daemons (two processes) on real photos; they share a runtime folder, as the instances of
 edgecam@.service share /run/edgecam, where their claims meet (daemon.claims). The unit itself,
-`make install NAME=…` and the journal are tested under systemd in tests/system/test_service.py.
+`make install NAME=…` and the journal are tested under systemd in tests/system/test_several_cameras.py.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import json
 import shutil
 import signal
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -209,9 +210,13 @@ def test_classes_learned_on_two_members_are_recognized_by_all(
 
     learn(a, X, "cat", tmp_path / "photos-a")
     learn(b, Y, "hopper", tmp_path / "photos-b")
+    learned = time.monotonic()
     expected = [label for label, _photo, _view in STREAM]
     for device, daemon in fleet.items():
         recognizes(daemon, expected, f"{device} to recognize X and Y on held-out views")
+        # How soon, for the record (never asserted: a slow machine is not a failure). It includes
+        # the two whole cycles of the stream that `recognizes` reads.
+        print(f"{device} recognized X and Y {time.monotonic() - learned:.1f} s after b learned Y")
     # c learned nothing: its head is exactly `learn merge` of a's and b's.
     a_head, b_head = (Path(d.config["model"]["head"]) for d in (a, b))
     merged_by_cli = tmp_path / "merged.head"

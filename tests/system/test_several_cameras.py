@@ -2,10 +2,10 @@
 
 Each camera is an instance of systemd/edgecam@.service with its own config
 (/etc/edgecam/NAME.yaml, written here before the install, as a user who copied
-the default would), socket (/run/edgecam/NAME.sock), state and restart policy.
-Camera a shows the cat photo, camera b the parrot, so every result says which
-camera made it. The tests run in file order on one install; waits are bounded
-only to catch hangs.
+the default would; a third camera, c, gets the shipped default from the install),
+socket (/run/edgecam/NAME.sock), state and restart policy. Camera a shows the cat
+photo, camera b the parrot, so every result says which camera made it. The tests
+run in file order on one install; waits are bounded only to catch hangs.
 """
 
 from __future__ import annotations
@@ -131,6 +131,40 @@ def test_the_template_verifies_and_is_as_hardened_as_the_plain_unit(cameras: San
         cameras.systemctl("daemon-reload")
     print(f"\nsystemd-analyze security: edgecam@a.service {instance}, edgecam.service {plain}")
     assert instance <= plain
+
+
+INSTANCE_TREE = ("find /opt/edgecam /etc/edgecam /etc/systemd/system -xdev -not -path '*/__pycache__*' "
+                 "-printf '%p %s %m %u %T@\\n' | LC_ALL=C sort")
+
+
+def test_installing_b_again_changes_nothing(cameras: Sandbox) -> None:
+    before, pid = cameras.sh(INSTANCE_TREE).stdout, cameras.show("MainPID", unit="edgecam@b")
+    make(cameras, "install", "NAME=b")
+    assert cameras.sh(INSTANCE_TREE).stdout == before
+    assert cameras.show("MainPID", unit="edgecam@b") == pid, "nothing changed: no restart"
+
+
+def test_a_new_camera_without_a_config_gets_the_default_and_uninstall_purge_removes_it(
+        cameras: Sandbox) -> None:
+    """`make install NAME=c` with no /etc/edgecam/c.yaml writes the shipped default there (its
+    picamera2 is not installable here: c waits for the camera, as a fresh Pi would say), and
+    `make uninstall NAME=c PURGE=1` removes c's config and state, not the others'."""
+    assert cameras.run("test", "-e", "/etc/edgecam/c.yaml", check=False).returncode != 0
+    b = cameras.show("MainPID", unit="edgecam@b")
+    try:
+        make(cameras, "install", "NAME=c")
+        shipped = (REPO / "config" / "edgecam.yaml").read_text()
+        assert cameras.run("cat", "/etc/edgecam/c.yaml").stdout == shipped
+        assert active(cameras, "edgecam@c")
+        wait_for(lambda: cameras.show("StatusText", unit="edgecam@c")["StatusText"].startswith(
+            "waiting for the camera"), 120, "c's status: waiting for the camera")
+    finally:
+        make(cameras, "uninstall", "NAME=c", "PURGE=1")
+    assert not active(cameras, "edgecam@c")
+    for gone in ("/etc/edgecam/c.yaml", "/var/lib/edgecam/c"):
+        assert cameras.run("test", "-e", gone, check=False).returncode != 0, gone
+    cameras.run("test", "-f", "/etc/edgecam/b.yaml")
+    assert cameras.show("MainPID", unit="edgecam@b") == b and active(cameras, "edgecam@b")
 
 
 def test_uninstalling_a_leaves_b_running(cameras: Sandbox) -> None:

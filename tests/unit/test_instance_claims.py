@@ -212,3 +212,24 @@ def test_a_status_page_port_collides_with_another_instances_page_or_metrics(tmp_
     finally:
         a.close()
         b.close()
+
+
+def test_a_snapshot_folder_is_one_instances_whatever_the_path_says(tmp_path: Path) -> None:
+    """Two instances writing one snapshot folder would prune each other's snapshots (max_mb):
+    the second is refused, also when its path reaches the folder another way (a symlink)."""
+    folder = tmp_path / "claims"
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "shots")
+    text = "camera:\n  source: /srv\noutputs:\n  socket:\n    enabled: false\nsnapshots:\n" \
+           "  enabled: true\n  dir: {}\n"
+    direct = config_with(tmp_path, text.format(tmp_path / "shots"))
+    linked = config_with(tmp_path, text.format(tmp_path / "link"))
+    a, b = Claims(Camera.named("a"), None, folder), Claims(Camera.named("b"), None, folder)
+    try:
+        a.hold(direct)
+        with pytest.raises(ClaimError, match=rf"snapshots\.dir: {tmp_path}/shots is already used by "
+                                             r"camera a"):
+            b.hold(linked)
+    finally:
+        a.close()
+        b.close()
