@@ -6,8 +6,9 @@ scene every SCENE_S seconds, served by ffmpeg: tests/streams.py), with two
 zones: `scene`, the whole frame, and `corner`, a rectangle in it. The test
 checks what a person aiming the camera from a phone sees: the preview moves
 when the scene changes, the page's label is the socket's, and the zones'
-rectangles are drawn where the config puts them; and the recent snapshots
-(each label change's, snapshots being on) are shown. Its screenshots are saved
+rectangles are drawn where the config puts them; the recent snapshots
+(each label change's, snapshots being on) and the board's temperature and
+throttling (a fake Pi sysfs: tests/sysfs.py) are shown. Its screenshots are saved
 under the test's temp dir (docs/status-page.png is one of them).
 Waits only bound hangs; no assertion measures speed.
 """
@@ -26,7 +27,10 @@ import numpy as np
 import pytest
 from harness import IMAGES, Client, base_config, wait_for
 from streams import FFMPEG, StreamServer, build_scenes, free_port
+from sysfs import fake_sysfs
 from web_client import wait_serving
+
+from edgecam.daemon.board_watch import BOARD_ROOT_ENV
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -96,7 +100,9 @@ def page_on_stream(scenes_video: Path, tmp_path: Path, daemons) -> Iterator[tupl
                              web={"enabled": True, "listen": f"127.0.0.1:{port}"},
                              snapshots={"enabled": True, "dir": str(tmp_path / "snapshots")})
         config["zones"] = ZONES
-        daemon = daemons(config)
+        # A Pi's sysfs as the page reads it through the daemon: 48.3 °C, throttled now (0x4).
+        board = fake_sysfs(tmp_path / "board", {"cpu-thermal": "48300"}, throttled="0x4")
+        daemon = daemons(config, env={BOARD_ROOT_ENV: str(board)})
         labels = Labels(daemon.client())
         wait_for(lambda: {"scene", "corner"} <= set(labels.current), WAIT_S, "both zones' labels")
         wait_serving(port)
@@ -212,6 +218,9 @@ def test_the_page_shows_the_preview_the_labels_and_the_zones(page_on_stream, tmp
     assert inside.mean() < 0.2, "inside the zone is the picture, not the colour"
     assert edge_drawn(mask, height - 2, slice(0, width), 0) > 0.9, "the scene zone: the frame's border"
     assert page.text_content("#model") == "mobilenet_v2_1.0_224_quant.tflite"
+    wait_for(lambda: page.text_content("#temperature") == "48.3 °C" and
+             page.text_content("#throttling") == "throttled", WAIT_S,
+             "the board's temperature and throttling on the page")
     wait_for(lambda: page.evaluate("[...document.querySelectorAll('#snapshots img')]"
                                    ".filter(i => i.complete && i.naturalWidth > 0).length") > 0,
              WAIT_S, "the recent snapshots, shown")
