@@ -10,7 +10,7 @@ proves the layout and the normalization.
 torch is not part of `make test`: on x86-64 PyPI's torch wheel is 0.55 GB and
 pulls about 3 GB of CUDA libraries (PyPI has no CPU-only build), too much for
 CI's fresh 2-core machine. The test skips without it; install it with
-`pip install torch torchvision` to run it.
+`pip install torch torchvision onnx` to run it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from edgecam.models.preprocess import fit
 pytest.importorskip("onnxruntime", reason="edgecam[onnx] (onnxruntime) is not installed")
 torch = pytest.importorskip(
     "torch", reason="torch is not installed (not in CI: its x86-64 wheels pull ~3.5 GB of CUDA "
-    "libraries); pip install torch torchvision to run this")
+    "libraries); pip install torch torchvision onnx to run this")
 torchvision = pytest.importorskip("torchvision", reason="torchvision is not installed")
+# torch.onnx.export writes the graph with the onnx package, which torch does not install (2.14 here)
+pytest.importorskip("onnx", reason="onnx is not installed (torch.onnx.export needs it): pip install onnx")
 
 SIZE = 96
 CLASSES = 10
