@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgecam.config.fields import picamera_number
+
 BACKENDS = ("auto", "litert", "onnx", "imx500", "hailo")
 #: the back-end each model file suffix means with `model.backend: auto`
 SUFFIXES = {".tflite": "litert", ".onnx": "onnx", ".rpk": "imx500", ".hef": "hailo"}
@@ -44,9 +46,10 @@ def camera_problems(backend: str, path: str, source: str, zone_models: tuple[str
     if backend_of(backend, path) != "imx500":
         return []
     found = []
-    if source != "picamera2":
+    if picamera_number(source) is None:
         found.append(("camera.source", f"the AI Camera's network ({Path(path).name}) runs on its "
-                      "sensor: camera.source must be picamera2"))
+                      "sensor: camera.source must be picamera2 (picamera2:1 on a Pi 5's second "
+                      "port)"))
     if len(zone_models) > 1:
         found.append(("zones", f"the AI Camera's sensor classifies one region of the picture, not "
                       f"{len(zone_models)}: keep one zone, or use a .tflite or .onnx model for several"))

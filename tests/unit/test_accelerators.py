@@ -220,13 +220,10 @@ def test_an_ai_camera_on_the_second_port_must_be_named_by_its_number(devices: De
     assert named.value.exit_code == EX_UNAVAILABLE
     assert str(named.value) == ("camera.source: picamera2 is camera 0, but the AI Camera (IMX500) is "
                                 "camera 1: write camera.source: picamera2:1")
-    source = make_source(CameraConfig(source="picamera2:1"), classifier.input_size,
-                         sensor=OnSensor(classifier))
-    source.open()
-    try:
-        assert source.read(threading.Event()) is not None
-    finally:
-        source.close()
+    # As a user writes it: the config takes picamera2:1 with an .rpk, and results come from camera 1.
+    rpk = write_rpk(tmp_path / "imx500_network_mobilenet_v2.rpk")
+    with running(config(tmp_path, {"path": str(rpk)}, source="picamera2:1")) as (_pipeline, client):
+        assert client.messages("classification", 2)
     assert ("__init__", 1) in devices.rig.calls
 
 
