@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,18 @@ def config_with(tmp_path: Path, text: str):
     return parse_config(text, "x.yaml", tmp_path)
 
 
+@pytest.fixture
+def a_and_b(tmp_path: Path) -> Iterator[tuple[Claims, Claims]]:
+    """The claims of cameras a and b, meeting in one folder; both let go at teardown."""
+    folder = tmp_path / "claims"
+    a, b = Claims(Camera.named("a"), None, folder), Claims(Camera.named("b"), None, folder)
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
 def test_a_second_instance_is_refused_what_the_first_holds_and_told_who(tmp_path: Path) -> None:
     folder = tmp_path / "claims"
     shared = config_with(tmp_path, f"outputs:\n  socket:\n    path: {tmp_path}/same.sock\n")
@@ -129,46 +142,37 @@ def test_metrics_ports_collide_whatever_the_address(tmp_path: Path) -> None:
         second.close()
 
 
-def test_the_same_pi_camera_is_refused_with_69(tmp_path: Path) -> None:
-    folder = tmp_path / "claims"
+def test_the_same_pi_camera_is_refused_with_69(tmp_path: Path, a_and_b: tuple[Claims, Claims]) -> None:
     front = config_with(tmp_path, "camera:\n  source: picamera2\noutputs:\n  socket:\n    enabled: false\n")
     also_zero = config_with(tmp_path, "camera:\n  source: picamera2:0\noutputs:\n  socket:\n"
                             "    enabled: false\n")
     other = config_with(tmp_path, "camera:\n  source: picamera2:1\noutputs:\n  socket:\n    enabled: false\n")
-    a, b = Claims(Camera.named("a"), None, folder), Claims(Camera.named("b"), None, folder)
-    try:
-        a.hold(front)
-        with pytest.raises(ClaimError) as excinfo:
-            b.hold(also_zero)
-        assert excinfo.value.exit_code == EX_UNAVAILABLE
-        assert "camera.source: picamera2 camera 0 is already used by camera a" in str(excinfo.value)
-        b.hold(other)  # the other port's camera is free
-    finally:
-        a.close()
-        b.close()
+    a, b = a_and_b
+    a.hold(front)
+    with pytest.raises(ClaimError) as excinfo:
+        b.hold(also_zero)
+    assert excinfo.value.exit_code == EX_UNAVAILABLE
+    assert "camera.source: picamera2 camera 0 is already used by camera a" in str(excinfo.value)
+    b.hold(other)  # the other port's camera is free
 
 
-def test_a_reload_takes_the_new_before_letting_go_of_the_old(tmp_path: Path) -> None:
+def test_a_reload_takes_the_new_before_letting_go_of_the_old(tmp_path: Path,
+                                                             a_and_b: tuple[Claims, Claims]) -> None:
     """hold(new) then keep_only(new); a refused reload keep_only(old): nothing new stays held."""
-    folder = tmp_path / "claims"
     photos = f"camera:\n  source: {tmp_path}\n"  # not the Pi camera, which both would claim too
     old = config_with(tmp_path, f"{photos}outputs:\n  socket:\n    path: {tmp_path}/old.sock\n")
     new = config_with(tmp_path, f"{photos}outputs:\n  socket:\n    path: {tmp_path}/new.sock\n")
-    mine, other = Claims(Camera.named("a"), None, folder), Claims(Camera.named("b"), None, folder)
-    try:
-        mine.hold(old)
-        mine.hold(new)
-        mine.keep_only(old)  # the reload was refused
-        other.hold(new)  # so new.sock is free again
-        other.close()
-        with pytest.raises(ClaimError):
-            other.hold(old)  # and old.sock still mine
-        mine.hold(new)
-        mine.keep_only(new)
-        other.hold(old)
-    finally:
-        mine.close()
-        other.close()
+    mine, other = a_and_b
+    mine.hold(old)
+    mine.hold(new)
+    mine.keep_only(old)  # the reload was refused
+    other.hold(new)  # so new.sock is free again
+    other.close()
+    with pytest.raises(ClaimError):
+        other.hold(old)  # and old.sock still mine
+    mine.hold(new)
+    mine.keep_only(new)
+    other.hold(old)
 
 
 # -- every command takes --camera ---------------------------------------------------------------
@@ -195,41 +199,33 @@ def test_commands_use_the_cameras_socket_and_state(capsys: pytest.CaptureFixture
     assert "`sudo make install NAME=garage`" in capsys.readouterr().out
 
 
-def test_a_status_page_port_collides_with_another_instances_page_or_metrics(tmp_path: Path) -> None:
-    folder = tmp_path / "claims"
+def test_a_status_page_port_collides_with_another_instances_page_or_metrics(
+        tmp_path: Path, a_and_b: tuple[Claims, Claims]) -> None:
     page = config_with(tmp_path, "camera:\n  source: /srv\noutputs:\n  socket:\n    enabled: false\n"
                        "web:\n  enabled: true\n  listen: 127.0.0.1:9464\n")
     metrics = config_with(tmp_path, "camera:\n  source: /srv\noutputs:\n  socket:\n    enabled: false\n"
                           "  metrics:\n    enabled: true\n    listen: 127.0.0.1:9464\n")
-    a, b = Claims(Camera.named("a"), None, folder), Claims(Camera.named("b"), None, folder)
-    try:
-        a.hold(page)
-        with pytest.raises(ClaimError, match=r"outputs\.metrics\.listen: TCP port 9464 is already used "
-                                             r"by camera a"):
-            b.hold(metrics)
-        with pytest.raises(ClaimError, match=r"web\.listen: TCP port 9464 is already used by camera a"):
-            b.hold(page)
-    finally:
-        a.close()
-        b.close()
+    a, b = a_and_b
+    a.hold(page)
+    with pytest.raises(ClaimError, match=r"outputs\.metrics\.listen: TCP port 9464 is already used "
+                                         r"by camera a"):
+        b.hold(metrics)
+    with pytest.raises(ClaimError, match=r"web\.listen: TCP port 9464 is already used by camera a"):
+        b.hold(page)
 
 
-def test_a_snapshot_folder_is_one_instances_whatever_the_path_says(tmp_path: Path) -> None:
+def test_a_snapshot_folder_is_one_instances_whatever_the_path_says(
+        tmp_path: Path, a_and_b: tuple[Claims, Claims]) -> None:
     """Two instances writing one snapshot folder would prune each other's snapshots (max_mb):
     the second is refused, also when its path reaches the folder another way (a symlink)."""
-    folder = tmp_path / "claims"
     (tmp_path / "shots").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "shots")
     text = "camera:\n  source: /srv\noutputs:\n  socket:\n    enabled: false\nsnapshots:\n" \
            "  enabled: true\n  dir: {}\n"
     direct = config_with(tmp_path, text.format(tmp_path / "shots"))
     linked = config_with(tmp_path, text.format(tmp_path / "link"))
-    a, b = Claims(Camera.named("a"), None, folder), Claims(Camera.named("b"), None, folder)
-    try:
-        a.hold(direct)
-        with pytest.raises(ClaimError, match=rf"snapshots\.dir: {tmp_path}/shots is already used by "
-                                             r"camera a"):
-            b.hold(linked)
-    finally:
-        a.close()
-        b.close()
+    a, b = a_and_b
+    a.hold(direct)
+    with pytest.raises(ClaimError, match=rf"snapshots\.dir: {tmp_path}/shots is already used by "
+                                         r"camera a"):
+        b.hold(linked)
