@@ -88,6 +88,11 @@ def picamera_number(source: str) -> int | None:
     return int(match.group(1) or 0)
 
 
+def picamera_source(number: int) -> str:
+    """The camera.source naming Pi camera `number`, as a user writes it (camera 0: `picamera2`)."""
+    return "picamera2" if number == 0 else f"picamera2:{number}"
+
+
 def source_is_path(source: str) -> bool:
     """Whether a camera source names a file or folder (not picamera2, an index or a URL)."""
     return picamera_number(source) is None and not source.isdigit() and "://" not in source

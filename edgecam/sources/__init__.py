@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edgecam.config import CameraConfig, picamera_number
+from edgecam.config import CameraConfig, picamera_number, picamera_source
 from edgecam.errors import SourceError
 from edgecam.models.imx500 import OnSensor
 from edgecam.sources.base import Source
@@ -38,13 +38,12 @@ def make_source(camera: CameraConfig, input_size: tuple[int, int], max_behind_ms
         from edgecam.sources.picamera import Picamera2Source
 
         if sensor is not None and sensor.classifier.camera_num != number:
-            # The instance claimed the camera its config names (daemon.claims): running another
-            # one would let a second instance claim this one's camera as free.
-            wanted = "picamera2" if sensor.classifier.camera_num == 0 \
-                else f"picamera2:{sensor.classifier.camera_num}"
+            # The instance claimed the camera its config names (daemon.claims): opening the AI
+            # Camera under another number would leave it free for a second instance to claim.
+            actual = sensor.classifier.camera_num
             raise SourceError(f"camera.source: {target} is camera {number}, but the AI Camera "
-                              f"(IMX500) is camera {sensor.classifier.camera_num}: write "
-                              f"camera.source: {wanted}")
+                              f"(IMX500) is camera {actual}: write camera.source: "
+                              f"{picamera_source(actual)}")
         return Picamera2Source(camera, input_size, number, sensor)
     if target.isdigit() or target.startswith("/dev/"):
         return OpenCVSource(target, "device", width=camera.width, height=camera.height, fps=camera.fps,

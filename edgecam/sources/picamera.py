@@ -53,7 +53,7 @@ import cv2
 import numpy as np
 
 from edgecam.common.throttle import LogThrottle
-from edgecam.config import CameraConfig
+from edgecam.config import CameraConfig, picamera_source
 from edgecam.dependencies import PICAMERA2
 from edgecam.errors import ModelError, SourceError
 from edgecam.models.imx500 import OnSensor
@@ -86,7 +86,7 @@ class Picamera2Source(Source):
         # Picamera2(camera_num): a Pi 5 has two camera ports (with the AI Camera, `number` is the
         # IMX500's own: make_source checks it)
         self._number = number
-        self.name = "picamera2" if self._number == 0 else f"picamera2:{self._number}"
+        self.name = picamera_source(number)
         self._sensor = sensor
         self._unusable = LogThrottle(_LOG_EVERY)
         self._main_size = (camera.width, camera.height)
