@@ -39,12 +39,13 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, Stats]]:
     port = free_port()
     stop = threading.Event()
 
+    noise = np.random.default_rng(7).integers(0, 256, (720, 1280, 3), np.uint8)
+
     def feed() -> None:
-        noise = np.random.default_rng(7)
         seq = 0
         while not stop.is_set():
-            seq += 1
-            latest.put(seq, time.time(), noise.integers(0, 256, (720, 1280, 3), np.uint8))
+            seq += 1  # a new frame to the preview, which encodes any frame it has not yet
+            latest.put(seq, time.time(), noise)
             stop.wait(0.04)
 
     feeder = threading.Thread(target=feed, name="frames", daemon=True)
