@@ -55,7 +55,7 @@ for folder in (ROOT, ROOT / "tests"):  # this checkout's edgecam, and the views 
         sys.path.insert(0, str(folder))
 
 from learn_views import PHOTOS, TEST, TRAIN, scenes, views, write_views  # noqa: E402
-from machine import describe  # noqa: E402  (bench/machine.py)
+from machine import print_header  # noqa: E402  (bench/machine.py)
 
 from edgecam.config import Config  # noqa: E402
 from edgecam.models.classifier import Classifier  # noqa: E402
@@ -188,11 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs of `edgecam learn add` (default: 5; 0: do not)")
     args = parser.parse_args(argv)
 
-    print("# edgecam few-shot learning benchmark\n")
-    print(f"command: {os.path.relpath(sys.executable, ROOT)} {os.path.relpath(__file__, ROOT)} "
-          + " ".join(sys.argv[1:] if argv is None else argv))
-    for key, value in describe().items():
-        print(f"{key}: {value}")
+    print_header("edgecam few-shot learning benchmark", __file__, argv)
     print(f"threads: {args.threads}; extractor: {EXTRACTOR.name}; plain classifier: {CLASSIFIER.name}")
     print(flush=True)
 

@@ -8,6 +8,8 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +32,17 @@ def describe() -> dict[str, str]:
         "opencv": _version("opencv-python-headless"),
         "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def print_header(title: str, script: str, argv: Sequence[str] | None = None) -> None:
+    """How every bench/ script's output begins: its title, the command that ran it and the
+    machine (describe()), so a figure copied out of it keeps what made it."""
+    args = sys.argv[1:] if argv is None else argv
+    print(f"# {title}\n")
+    print(f"command: {os.path.relpath(sys.executable, ROOT)} {os.path.relpath(script, ROOT)} "
+          f"{' '.join(args)}".rstrip())
+    for key, value in describe().items():
+        print(f"{key}: {value}")
 
 
 def source_revision() -> str:

@@ -84,7 +84,7 @@ DEFAULT_LABELS = DEFAULT_MODEL.parent / "imagenet_labels.txt"
 if str(ROOT) not in sys.path:  # the edgecam of this checkout, as the daemon (run from ROOT) uses
     sys.path.insert(0, str(ROOT))
 
-from machine import describe, table  # noqa: E402  (bench/machine.py)
+from machine import print_header, table  # noqa: E402  (bench/machine.py)
 
 WARMUP_S = 1.0  # of the bare loop
 DAEMON_WARMUP_S = 3.0  # the daemon's uptime before its measured window may start
@@ -452,14 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             parser.error(f"{path}: not found")
 
-    info = describe()
-    print("# edgecam pipeline benchmark\n")
-    print(f"command: {os.path.relpath(sys.executable, ROOT)} {os.path.relpath(__file__, ROOT)} "
-          + " ".join(sys.argv[1:] if argv is None else argv))
+    print_header("edgecam pipeline benchmark", __file__, argv)
     print(f"model: {model.name}; source: {images}; {args.seconds:g} s per measurement, "
           f"{args.rounds} round(s)")
-    for key, value in info.items():
-        print(f"{key}: {value}")
     print(flush=True)
 
     # variant -> the rate its photos are paced at (0: read on demand)

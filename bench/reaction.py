@@ -864,14 +864,10 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {STREAM_CORE})
     signal.signal(signal.SIGTERM, _interrupt)  # a kill runs every `finally` too, as Ctrl-C does
 
-    from machine import describe  # bench/machine.py (imports edgecam: after the --serial-loop exit)
+    from machine import print_header  # bench/machine.py (imports edgecam: after the --serial-loop exit)
 
     started = time.monotonic()
-    print("# edgecam reaction benchmark (a slow board)\n")
-    print(f"command: {os.path.relpath(sys.executable, ROOT)} {os.path.relpath(__file__, ROOT)} "
-          + " ".join(sys.argv[1:] if argv is None else argv))
-    for key, value in describe().items():
-        print(f"{key}: {value}")
+    print_header("edgecam reaction benchmark (a slow board)", __file__, argv)
     print(flush=True)
 
     scene_frames = round(args.scene_seconds * FPS)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # bench/machine.py
+from machine import print_header  # bench/machine.py
 
 from edgecam.web.auth import Auth
 
@@ -59,8 +59,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--calls", type=int, default=200_000)
     args = parser.parse_args()
-    for key, value in describe().items():
-        print(f"{key}: {value}")
+    print_header("edgecam token check timing", __file__)
     check = Auth(TOKEN).accepts_token
     named = guesses()
     names = list(named)

@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # its free_port()
-from machine import describe  # bench/machine.py
+from machine import print_header  # bench/machine.py
 from pipeline import (  # bench/pipeline.py: the daemon harness the benchmarks share
     DAEMON_WARMUP_S,
     DEFAULT_IMAGES,
@@ -131,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    print("# edgecam status page benchmark\n")
-    print(f"command: .venv/bin/python bench/web.py {' '.join(argv or sys.argv[1:])}".rstrip())
-    for key, value in describe().items():
-        print(f"{key}: {value}")
+    print_header("edgecam status page benchmark", __file__, argv)
     print(flush=True)
     for camera_fps in args.camera_fps:
         camera = f"camera {camera_fps:g} fps" if camera_fps else "camera as fast as the model"

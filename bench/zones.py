@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # bench/machine.py
+from machine import print_header  # bench/machine.py
 from pipeline import (  # bench/pipeline.py: the daemon harness both benchmarks use
     DAEMON_WARMUP_S,
     DEFAULT_IMAGES,
@@ -78,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     variants = [0, 1, 2, 4]
-    print("# edgecam zones benchmark\n")
-    print(f"command: .venv/bin/python bench/zones.py {' '.join(argv or sys.argv[1:])}".rstrip())
-    for key, value in describe().items():
-        print(f"{key}: {value}")
+    print_header("edgecam zones benchmark", __file__, argv)
     print(flush=True)
     rows: dict[int, list[dict[str, Any]]] = {v: [] for v in variants}
     for rnd in range(args.rounds):
