@@ -94,11 +94,13 @@ class Marks:
 
     def steps(self) -> dict[str, list[float]]:
         """Each step's durations (ms), from consecutive marks in a frame's order only."""
-        order = [mark for mark, _ in STEPS]
+        step_ending_at = dict(STEPS)
+        marks = list(step_ending_at)
+        following = dict(zip(marks, marks[1:] + marks[:1], strict=True))
         durations: dict[str, list[float]] = {step: [] for _, step in STEPS}
         for (first, t0), (second, t1) in itertools.pairwise(self.marks):
-            if order[(order.index(first) + 1) % len(order)] == second:
-                durations[dict(STEPS)[second]].append((t1 - t0) * 1000)
+            if following[first] == second:
+                durations[step_ending_at[second]].append((t1 - t0) * 1000)
         return durations
 
 
