@@ -23,14 +23,17 @@ microsecond, which the gap includes.
 
 The steps, in the order the inference thread does them:
   invoke          the model (LiteRT's invoke())
-  dequantize      the output's dequantization and the return to the classifier
-  top-k           the k best labels (models.base.top_labels)
-  result          the Result, the stats, the filter (Inference._classify's rest)
+  finish          the output copied; with the next frame waiting, the frame's finish left
+                  for the finisher (pipeline.finisher), else done here: its labels
+                  (dequantize, top-k), the Result, the stats, the filter
   next frame      the loop's bookkeeping and taking the next frame from the slot
   decode          the frame's decode (none for photos: decoded by the reader)
   input write     fitting into the input tensor (the BGR to RGB conversion)
-  wake others     the last result to the outputs (the socket's JSON and send()) and the
-                  reader told the slot is free (Inference._release, right before invoke)
+  wake others     what the last frame left (to the finisher, or the socket's JSON and
+                  send() here) and the reader told the slot is free (Inference._release,
+                  right before invoke)
+
+It also counts the frames whose finish the finisher took.
 """
 
 from __future__ import annotations
@@ -61,9 +64,8 @@ from edgecam.pipeline.inference import Inference
 from edgecam.pipeline.slot import FrameSlot
 
 # (mark, the step that ends there), in a frame's order; a frame's steps start at "released".
-STEPS = [("invoked", "invoke"), ("dequantized", "dequantize"), ("top_k", "top-k"),
-         ("classified", "result"), ("taken", "next frame"), ("fitting", "decode"),
-         ("written", "input write"), ("released", "wake others")]
+STEPS = [("invoked", "invoke"), ("classified", "finish"), ("taken", "next frame"),
+         ("fitting", "decode"), ("written", "input write"), ("released", "wake others")]
 WARMUP_S = 3.0
 
 
@@ -73,6 +75,7 @@ class Marks:
     def __init__(self) -> None:
         self.marks: list[tuple[str, float]] = []
         self.recording = False
+        self.finished_beside = 0  # frames the finisher finished
 
     def mark(self, name: str) -> None:
         if self.recording and threading.current_thread().name == "edgecam-inference":
@@ -118,8 +121,15 @@ def instrument(marks: Marks) -> None:
         return Timed, name
 
     classifier_module.interpreter_class = timed_interpreter_class
-    marks.around(classifier_module, "top_labels", "dequantized", "top_k")
     marks.around(Inference, "_classify", None, "classified")
+    finish_and_send = Inference._finish_and_send
+
+    def counted(*args: Any) -> None:
+        if marks.recording:
+            marks.finished_beside += 1
+        finish_and_send(*args)
+
+    Inference._finish_and_send = counted  # type: ignore[method-assign]
     marks.around(FrameSlot, "take", None, "taken")
     marks.around(Preprocessor, "write", "fitting", "written")
     marks.around(Inference, "_release", None, "released")
@@ -167,16 +177,17 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
     if code:
         return code
-    report(marks.steps())
+    report(marks.steps(), marks.finished_beside)
     return 0
 
 
-def report(durations: dict[str, list[float]]) -> None:
+def report(durations: dict[str, list[float]], finished_beside: int) -> None:
     invoke = statistics.median(durations["invoke"])
     rest = {step: statistics.median(values) for step, values in durations.items()
             if step != "invoke" and values}
     gap = sum(rest.values())
-    print(f"\nframes: {len(durations['invoke'])}\n")
+    print(f"\nframes: {len(durations['invoke'])}, of which finished by the finisher: "
+          f"{finished_beside}\n")
     print("| step | median ms a frame | of the gap |")
     print("|---|---:|---:|")
     print(f"| invoke | {invoke:.3f} | |")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.models.base import Classification, Label
+from edgecam.models.base import Classification, Infers, Label
 from edgecam.outputs.base import Output
 from edgecam.pipeline.frames import Decoded, Frame
 from edgecam.pipeline.results import Result
@@ -51,7 +51,7 @@ class Collect(Output):
         return [result.seq for result in self.results]
 
 
-class FakeClassifier:
+class FakeClassifier(Infers):
     """An ImageClassifier that says `label` for every image and records each image and when."""
 
     def __init__(self, label: str = "thing", score: float = 0.9, input_size: tuple[int, int] = (8, 8)
@@ -64,14 +64,15 @@ class FakeClassifier:
         self.images: list[np.ndarray] = []
         self._lock = threading.Lock()
 
-    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
-                 ) -> Classification:
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> Callable[[], Classification]:
         if before_invoke is not None:
             before_invoke()
         with self._lock:
             self.images.append(image)
-        return Classification((Label(0, self._label, self._score), Label(1, "other", 1 - self._score)),
-                              inference_ms=0.1)
+        classification = Classification((Label(0, self._label, self._score),
+                                          Label(1, "other", 1 - self._score)), inference_ms=0.1)
+        return lambda: classification
 
     @property
     def calls(self) -> int:

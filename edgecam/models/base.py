@@ -8,6 +8,7 @@ class with these attributes; models.factory picks one from the config.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -65,6 +66,28 @@ class ImageClassifier(Protocol):
         once the input is written, right before the model runs (the inference thread wakes the
         threads waiting on it then, so they run while the model does)."""
         ...
+
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> Callable[[], Classification]:
+        """Runs the model on `image` now, and returns the call that ranks its output into labels.
+
+        That call holds its own copy of the output, so it may run later and on another thread:
+        with the next frame already waiting, the inference thread leaves it to the finisher
+        (pipeline.finisher), beside the next invoke. `before_invoke`: as for classify().
+        """
+        ...
+
+
+class Infers(ABC):
+    """classify() for a back-end that implements infer(): the labels at once."""
+
+    @abstractmethod
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> Callable[[], Classification]: ...
+
+    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+                 ) -> Classification:
+        return self.infer(image, before_invoke)()
 
 
 def top_labels(scores: np.ndarray, k: int, names: Sequence[str],

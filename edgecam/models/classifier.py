@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import numpy as np
 from edgecam.config import ModelConfig
 from edgecam.config.backends import CPU_BACKENDS, NAMES, backend_mismatch, backend_of
 from edgecam.errors import MissingFileError, ModelError
-from edgecam.models.base import Classification, top_labels
+from edgecam.models.base import Classification, Infers, top_labels
 from edgecam.models.filesig import signatures
 from edgecam.models.labels import align_labels, read_labels
 from edgecam.models.preprocess import Preprocessor
@@ -31,7 +33,21 @@ log = logging.getLogger(__name__)
 _INPUT_TYPES = (np.uint8, np.int8, np.float32)
 
 
-class ImageModel:
+class OutputModel(ABC):
+    """run() for a model that implements infer() (ImageModel, models.onnx.OnnxModel)."""
+
+    @abstractmethod
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> tuple[Callable[[], np.ndarray], float]: ...
+
+    def run(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+            ) -> tuple[np.ndarray, float]:
+        """infer()'s output at once (a new float32 array), and the model's ms."""
+        output, inference_ms = self.infer(image, before_invoke)
+        return output(), inference_ms
+
+
+class ImageModel(OutputModel):
     """A .tflite model with one (1, H, W, 3) image input and one output, loaded once.
 
     What an image classifier and an embedding extractor share: the runtime, the interpreter
@@ -68,17 +84,18 @@ class ImageModel:
         out_scale, out_zero = out["quantization"]
         self._out_quantized = out["dtype"] != np.float32 and out_scale != 0
         self._out_scale, self._out_zero = np.float32(out_scale), np.float32(out_zero)
-        self._values = np.empty(self.outputs, np.float32)
         try:
             self._interpreter.invoke()
         except Exception as exc:
             raise ModelError(f"{model_path}: inference fails: {first_line(exc)}") from None
 
-    def run(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
-            ) -> tuple[np.ndarray, float]:
-        """The dequantized output for a BGR (or BGRA, or gray) uint8 image, and invoke()'s ms.
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> tuple[Callable[[], np.ndarray], float]:
+        """Runs the model on a BGR (or BGRA, or gray) uint8 image: the call that gives its output
+        dequantized, and invoke()'s ms.
 
-        The array is a buffer the next call overwrites: copy what must outlive it.
+        The call works on a copy of the output tensor (1001 bytes for MobileNet), so it may run
+        later and on another thread, after the next invoke() (models.base.ImageClassifier.infer).
         `before_invoke` is called once the input is written, right before invoke().
         """
         self._preprocessor.write(image, self._input_tensor)
@@ -87,18 +104,18 @@ class ImageModel:
         started = time.perf_counter()
         self._interpreter.invoke()
         inference_ms = (time.perf_counter() - started) * 1000
-        raw = self._output_tensor().reshape(-1)
-        values = self._values
-        if self._out_quantized:
-            np.subtract(raw, self._out_zero, out=values, casting="unsafe")
-            values *= self._out_scale
-        else:
-            np.copyto(values, raw, casting="unsafe")
-        del raw
-        return values, inference_ms
+        raw = self._output_tensor().reshape(-1).copy()  # no view of the tensor outlives this line
+        return partial(self._dequantized, raw), inference_ms
+
+    def _dequantized(self, raw: np.ndarray) -> np.ndarray:
+        if not self._out_quantized:
+            return raw.astype(np.float32, copy=False)
+        values = np.subtract(raw, self._out_zero, dtype=np.float32)
+        values *= self._out_scale
+        return values
 
 
-class Classifier:
+class Classifier(Infers):
     """A quantized (or float) image classifier on the CPU: LiteRT, or ONNX Runtime for an .onnx."""
 
     def __init__(self, model_path: str, labels_path: str, *, threads: int | str = 0, top_k: int = 3,
@@ -123,11 +140,15 @@ class Classifier:
         return cls(config.path, config.labels, threads=config.threads, top_k=config.top_k,
                    resize=config.resize, backend=config.backend, providers=config.providers)
 
-    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
-                 ) -> Classification:
-        """The top-k labels of a BGR (or BGRA, or gray) uint8 image (`before_invoke`: see ImageModel.run)."""
-        scores, inference_ms = self._model.run(image, before_invoke)
-        return Classification(top_labels(scores, self.top_k, self.labels), inference_ms)
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> Callable[[], Classification]:
+        """Runs the model on a BGR (or BGRA, or gray) uint8 image; the call returned gives its
+        top-k labels (models.base.ImageClassifier.infer; `before_invoke`: see ImageModel.infer)."""
+        output, inference_ms = self._model.infer(image, before_invoke)
+        return partial(self._labelled, output, inference_ms)
+
+    def _labelled(self, output: Callable[[], np.ndarray], inference_ms: float) -> Classification:
+        return Classification(top_labels(output(), self.top_k, self.labels), inference_ms)
 
 
 def open_image_model(model_path: str, *, threads: int | str, resize: str, backend: str = "auto",

@@ -25,7 +25,7 @@ import numpy as np
 
 from edgecam.config import ModelConfig
 from edgecam.errors import EdgecamError, ModelError, SourceError
-from edgecam.models.base import Classification, top_labels
+from edgecam.models.base import Classification, Infers, top_labels
 from edgecam.models.filesig import signatures
 from edgecam.models.labels import align_labels, read_labels
 from edgecam.models.preprocess import Preprocessor
@@ -44,7 +44,7 @@ def _refused(path: str, problem: str) -> EdgecamError:
                        "AI Kit / AI HAT+ is seated and that `hailortcli fw-control identify` finds it")
 
 
-class HailoClassifier:
+class HailoClassifier(Infers):
     """A .hef image classifier on a Hailo device, opened once and reused for every frame."""
 
     threads = 0
@@ -85,15 +85,19 @@ class HailoClassifier:
         self.labels = align_labels(read_labels(config.labels), scores.size, config.labels)
         self.loaded_files = signatures(config.path, config.labels)
 
-    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
-                 ) -> Classification:
-        """The top-k labels of a BGR (or BGRA, or gray) uint8 image, ranked from the chip's scores."""
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> Callable[[], Classification]:
+        """Runs a BGR (or BGRA, or gray) uint8 image on the chip; the call returned ranks its
+        scores into the top-k labels (models.base.ImageClassifier.infer)."""
         self._preprocessor.write(image, lambda: self._input)
         if before_invoke is not None:
             before_invoke()
         started = time.perf_counter()
-        raw = self._device.run(self._input[0])
+        raw = np.array(self._device.run(self._input[0]), np.float32)  # ours: the device may reuse its own
         inference_ms = (time.perf_counter() - started) * 1000
+        return partial(self._labelled, raw, inference_ms)
+
+    def _labelled(self, raw: np.ndarray, inference_ms: float) -> Classification:
         return Classification(top_labels(self._scores(raw), self.top_k, self.labels), inference_ms)
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from edgecam.config import ModelConfig
 from edgecam.errors import EdgecamError, ModelError, SourceError
-from edgecam.models.base import Classification, top_labels
+from edgecam.models.base import Classification, Infers, top_labels
 from edgecam.models.filesig import signatures
 from edgecam.models.labels import align_labels, read_labels
 from edgecam.picam import imx500_class, open_network
@@ -42,7 +42,7 @@ _DEFAULT_LABELS = ModelConfig().labels
 WHOLE = (0.0, 0.0, 1.0, 1.0)
 
 
-class Imx500Classifier:
+class Imx500Classifier(Infers):
     """An .rpk classification network on the IMX500 sensor; `result(metadata)` per frame."""
 
     runtime = "IMX500 (on the sensor)"
@@ -76,8 +76,8 @@ class Imx500Classifier:
     def labels(self) -> Sequence[str]:
         return self._fitted if self._fitted is not None else self._labels
 
-    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
-                 ) -> Classification:
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> Callable[[], Classification]:
         """Refused: the network runs on the sensor, on the camera's own frames."""
         raise ModelError(f"{Path(self.model_path).name} runs on the AI Camera's sensor and classifies "
                          "only its frames (camera.source: picamera2): classifying files needs a "

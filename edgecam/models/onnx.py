@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from edgecam.dependencies import ONNXRUNTIME, MissingDependency
 from edgecam.errors import MissingFileError, ModelError, SourceError
-from edgecam.models.classifier import first_line, is_class_scores
+from edgecam.models.classifier import OutputModel, first_line, is_class_scores
 from edgecam.models.preprocess import Preprocessor
 from edgecam.models.threads import ThreadChoice
 
@@ -50,10 +51,10 @@ def onnxruntime() -> Any:
     return ort
 
 
-class OnnxModel:
+class OnnxModel(OutputModel):
     """An .onnx model with one image input and one output, on one session reused for every frame.
 
-    The same attributes and `run()` as classifier.ImageModel, so a classifier and an
+    The same attributes, `infer()` and `run()` as classifier.ImageModel, so a classifier and an
     embedding extractor use either.
     """
 
@@ -97,18 +98,15 @@ class OnnxModel:
             raise ModelError(f"{model_path}: not an {kind}: output shape {list(out_shape)} "
                              f"(expected {expected})")
         self.outputs = int(out_shape[-1])
-        self._values = np.empty(self.outputs, np.float32)
         if fallback and used[0] != (providers or (CPU,))[0]:
             log.warning("model.providers: %s fell back to %s (model.backend: auto allows it)",
                         providers[0], used[0])
 
-    def run(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
-            ) -> tuple[np.ndarray, float]:
-        """The output as float32 for a BGR (or BGRA, or gray) uint8 image, and the session's ms.
-
-        The array is a buffer the next call overwrites; `before_invoke` is called once the
-        input is written, right before the session runs (see ImageModel.run).
-        """
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> tuple[Callable[[], np.ndarray], float]:
+        """For a BGR (or BGRA, or gray) uint8 image: the call that gives the output as float32,
+        and the session's ms (see ImageModel.infer: the session's output is already a new
+        array); `before_invoke` is called once the input is written, right before the run."""
         self._preprocessor.write(image, lambda: self._nhwc)
         if self.nchw:
             np.copyto(self._feed[0], self._nhwc[0].transpose(2, 0, 1))
@@ -117,8 +115,7 @@ class OnnxModel:
         started = time.perf_counter()
         raw = self._invoke()
         inference_ms = (time.perf_counter() - started) * 1000
-        np.copyto(self._values, raw.reshape(-1), casting="unsafe")
-        return self._values, inference_ms
+        return partial(np.asarray, raw.reshape(-1), np.float32), inference_ms
 
     def _invoke(self) -> np.ndarray:
         return np.asarray(self._session.run(None, {self._input_name: self._feed})[0])

@@ -17,6 +17,11 @@ they then run while the model does, instead of taking the GIL from this
 thread between two inferences. Before this thread waits for anything (a
 frame, `max_fps`) or decodes a picture (which takes a while), it wakes them
 then, so no result waits for the next frame.
+
+With the next frame already waiting when invoke() returns (the model is the bottleneck), the
+frame's finish (its labels, result, filter and sending) is left to the finisher thread instead,
+handed over at that same release: it then runs while the model does, and the next invoke()
+starts as soon as its input is written (pipeline.finisher).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -34,10 +40,11 @@ from edgecam.common.worker import Worker
 from edgecam.config import PipelineConfig
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
-from edgecam.models.base import ImageClassifier
+from edgecam.models.base import Classification, ImageClassifier
 from edgecam.models.preprocess import FrameFormatError
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
+from edgecam.pipeline.finisher import Finisher
 from edgecam.pipeline.frames import IDENTITY, Frame
 from edgecam.pipeline.latest import LatestFrame
 from edgecam.pipeline.results import Result
@@ -81,14 +88,19 @@ class Inference:
         self.error: BaseException | None = None
         self._bad_frames = LogThrottle(_LOG_EVERY)
         self._taken = False  # a frame was taken and the slot's reader not told yet
-        #: emitted, not yet handed to the outputs; a label change's frame too, with snapshots on
-        self._unsent: list[tuple[Result, Shot | None]] = []
+        #: what the last frames left to do, in order: results to send (with snapshots on, a label
+        #: change's frame too), and with the next frame waiting, a frame's whole finish
+        self._unsent: list[Callable[[], None]] = []
+        self._hand_over = False  # _unsent holds a frame's finish: it goes to the finisher
+        self._finisher = Finisher(self._finisher_failed)
 
     def start(self) -> None:
+        self._finisher.start()
         self._worker.start()
 
     def stop(self, timeout: float = 1.0) -> None:
-        self._worker.stop(timeout)
+        self._worker.stop(timeout)  # its last release hands over what is left
+        self._finisher.stop(timeout)
 
     def _run(self, stop: threading.Event) -> None:
         try:
@@ -96,6 +108,10 @@ class Inference:
         except Exception as exc:
             self.error = exc
             log.exception("inference failed")
+
+    def _finisher_failed(self, exc: BaseException) -> None:
+        self.error = exc
+        self._stop.set()
 
     def _loop(self) -> None:
         try:
@@ -141,8 +157,6 @@ class Inference:
                 continue
             if settings.preview is not None:
                 settings.preview.put(frame.seq, frame.captured_wall, image)
-            if not self.first_result.is_set():
-                self.first_result.set()
             self._watchdog.kick()
             if settings.pipeline.max_fps:
                 next_frame = taken + 1.0 / settings.pipeline.max_fps
@@ -150,18 +164,40 @@ class Inference:
 
     def _classify(self, frame: Frame, image: np.ndarray, settings: InferenceSettings) -> None:
         started = time.monotonic()
-        classification = (frame.picture.classification
-                          or settings.classifier.classify(image, self._release))
+        if frame.picture.classification is not None:  # the AI Camera classified it on its sensor
+            self._unsent += self._finish(frame, image, frame.picture.classification, settings,
+                                         started, started)
+            return
+        labels = settings.classifier.infer(image, self._release)
         done = time.monotonic()
+        if self._finisher.busy or (self._slot.waiting() and not settings.pipeline.max_fps):
+            # The next frame waits for this thread: this one is finished beside its invoke.
+            self._unsent.append(partial(self._finish_and_send, frame, image, labels, settings,
+                                        started, done))
+            self._hand_over = True
+        else:
+            self._unsent += self._finish(frame, image, labels(), settings, started, done)
+
+    def _finish(self, frame: Frame, image: np.ndarray, classification: Classification,
+                settings: InferenceSettings, started: float, done: float
+                ) -> list[Callable[[], None]]:
+        """A classified frame's result, counted and through the filter: what is left to send."""
         result = Result(frame.seq, frame.captured_wall, frame.age_ms(done), (done - started) * 1000,
                         classification)
         self._stats.classified(result.latency_ms, classification.inference_ms)
-        self.latest = result
+        self._set_latest(result)
         emitted = settings.filter.offer(result)
-        if emitted is not None:
-            self._stats.count("emitted")
-            # To the outputs at the next _release(), within microseconds.
-            self._unsent.append((emitted, self._shot(settings, settings.filter, frame, image)))
+        if emitted is None:
+            return []
+        self._stats.count("emitted")
+        return [partial(self._send, emitted, self._shot(settings, settings.filter, frame, image))]
+
+    def _finish_and_send(self, frame: Frame, image: np.ndarray,
+                         labels: Callable[[], Classification], settings: InferenceSettings,
+                         started: float, done: float) -> None:
+        """A frame's whole finish, on the finisher thread."""
+        for send in self._finish(frame, image, labels(), settings, started, done):
+            send()
 
     def _classify_zones(self, frame: Frame, image: np.ndarray, settings: InferenceSettings,
                         taken: float) -> None:
@@ -185,27 +221,42 @@ class Inference:
             if emitted is not None:
                 self._stats.count("emitted")
                 self._stats.count_zone(zone.name, "emitted")
-                self._unsent.append((emitted, self._shot(settings, zone.filter, frame, image, zone.crop)))
+                self._unsent.append(partial(self._send, emitted,
+                                            self._shot(settings, zone.filter, frame, image, zone.crop)))
         if result is not None:
             self._stats.classified(result.latency_ms, inference_ms)
-            self.latest = result
+            self._set_latest(result)
+
+    def _set_latest(self, result: Result) -> None:
+        self.latest = result
+        if not self.first_result.is_set():
+            self.first_result.set()
+
+    def _send(self, result: Result, shot: Shot | None) -> None:
+        snapshots = self.settings.snapshots
+        if snapshots is None:
+            self._outputs.emit(result)
+        else:
+            snapshots.emit(result, shot)
 
     def _release(self) -> None:
         """Wakes the threads the last frame concerns: the slot's reader, the outputs'.
 
         Called right before invoke() (they run while the model does), before a decode that
-        takes a while, and before this thread waits for anything.
+        takes a while, and before this thread waits for anything. What the last frames left
+        goes to the finisher if it holds a frame's finish, or if the finisher is still busy
+        (so that results keep their order); else it is done here.
         """
         # Results first: an immediate output's emit() may make a system call (it releases the
         # GIL), which a reader woken before could seize.
         if self._unsent:
             unsent, self._unsent = self._unsent, []
-            snapshots = self.settings.snapshots
-            for result, shot in unsent:
-                if snapshots is None:
-                    self._outputs.emit(result)
-                else:
-                    snapshots.emit(result, shot)
+            if self._hand_over or self._finisher.busy:
+                self._hand_over = False
+                self._finisher.hand_over(unsent)
+            else:
+                for send in unsent:
+                    send()
         if self._taken:
             self._taken = False
             self._slot.notify_taken()

@@ -44,6 +44,11 @@ class FrameSlot:
                 self._cond.notify_all()
             return frame
 
+    def waiting(self) -> bool:
+        """Whether a frame is in the slot now: a hint read without the lock (the capture thread
+        may put one the next moment), for the inference thread to know if one waits for it."""
+        return self._frame is not None
+
     def notify_taken(self) -> None:
         """Wakes whoever waits in `wait_taken` (after a `take(notify=False)`)."""
         with self._cond:

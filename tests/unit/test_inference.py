@@ -218,7 +218,7 @@ def test_without_frames_the_watchdog_is_kicked_only_while_the_source_is_being_ha
 
 def test_a_classifier_that_fails_ends_the_thread_with_its_error(pipeline) -> None:
     class Broken(FakeClassifier):
-        def classify(self, image: np.ndarray, before_invoke=None):
+        def infer(self, image: np.ndarray, before_invoke=None):
             raise RuntimeError("interpreter died")
 
     run = pipeline(Broken())
@@ -226,3 +226,88 @@ def test_a_classifier_that_fails_ends_the_thread_with_its_error(pipeline) -> Non
     wait_for(lambda: run.inference.error is not None, WAIT_S, "the error")
     assert isinstance(run.inference.error, RuntimeError)
     assert run.stats.get("classified") == 0 and run.collect.results == []
+
+
+class FasterCamera(FakeClassifier):
+    """A fake whose every run ends with the next of `frames` in the slot: a camera faster than
+    the model, without timing. It notes on which thread each frame's labels are ranked, and can
+    make that ranking slow (or fail) to hold the finisher busy."""
+
+    def __init__(self, frames: list[Frame], rank_s: float = 0.0, fail: bool = False) -> None:
+        super().__init__()
+        self.slot: FrameSlot | None = None
+        self._frames = list(frames)
+        self._rank_s = rank_s
+        self._fail = fail
+        self.ranked_on: list[str] = []
+
+    def infer(self, image: np.ndarray, before_invoke=None):
+        labels = super().infer(image, before_invoke)
+        if self._frames:
+            assert self.slot is not None
+            self.slot.put(self._frames.pop(0))
+
+        def rank():
+            self.ranked_on.append(threading.current_thread().name)
+            if self._fail:
+                raise RuntimeError("ranking failed")
+            time.sleep(self._rank_s)
+            return labels()
+
+        return rank
+
+
+def faster_camera(pipeline, count: int, **kw) -> tuple[Pipeline, FasterCamera]:
+    frames = [frame(seq) for seq in range(1, count + 1)]
+    classifier = FasterCamera(frames[1:], **kw)
+    run = pipeline(classifier)
+    classifier.slot = run.slot
+    run.slot.put(frames[0])
+    return run, classifier
+
+
+def test_with_the_next_frame_waiting_a_frame_is_finished_by_the_finisher_in_order(pipeline) -> None:
+    """The model is the bottleneck: each frame's labels, result and sending are left to the
+    finisher (beside the next invoke); results still reach the outputs in order, and the
+    counters add up."""
+    run, classifier = faster_camera(pipeline, 20)
+    wait_for(lambda: len(run.collect.results) == 20, WAIT_S, "twenty results at the output")
+    assert run.collect.seqs == list(range(1, 21))
+    # Every frame but the last had the next one waiting; the last may go there too (busy).
+    assert classifier.ranked_on[:19] == ["edgecam-finish"] * 19
+    assert run.stats.get("classified") == run.stats.get("emitted") == 20
+    assert run.stats.get("dropped_overwritten") == 0
+    assert run.inference.latest is not None and run.inference.latest.seq == 20
+    assert run.inference.error is None
+
+
+def test_with_a_camera_slower_than_the_model_frames_are_finished_inline(pipeline) -> None:
+    """No frame waiting when invoke() returns: the inference thread finishes each frame itself
+    and the finisher is never woken (no wake-up per frame at 20 fps)."""
+    classifier = FasterCamera([])
+    run = pipeline(classifier)
+    for seq in (1, 2, 3, 4):
+        run.put_taken(frame(seq))
+        run.wait_handled(seq)
+    wait_for(lambda: len(run.collect.results) == 4, WAIT_S, "four results at the output")
+    assert classifier.ranked_on == ["edgecam-inference"] * 4
+    assert run.collect.seqs == [1, 2, 3, 4]
+
+
+def test_stopping_runs_what_the_finisher_was_left_so_no_result_is_lost(pipeline) -> None:
+    """A finisher kept busy (each ranking takes 50 ms) has a backlog when inference stops:
+    the stop runs it, and every frame taken is classified and reaches the outputs."""
+    run, _ = faster_camera(pipeline, 10, rank_s=0.05)
+    wait_for(lambda: run.stats.get("classified") >= 2, WAIT_S, "two frames finished")
+    run.inference.stop(WAIT_S)
+    run.outputs.close(WAIT_S)
+    taken = len(run.slot.taken_at)
+    assert run.stats.get("classified") == run.stats.get("emitted") == taken
+    assert run.collect.seqs == list(range(1, taken + 1))
+
+
+def test_a_finish_that_fails_ends_inference_with_its_error(pipeline) -> None:
+    run, _ = faster_camera(pipeline, 5, fail=True)
+    wait_for(lambda: run.inference.error is not None, WAIT_S, "the error")
+    assert isinstance(run.inference.error, RuntimeError)
+    wait_for(lambda: not run.inference._worker.is_alive(), WAIT_S, "the inference thread to end")

@@ -24,11 +24,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from edgecam.config import ModelConfig
-from edgecam.models.base import Classification, top_labels
+from edgecam.models.base import Classification, Infers, top_labels
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import UNKNOWN, Head, HeadError
 from edgecam.models.filesig import file_signature
@@ -39,7 +40,7 @@ SCALE = 16.0
 UNKNOWN_INDEX = -1
 
 
-class HeadClassifier:
+class HeadClassifier(Infers):
     """An embedding extractor plus the classes of a head file, loaded once."""
 
     def __init__(self, embedder: Embedder, head: Head, *, min_similarity: float, top_k: int = 3,
@@ -65,8 +66,6 @@ class HeadClassifier:
         self._names = [*self.labels, UNKNOWN]
         self._indices = [*range(len(self.labels)), UNKNOWN_INDEX]
         self._embedding = np.empty(embedder.dim, np.float32)
-        self._logits = np.empty(len(self._names), np.float32)
-        self._logits[-1] = SCALE * min_similarity
         log.info("head %s: %d class(es) (%s), unknown below cosine %.2f", head_path,
                  len(self.labels), ", ".join(self.labels), min_similarity)
 
@@ -83,16 +82,19 @@ class HeadClassifier:
         self.embedder.embed_into(image, self._embedding)
         return self._weights @ self._embedding
 
-    def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
-                 ) -> Classification:
-        """The top-k of the classes and `unknown` for a BGR (BGRA, gray) uint8 image.
+    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
+              ) -> Callable[[], Classification]:
+        """Embeds a BGR (BGRA, gray) uint8 image now; the call returned gives the top-k of the
+        classes and `unknown` (models.base.ImageClassifier.infer; `before_invoke`: see
+        ImageModel.infer)."""
+        embedding = np.empty(self.embedder.dim, np.float32)
+        inference_ms = self.embedder.embed_into(image, embedding, before_invoke)
+        return partial(self._labelled, embedding, inference_ms)
 
-        `before_invoke`: see ImageModel.run.
-        """
-        inference_ms = self.embedder.embed_into(image, self._embedding, before_invoke)
+    def _labelled(self, embedding: np.ndarray, inference_ms: float) -> Classification:
         started = time.perf_counter()
-        logits = self._logits
-        np.matmul(self._weights, self._embedding, out=logits[:-1])
+        logits = np.empty(len(self._names), np.float32)
+        np.matmul(self._weights, embedding, out=logits[:-1])
         logits *= np.float32(SCALE)
         logits[-1] = SCALE * self.min_similarity
         scores = np.exp(logits - logits.max())

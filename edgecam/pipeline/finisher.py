@@ -1,0 +1,75 @@
+"""The finisher: a classified frame's last steps, run beside the next invoke() when the model
+is the bottleneck.
+
+When invoke() returns with the next frame already waiting, every step the inference thread
+takes before the next invoke() delays that frame and every one after it: ranking the output
+into labels (dequantize, top-k), the result, the filter, the socket's send(). On a 7 ms invoke
+those took 0.22 of the 0.27 ms between two invokes (bench/critical_path.py): 3 % of the rate.
+So such a frame's finish is handed to this thread at the inference thread's next release,
+right before the next invoke(): the GIL is free while the model runs, and this thread uses it
+then, on the other core.
+
+A camera slower than the model never leaves a frame waiting: its frames are finished on the
+inference thread as before and this thread sleeps (a wake-up per frame is CPU that a 20 fps
+camera would pay for nothing). Work runs in the order it was handed over, one piece at a time;
+while any is left, the inference thread hands over everything it would finish or send itself,
+so results keep their order and no output is ever called from two threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from edgecam.common.worker import Worker
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.5
+
+
+class Finisher:
+    def __init__(self, on_error: Callable[[BaseException], None]) -> None:
+        self._cond = threading.Condition()
+        self._work: deque[Callable[[], None]] = deque()
+        #: work handed over and not all done: set by hand_over() on the inference thread, cleared
+        #: here; so when that thread reads False (no lock needed) this one stays idle until it
+        #: hands over more
+        self.busy = False
+        self._on_error = on_error
+        self._worker = Worker("edgecam-finish", self._run)
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def hand_over(self, work: Iterable[Callable[[], None]]) -> None:
+        """Queues `work` behind what is left, to run in order on this thread."""
+        with self._cond:
+            self._work.extend(work)
+            self.busy = True
+            self._cond.notify()
+
+    def stop(self, timeout: float) -> None:
+        """Runs what is left (the last results still reach the outputs), then stops."""
+        self._worker.stopping.set()
+        with self._cond:
+            self._cond.notify()
+        self._worker.stop(timeout)
+
+    def _run(self, stop: threading.Event) -> None:
+        while True:
+            with self._cond:
+                while not self._work:
+                    self.busy = False
+                    if stop.is_set():
+                        return
+                    self._cond.wait(_POLL_S)
+                work = self._work.popleft()
+            try:
+                work()
+            except Exception as exc:
+                log.exception("finishing a frame failed")
+                self._on_error(exc)
+                return
