@@ -73,9 +73,9 @@ class ImageModel(OutputModel):
         self.input_dtype = np.dtype(inp["dtype"])
         self._input_index = inp["index"]
         self._output_index = out["index"]
-        # Functions returning views of the tensors: safe to keep (not the views themselves).
+        # A function returning a view of the input: safe to keep (not the view itself). The
+        # output is read with get_tensor(): one call that copies it, which infer() needs anyway.
         self._input_tensor = self._interpreter.tensor(self._input_index)
-        self._output_tensor = self._interpreter.tensor(self._output_index)
         self.outputs = int(out["shape"][-1])
         _, height, width, _ = (int(d) for d in inp["shape"])
         self.input_size = (width, height)
@@ -104,7 +104,7 @@ class ImageModel(OutputModel):
         started = time.perf_counter()
         self._interpreter.invoke()
         inference_ms = (time.perf_counter() - started) * 1000
-        raw = self._output_tensor().reshape(-1).copy()  # no view of the tensor outlives this line
+        raw = self._interpreter.get_tensor(self._output_index).reshape(-1)  # a copy: ours
         return partial(self._dequantized, raw), inference_ms
 
     def _dequantized(self, raw: np.ndarray) -> np.ndarray:

@@ -27,8 +27,6 @@ from edgecam.common.worker import Worker
 
 log = logging.getLogger(__name__)
 
-_POLL_S = 0.5
-
 
 class Finisher:
     def __init__(self, on_error: Callable[[BaseException], None]) -> None:
@@ -65,7 +63,7 @@ class Finisher:
                     self.busy = False
                     if stop.is_set():
                         return
-                    self._cond.wait(_POLL_S)
+                    self._cond.wait()  # stop() notifies too: no poll, no wake-up while idle
                 work = self._work.popleft()
             try:
                 work()

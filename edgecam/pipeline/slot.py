@@ -37,7 +37,7 @@ class FrameSlot:
         before invoke(), so the reader runs while the model does, not in its way).
         """
         with self._cond:
-            if self._frame is None:
+            if self._frame is None and timeout > 0:
                 self._cond.wait(timeout)
             frame, self._frame = self._frame, None
             if notify:
