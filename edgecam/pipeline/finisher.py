@@ -71,3 +71,6 @@ class Finisher:
                 log.exception("finishing a frame failed")
                 self._on_error(exc)
                 return
+            # Not kept while idle: it holds its frame, whose picture may hold a stream's decoder
+            # (and that decoder's threads) long after a reconnect replaced it.
+            del work
