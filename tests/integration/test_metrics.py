@@ -216,7 +216,10 @@ ZONE_FAMILIES = ("edgecam_zone_frames_classified", "edgecam_zone_results_emitted
 
 
 def zones_of(scrape: Scrape, family: str) -> set[str]:
-    return {sample.labels["zone"] for sample in scrape.families[family].samples}
+    """The zones `family` has samples for; none while it is absent (no zone result reached the
+    metrics output yet: it is fed by the dispatcher's thread, after the socket has the result)."""
+    found = scrape.families.get(family)
+    return {sample.labels["zone"] for sample in found.samples} if found is not None else set()
 
 
 def test_zones_are_labelled_and_follow_a_reload(tmp_path: Path, daemons) -> None:
