@@ -54,7 +54,8 @@ from learn_views import TEST, views  # noqa: E402
 from machine import describe  # noqa: E402  (bench/machine.py)
 
 from edgecam.config import Config, parse_config  # noqa: E402
-from edgecam.fleet.member import SETTLE_MAX_S, Fleet  # noqa: E402
+from edgecam.fleet.member import Fleet  # noqa: E402
+from edgecam.fleet.sync import SETTLE_MAX_S  # noqa: E402
 from edgecam.models.fewshot.embedder import Embedder  # noqa: E402
 from edgecam.models.fewshot.head import Head, merge_heads  # noqa: E402
 from edgecam.outputs.mqtt_client import paho  # noqa: E402
@@ -107,7 +108,7 @@ def deliver(config: Config, members: int, traced: bool) -> tuple[float, float, F
     requested: list[float] = []
     fleet = Fleet(config, Stats(), lambda _why: requested.append(time.perf_counter()))
     fleet.effective(config)  # this device's (empty) merge, and the extractor's width
-    book = fleet._book  # (the benchmark reads the member's own book)
+    book = fleet.sync.book  # (the benchmark reads the member's own book)
     gc.collect()
     if traced:
         tracemalloc.start()

@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from edgecam.errors import EdgecamError, MissingFileError, ModelError
+
+log = logging.getLogger(__name__)
 
 
 def read_user_file(path: str | Path, what: str, *, error: type[EdgecamError] = EdgecamError,
@@ -103,6 +106,21 @@ def locked(path: str | Path, what: str = "file") -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def set_aside(path: Path, why: str) -> Path | None:
+    """Renames a file the daemon wrote and can no longer use (cut by a power cut, garbage) to
+    `<name>.corrupt`, with one warning line, so the next start goes on without it and the file
+    stays for a person to look at; the new path, or None if it could not be moved (then it is
+    left in place, and said so)."""
+    aside = path.with_name(f"{path.name}.corrupt")
+    try:
+        os.replace(path, aside)
+    except OSError as exc:
+        log.warning("%s: %s; cannot set it aside: %s", path, why, exc.strerror)
+        return None
+    log.warning("%s: %s; set aside as %s", path, why, aside.name)
+    return aside
 
 
 def fsync_folder(folder: Path) -> None:

@@ -152,7 +152,7 @@ def test_each_zone_with_its_own_head_shares_and_merges_it(embedder: Embedder, tr
         "fleet": {"enabled": True, "state_dir": str(tmp_path / "state")}}), "x.yaml", tmp_path)
     fleet = Fleet(config, Stats(), lambda _why: None)
     try:
-        fleet._book.offer("b", "door", make_head(embedder, train, ("parrot",)).to_bytes())
+        fleet.sync.book.offer("b", "door", make_head(embedder, train, ("parrot",)).to_bytes())
         effective = fleet.effective(config)
         heads = tmp_path / "state" / "heads"
         assert effective.model.head == str(heads / "fleet.head")
@@ -161,7 +161,9 @@ def test_each_zone_with_its_own_head_shares_and_merges_it(embedder: Embedder, tr
         assert yard.model.head is None  # it classifies with the whole frame's, as before
         assert Head.load(heads / "fleet.door.head").labels == ["hopper", "parrot"]
         assert Head.load(heads / "fleet.head").labels == ["cat"]
-        assert set(fleet._published) == {"edgecam/cam/head", "edgecam/cam/head/door"}
-        assert Head.parse(fleet._published["edgecam/cam/head/door"], "door").labels == ["hopper"]
+        published = {topic: payload for topic, payload in fleet.link.retained().items()
+                     if "/head" in topic}
+        assert set(published) == {"edgecam/cam/head", "edgecam/cam/head/door"}
+        assert Head.parse(published["edgecam/cam/head/door"], "door").labels == ["hopper"]
     finally:
         fleet.close()
