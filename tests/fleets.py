@@ -1,0 +1,173 @@
+"""Fleet integration helpers: members' configs, the held-out stream, a model server, manifests.
+
+Imported by name by the fleet tests (tests/integration/test_fleet*.py), as the
+other helpers beside conftest.py are.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pytest
+from brokers import Subscriber, free_port
+from harness import MODELS, Daemon, base_config, wait_for
+from heads import EXTRACTOR
+from learn_views import TEST, scenes, views
+
+X, Y = "X", "Y"
+STREAM = [(X, "cat", TEST[0]), (X, "cat", TEST[1]), (X, "cat", TEST[3]),
+          (Y, "hopper", TEST[0]), (Y, "hopper", TEST[2]), ("unknown", None, None)]
+SMALL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
+DEFAULT = MODELS / "mobilenet_v2_1.0_224_quant.tflite"
+MODEL_TOPIC = "edgecam/fleet/model"
+WAIT_S = 120  # bounds a hang only
+
+
+class Files(SimpleHTTPRequestHandler):
+    """Serves a folder; with the server's `pace_s` set, 16 kB at a time, that many seconds apart."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        pace_s = getattr(self.server, "pace_s", 0.0)
+        if not pace_s:
+            super().copyfile(source, outputfile)
+            return
+        try:
+            while chunk := source.read(16 * 1024):
+                outputfile.write(chunk)
+                outputfile.flush()
+                time.sleep(pace_s)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the member went away (killed in the middle of the download)
+
+
+class FileServer:
+    """An HTTP server on 127.0.0.1 for a folder; stop() and start() again keep its port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.pace_s = 0.0
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def start(self) -> FileServer:
+        handler = functools.partial(Files, directory=str(self.folder))
+        httpd = self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        httpd.daemon_threads = True
+        httpd.pace_s = self.pace_s  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"http-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def pace(self, seconds: float) -> None:
+        """From now on, each 16 kB waits `seconds` (0: as fast as it goes)."""
+        self.pace_s = seconds
+        if self._httpd is not None:
+            self._httpd.pace_s = seconds  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[FileServer]:
+    folder = tmp_path / "served"
+    folder.mkdir()
+    server = FileServer(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def stream_folder(folder: Path) -> Path:
+    """The held-out views each daemon reads, named so that their order is STREAM's."""
+    folder.mkdir(parents=True)
+    for number, (_label, photo, view) in enumerate(STREAM):
+        image = scenes()["gray"] if photo is None else views(photo, (view,))[0]
+        assert cv2.imwrite(str(folder / f"{number}.png"), image)
+    return folder
+
+
+def member_config(tmp_path: Path, device: str, port: int, stream: Path, *, head: bool = True,
+                  **fleet: Any) -> dict[str, Any]:
+    home = tmp_path / device
+    config = base_config(home, camera={"source": str(stream), "fps": 20})
+    if head:
+        config["model"] = {"path": str(EXTRACTOR), "head": str(home / "heads" / "default.head"),
+                           "threads": 1}
+    config["outputs"]["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": port,
+                                 "topic_prefix": f"edgecam/{device}", "keepalive_s": 2,
+                                 "stats_interval_s": 1}
+    config["fleet"] = {"enabled": True, "state_dir": str(home / "state"), **fleet}
+    return config
+
+
+def manifest(server: FileServer, version: str, model: str, labels: str = "labels.txt",
+             sha256: str | None = None) -> str:
+    folder = server.folder
+    return json.dumps({"version": version, "url": server.url(model),
+                       "sha256": sha256 or hashlib.sha256((folder / model).read_bytes()).hexdigest(),
+                       "labels_url": server.url(labels),
+                       "labels_sha256": hashlib.sha256((folder / labels).read_bytes()).hexdigest()})
+
+
+def statuses(everything: Subscriber, since: int) -> dict[str, dict[str, Any]]:
+    found = {}
+    for message in everything.messages[since:]:
+        if message.topic.endswith("/model_status") and message.payload:
+            found[message.topic.split("/")[1]] = json.loads(message.payload)
+    return found
+
+
+def wait_statuses(everything: Subscriber, since: int, version: str, state: str,
+                  devices: str = "abc") -> dict[str, Any]:
+    def all_there() -> dict[str, Any] | None:
+        found = statuses(everything, since)
+        ok = set(found) == set(devices) and all(s["version"] == version and s["state"] == state
+                                                for s in found.values())
+        return found if ok else None
+    return wait_for(all_there, WAIT_S, f"{', '.join(devices)} to report {version} {state}")
+
+
+def last_stats(everything: Subscriber, device: str) -> dict[str, Any]:
+    return json.loads(everything.wait(f"edgecam/{device}/stats",
+                                      since=everything.mark() - 1 if everything.mark() else 0).payload)
+
+
+def flowing(daemon: Daemon) -> None:
+    client = daemon.client()
+    try:
+        client.results(5)
+    finally:
+        client.close()
+
+
+def served_models(server: FileServer, labels: Path) -> None:
+    """The two MobileNets and their labels, as a model server would have them."""
+    import shutil
+
+    shutil.copy(SMALL, server.folder / SMALL.name)
+    shutil.copy(DEFAULT, server.folder / DEFAULT.name)
+    shutil.copy(labels, server.folder / "labels.txt")
