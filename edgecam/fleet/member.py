@@ -36,12 +36,13 @@ from edgecam.common.files import atomic_write, file_sha256
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
 from edgecam.config import Config, ModelConfig
-from edgecam.errors import ChecksumError, DownloadError, EdgecamError
+from edgecam.errors import DownloadError, DownloadRefused, EdgecamError
 from edgecam.fleet.heads import HeadBook, Target
 from edgecam.fleet.rollout import (
     Installed,
     Manifest,
     ManifestError,
+    Trust,
     install,
     model_config,
     prune,
@@ -96,6 +97,7 @@ class Fleet:
     def __init__(self, config: Config, stats: Stats, request_reload: Reload) -> None:
         self._settings = (config.fleet, config.outputs.mqtt)
         self._fleet = config.fleet
+        self._trust = Trust.of(config.fleet)  # the manifest key: a bad one is one line at start
         self._stats = stats
         self._request_reload = request_reload
         self.topics = FleetTopics.of(config)
@@ -118,12 +120,12 @@ class Fleet:
         self._pending: Installed | None = None
         self._trying: Installed | None = None  # what the last effective() put in the config
         self._ran = False  # effective() ran since the last reloaded()
+        self._connected = False  # before _set_status below
         self._active = self._restore_active()
         self._previous: Installed | None = None
         self._status: dict[str, Any] | None = None
         if self._active is not None:
             self._set_status(self._active.version, "active", None)
-        self._connected = False
         mqtt = config.outputs.mqtt
         self._client, _password = new_client(mqtt, f"{client_id(mqtt)}-fleet",
                                              (self.topics.online, OFFLINE, QOS))
@@ -343,7 +345,7 @@ class Fleet:
                 return  # the same retained manifest again (a reconnect)
             self._wanted_payload = payload
         try:
-            manifest = Manifest.parse(payload)
+            manifest = Manifest.parse(payload, self._trust)
         except ManifestError as exc:
             self._fail(Manifest.version_of(payload), f"{self.topics.model}: {exc}")
             return
@@ -373,10 +375,10 @@ class Fleet:
         backoff, failures = BACKOFF_MIN_S, LogThrottle(10)
         while True:
             try:
-                installed = install(manifest, self._models_dir)
+                installed = install(manifest, self._models_dir, self._trust)
                 test_load(installed, threads=1)
                 break
-            except ChecksumError as exc:
+            except DownloadRefused as exc:  # the wrong bytes, too large, not a regular file
                 self._fail(manifest.version, str(exc), prune_failed=True)
                 return
             except DownloadError as exc:
