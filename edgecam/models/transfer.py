@@ -79,13 +79,17 @@ def _copy_file(url: str, sink: Sink, limits: Limits, deadline: float) -> None:
         if exc.errno == errno.ELOOP:
             raise DownloadRefused(f"{url}: a symbolic link; only regular files are read") from None
         raise DownloadError(f"{url}: {exc.strerror}; nothing installed") from None
-    with os.fdopen(fd, "rb", buffering=0) as file:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise DownloadRefused(f"{url}: not a regular file (a folder, device, FIFO or socket); "
                                   "nothing installed")
         _check_size(url, info.st_size, limits)
-        _pump(url, file.read, sink, limits, deadline)
+        _pump(url, lambda size: os.read(fd, size), sink, limits, deadline)
+    except OSError as exc:
+        raise DownloadError(f"{url}: {exc.strerror}; nothing installed") from None
+    finally:
+        os.close(fd)
 
 
 def _copy_http(url: str, sink: Sink, limits: Limits, deadline: float) -> None:
