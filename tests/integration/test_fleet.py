@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 from brokers import Mosquitto, Subscriber, broker_factory, free_port, subscriber_factory
 from conftest import run_edgecam
+from fleet_keys import make_key, signed
 from harness import LABELS, MODELS, Daemon, base_config, wait_for
 from heads import EXTRACTOR, OTHER_MODEL
 from learn_views import TEST, TRAIN, scenes, views, write_views
@@ -297,13 +298,21 @@ def test_merged_head_survives_a_restart_with_the_broker_down(
     assert Head.load(tmp_path / "c" / "state" / "heads" / "fleet.head").labels == ["Z", X, Y]
 
 
+@pytest.fixture
+def operator_key(tmp_path: Path) -> tuple[Path, Path]:
+    """The fleet operator's key pair (`edgecam fleet keygen`): (private, public)."""
+    return make_key(tmp_path / "keys")
+
+
 def manifest(server: FileServer, version: str, model: str, labels: str = "labels.txt",
-             sha256: str | None = None) -> str:
+             sha256: str | None = None, *, key: Path | None = None) -> str:
+    """A manifest for files `server` serves, signed with `key` (None: unsigned)."""
     folder = server.folder
-    return json.dumps({"version": version, "url": server.url(model),
-                       "sha256": sha256 or hashlib.sha256((folder / model).read_bytes()).hexdigest(),
-                       "labels_url": server.url(labels),
-                       "labels_sha256": hashlib.sha256((folder / labels).read_bytes()).hexdigest()})
+    document = {"version": version, "url": server.url(model),
+                "sha256": sha256 or hashlib.sha256((folder / model).read_bytes()).hexdigest(),
+                "labels_url": server.url(labels),
+                "labels_sha256": hashlib.sha256((folder / labels).read_bytes()).hexdigest()}
+    return json.dumps(document) if key is None else signed(key, document)
 
 
 def statuses(everything: Subscriber, since: int) -> dict[str, dict[str, Any]]:
@@ -337,7 +346,9 @@ def flowing(daemon: Daemon) -> None:
 
 
 def test_rollouts_switch_fail_and_roll_back_on_every_member(
-        daemons, mosquitto, subscribers, file_server: FileServer, tmp_path: Path) -> None:
+        daemons, mosquitto, subscribers, file_server: FileServer, operator_key,
+        tmp_path: Path) -> None:
+    private, public = operator_key
     served = file_server.folder
     shutil.copy(SMALL, served / SMALL.name)
     shutil.copy(DEFAULT, served / DEFAULT.name)
@@ -349,7 +360,8 @@ def test_rollouts_switch_fail_and_roll_back_on_every_member(
     stream = stream_folder(tmp_path / "stream")
     fleet = {}
     for device in "abc":
-        config = member_config(tmp_path, device, broker.port, stream, head=False)
+        config = member_config(tmp_path, device, broker.port, stream, head=False,
+                               manifest_key=str(public))
         if device == "a":
             config["outputs"]["metrics"] = {"enabled": True, "listen": f"127.0.0.1:{metrics_port}"}
         fleet[device] = daemons(config, name=device)
@@ -358,7 +370,8 @@ def test_rollouts_switch_fail_and_roll_back_on_every_member(
 
     # A good manifest: all three switch, and say so (status, stats, /metrics).
     mark = everything.mark()
-    everything.publish(MODEL_TOPIC, manifest(file_server, "v2-small", SMALL.name), retain=True)
+    everything.publish(MODEL_TOPIC, manifest(file_server, "v2-small", SMALL.name, key=private),
+                       retain=True)
     wait_statuses(everything, mark, "v2-small", "active")
     for device, daemon in fleet.items():
         assert (tmp_path / device / "state" / "models" / "v2-small" / SMALL.name).is_file()
@@ -376,7 +389,8 @@ def test_rollouts_switch_fail_and_roll_back_on_every_member(
                                         ("v3-no-model", "not-a-model.tflite", None,
                                          "not a usable TensorFlow Lite model")):
         mark = everything.mark()
-        everything.publish(MODEL_TOPIC, manifest(file_server, version, model, sha256=sha), retain=True)
+        everything.publish(MODEL_TOPIC, manifest(file_server, version, model, sha256=sha, key=private),
+                           retain=True)
         failed = wait_statuses(everything, mark, version, "failed")
         assert all(reason in status["error"] for status in failed.values()), failed
         for device, daemon in fleet.items():
@@ -385,13 +399,15 @@ def test_rollouts_switch_fail_and_roll_back_on_every_member(
 
     # An older version rolls back the same way.
     mark = everything.mark()
-    everything.publish(MODEL_TOPIC, manifest(file_server, "v1", DEFAULT.name), retain=True)
+    everything.publish(MODEL_TOPIC, manifest(file_server, "v1", DEFAULT.name, key=private),
+                       retain=True)
     wait_statuses(everything, mark, "v1", "active")
 
     # The model server and the broker go away in the middle of a rollout: it still ends active.
     file_server.stop()
     mark = everything.mark()
-    everything.publish(MODEL_TOPIC, manifest(file_server, "v4", SMALL.name), retain=True)
+    everything.publish(MODEL_TOPIC, manifest(file_server, "v4", SMALL.name, key=private),
+                       retain=True)
     for device, daemon in fleet.items():
         wait_for(lambda d=daemon: "model v4: " in d.log(), WAIT_S, f"{device} to retry the download")
         flowing(daemon)  # the downloads retry in their own thread: results go on

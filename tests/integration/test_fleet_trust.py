@@ -1,0 +1,261 @@
+"""Signed rollouts against a real Mosquitto and real daemons, as an attacker on the LAN tries them.
+
+The members trust the operator's key (fleet.manifest_key). Anyone can publish a
+manifest on the broker: an unsigned one, or one signed with a stranger's key, is
+refused before any URL is touched (the HTTP server sees no request); a manifest
+naming a secret file leaks no digest of it (every payload on the broker, `#`, and
+the daemon's log are searched); an endless download fails at fleet.max_model_mb
+with the disk bounded, and the next signed manifest is still followed. The model
+server here records each request and can stream a body that never ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from brokers import Mosquitto, Subscriber, broker_factory, free_port, subscriber_factory
+from fleet_keys import make_key, signed
+from harness import LABELS, MODELS, Daemon, wait_for
+from test_fleet import flowing, last_stats, member_config, stream_folder
+
+SMALL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
+MODEL_TOPIC = "edgecam/fleet/model"
+WAIT_S = 120  # bounds a hang only
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    yield from broker_factory(tmp_path)
+
+
+@pytest.fixture
+def subscribers() -> Iterator[Callable[..., Subscriber]]:
+    yield from subscriber_factory()
+
+
+class Recording(SimpleHTTPRequestHandler):
+    """Serves a folder, records each request, and streams zeros forever for /endless.tflite."""
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        server.requests.append(self.path)
+        if self.path != "/endless.tflite":
+            super().do_GET()
+            return
+        self.send_response(200)
+        self.end_headers()  # HTTP/1.0, no length: the body ends when the connection does
+        chunk = b"\0" * 65536
+        try:
+            while not server.stopping.is_set():
+                self.wfile.write(chunk)
+        except OSError:
+            pass  # the member hung up, as it should
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class ModelServer:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.requests: list[str] = []
+        handler = lambda *args: Recording(*args, directory=str(folder))  # noqa: E731
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        self._httpd.daemon_threads = True
+        self._httpd.requests = self.requests  # type: ignore[attr-defined]
+        self._httpd.stopping = threading.Event()  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/{name}"
+
+    def close(self) -> None:
+        self._httpd.stopping.set()  # type: ignore[attr-defined]
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(30)
+
+
+@pytest.fixture
+def model_server(tmp_path: Path) -> Iterator[ModelServer]:
+    folder = tmp_path / "served"
+    folder.mkdir()
+    shutil.copy(SMALL, folder / SMALL.name)
+    shutil.copy(LABELS, folder / "labels.txt")
+    server = ModelServer(folder)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def document(version: str, url: str, sha: str, labels_url: str, labels_sha: str) -> dict[str, str]:
+    return {"version": version, "url": url, "sha256": sha, "labels_url": labels_url,
+            "labels_sha256": labels_sha}
+
+
+def served(server: ModelServer, version: str, model: str = SMALL.name) -> dict[str, str]:
+    folder = server.folder
+    sha = sha256(folder / model) if (folder / model).exists() else "0" * 64
+    return document(version, server.url(model), sha, server.url("labels.txt"),
+                    sha256(folder / "labels.txt"))
+
+
+def wait_states(everything: Subscriber, since: int, devices: str, version: str,
+                state: str) -> dict[str, dict[str, Any]]:
+    """Each of `devices`' model_status since `since`, once all say `version` `state`."""
+    def all_there() -> dict[str, dict[str, Any]] | None:
+        found = {}
+        for message in everything.messages[since:]:
+            if message.topic.endswith("/model_status") and message.payload:
+                found[message.topic.split("/")[1]] = json.loads(message.payload)
+        ok = set(found) >= set(devices) and all(
+            found[d]["version"] == version and found[d]["state"] == state for d in devices)
+        return found if ok else None
+    return wait_for(all_there, WAIT_S, f"{', '.join(devices)} to report {version} {state}")
+
+
+def start_members(daemons: Callable[..., Daemon], tmp_path: Path, broker: Mosquitto, devices: str,
+                  **fleet: Any) -> dict[str, Daemon]:
+    stream = stream_folder(tmp_path / "stream")
+    members = {device: daemons(member_config(tmp_path, device, broker.port, stream, head=False,
+                                             **fleet), name=device) for device in devices}
+    for daemon in members.values():
+        daemon.wait_socket()
+    return members
+
+
+def test_only_the_operators_signature_is_followed_and_a_restart_keeps_the_rollout(
+        daemons, mosquitto, subscribers, model_server: ModelServer, tmp_path: Path) -> None:
+    private, public = make_key(tmp_path / "keys")
+    stranger, _ = make_key(tmp_path / "mallory", "mallory")
+    broker = mosquitto()
+    everything = subscribers(broker.port, ["#"])
+    fleet = start_members(daemons, tmp_path, broker, "abc", manifest_key=str(public))
+
+    # Unsigned, then signed with a stranger's key: refused by all, no URL touched.
+    for version, payload, reason in (
+            ("v-unsigned", json.dumps(served(model_server, "v-unsigned")), "not signed"),
+            ("v-mallory", signed(stranger, served(model_server, "v-mallory")),
+             "not made with the key of fleet.manifest_key")):
+        mark = everything.mark()
+        everything.publish(MODEL_TOPIC, payload, retain=True)
+        failed = wait_states(everything, mark, "abc", version, "failed")
+        assert all(reason in status["error"] for status in failed.values()), failed
+        assert model_server.requests == []
+        for device, daemon in fleet.items():
+            flowing(daemon)
+            assert not (tmp_path / device / "state" / "models" / version).exists()
+
+    # The operator's: every member switches; the files are the daemon's alone (0640).
+    mark = everything.mark()
+    everything.publish(MODEL_TOPIC, signed(private, served(model_server, "v2-small")), retain=True)
+    wait_states(everything, mark, "abc", "v2-small", "active")
+    assert sorted(model_server.requests) == sorted([f"/{SMALL.name}", "/labels.txt"] * 3)
+    for device in fleet:
+        folder = tmp_path / device / "state" / "models" / "v2-small"
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {
+            SMALL.name: 0o640, "labels.txt": 0o640}
+
+    # Each member restarts on the rolled-out model (a start after a rollout crashed on 3f5f771).
+    for device, daemon in list(fleet.items()):
+        assert daemon.stop() == 0, daemon.log()
+        mark = everything.mark()
+        again = daemons(daemon.config, name=f"{device}-again")
+        wait_states(everything, mark, device, "v2-small", "active")
+        wait_for(lambda d=device: last_stats(everything, d)["model_version"] == "v2-small", WAIT_S,
+                 f"{device} to classify with v2-small after its restart")
+        flowing(again)
+        assert "Traceback" not in again.log(), again.log()
+        assert again.stop() == 0, again.log()
+    assert len(model_server.requests) == 6  # the restarts downloaded nothing
+
+
+def test_a_manifest_naming_a_secret_leaks_no_digest_of_it(
+        daemons, mosquitto, subscribers, tmp_path: Path) -> None:
+    private, public = make_key(tmp_path / "keys")
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    shutil.copy(LABELS, stick / "labels.txt")
+    inside = stick / "web.token"  # a secret the member may read: under file_urls_under
+    inside.write_text(os.urandom(16).hex() + "\n")
+    outside = tmp_path / "outside.token"
+    outside.write_text(os.urandom(16).hex() + "\n")
+    (stick / "escape.tflite").symlink_to(outside)
+    secrets = [inside, outside] + [Path("/etc/shadow")] * os.access("/etc/shadow", os.R_OK)
+    digests = {sha256(path) for path in secrets}
+    broker = mosquitto()
+    everything = subscribers(broker.port, ["#"])
+    member = start_members(daemons, tmp_path, broker, "a", manifest_key=str(public),
+                           file_urls_under=str(stick))["a"]
+    labels = (stick / "labels.txt").as_uri(), sha256(stick / "labels.txt")
+    for version, url, reason in (("v-shadow", "file:///etc/shadow", "not under fleet.file_urls_under"),
+                                 ("v-escape", (stick / "escape.tflite").as_uri(),
+                                  "not under fleet.file_urls_under"),
+                                 ("v-dotdot", f"file://{stick}/../outside.token",
+                                  "not under fleet.file_urls_under"),
+                                 ("v-token", inside.as_uri(), "sha256 mismatch")):
+        mark = everything.mark()
+        everything.publish(MODEL_TOPIC, signed(private, document(version, url, "0" * 64, *labels)),
+                           retain=True)
+        failed = wait_states(everything, mark, "a", version, "failed")
+        assert reason in failed["a"]["error"], failed
+    mark = everything.mark()  # unsigned, naming the secret with its real digest: refused unread
+    everything.publish(MODEL_TOPIC, json.dumps(document("v-unsigned", outside.as_uri(),
+                                                        sha256(outside), *labels)), retain=True)
+    wait_states(everything, mark, "a", "v-unsigned", "failed")
+    everything.publish(MODEL_TOPIC, "", retain=True)  # the test's own manifest, digest and all, goes
+    flowing(member)
+    assert member.stop() == 0, member.log()
+    published = [m for m in everything.messages if m.topic != MODEL_TOPIC]
+    for digest in digests:
+        assert not [m.topic for m in published if digest in m.payload], digest
+        assert digest not in member.log()
+    secret_bytes = {path.read_bytes() for path in secrets}
+    for path in (tmp_path / "a" / "state").rglob("*"):
+        assert not path.is_file() or path.read_bytes() not in secret_bytes, path
+
+
+def test_an_endless_download_fails_bounded_and_the_next_manifest_is_followed(
+        daemons, mosquitto, subscribers, model_server: ModelServer, tmp_path: Path) -> None:
+    private, public = make_key(tmp_path / "keys")
+    broker = mosquitto()
+    everything = subscribers(broker.port, ["#"])
+    fleet = start_members(daemons, tmp_path, broker, "ab", manifest_key=str(public), max_model_mb=2)
+    mark = everything.mark()
+    started = time.monotonic()
+    everything.publish(MODEL_TOPIC, signed(private, served(model_server, "v-endless", "endless.tflite")),
+                       retain=True)
+    failed = wait_states(everything, mark, "ab", "v-endless", "failed")
+    print(f"the endless download failed {time.monotonic() - started:.1f} s after its manifest")
+    assert all("larger than 2 MB (fleet.max_model_mb)" in s["error"] for s in failed.values()), failed
+    for device, daemon in fleet.items():
+        state = tmp_path / device / "state"
+        size = sum(p.stat().st_size for p in state.rglob("*") if p.is_file())
+        assert size < 2 * 10**6, (device, size)
+        assert not list(state.rglob("*.part")), device
+        flowing(daemon)
+    mark = everything.mark()
+    everything.publish(MODEL_TOPIC, signed(private, served(model_server, "v2-small")), retain=True)
+    wait_states(everything, mark, "ab", "v2-small", "active")
+    for device, daemon in fleet.items():
+        assert daemon.stop() == 0, daemon.log()
+        assert "Traceback" not in daemon.log(), device
+        assert not (tmp_path / device / "state" / "models" / "v-endless").exists()
