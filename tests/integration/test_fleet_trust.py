@@ -25,9 +25,13 @@ from typing import Any
 
 import pytest
 from brokers import Mosquitto, Subscriber, broker_factory, free_port, subscriber_factory
+from conftest import run_edgecam
 from fleet_keys import make_key, signed
 from harness import LABELS, MODELS, Daemon, wait_for
 from test_fleet import flowing, last_stats, member_config, stream_folder
+
+from edgecam.config import FleetConfig
+from edgecam.fleet.rollout import Manifest, Trust
 
 SMALL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
 MODEL_TOPIC = "edgecam/fleet/model"
@@ -111,11 +115,11 @@ def document(version: str, url: str, sha: str, labels_url: str, labels_sha: str)
             "labels_sha256": labels_sha}
 
 
-def served(server: ModelServer, version: str, model: str = SMALL.name) -> dict[str, str]:
+def served(server: ModelServer, version: str, model: str = SMALL.name,
+           labels: str = "labels.txt") -> dict[str, str]:
     folder = server.folder
     sha = sha256(folder / model) if (folder / model).exists() else "0" * 64
-    return document(version, server.url(model), sha, server.url("labels.txt"),
-                    sha256(folder / "labels.txt"))
+    return document(version, server.url(model), sha, server.url(labels), sha256(folder / labels))
 
 
 def wait_states(everything: Subscriber, since: int, devices: str, version: str,
@@ -252,6 +256,14 @@ def test_an_endless_download_fails_bounded_and_the_next_manifest_is_followed(
         assert size < 2 * 10**6, (device, size)
         assert not list(state.rglob("*.part")), device
         flowing(daemon)
+    # A labels file of 20 bytes numbering a line 999999999999 (on 3f5f771: a list of a trillion
+    # labels, MemoryError, and the rollout thread dead): refused in one line, the thread lives on.
+    (model_server.folder / "huge-labels.txt").write_text("0 a\n999999999999 x\n")
+    mark = everything.mark()
+    everything.publish(MODEL_TOPIC, signed(private, served(model_server, "v-labels",
+                                                           labels="huge-labels.txt")), retain=True)
+    failed = wait_states(everything, mark, "ab", "v-labels", "failed")
+    assert all("past the 100000 labels" in s["error"] for s in failed.values()), failed
     mark = everything.mark()
     everything.publish(MODEL_TOPIC, signed(private, served(model_server, "v2-small")), retain=True)
     wait_states(everything, mark, "ab", "v2-small", "active")
@@ -259,3 +271,47 @@ def test_an_endless_download_fails_bounded_and_the_next_manifest_is_followed(
         assert daemon.stop() == 0, daemon.log()
         assert "Traceback" not in daemon.log(), device
         assert not (tmp_path / device / "state" / "models" / "v-endless").exists()
+
+
+def test_keygen_and_sign_on_the_command_line(tmp_path: Path) -> None:
+    key = tmp_path / "fleet.key"
+    done = run_edgecam("fleet", "keygen", key)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (tmp_path / "fleet.key.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    again = run_edgecam("fleet", "keygen", key)
+    assert again.returncode != 0 and again.stderr.strip() == \
+        f"edgecam: {key} exists: not replaced (remove it first to make a new key)"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(document("v1", "https://nas.lan/m.tflite", "a" * 64,
+                                            "https://nas.lan/labels.txt", "b" * 64), indent=2))
+    from_file = run_edgecam("fleet", "sign", key, manifest)
+    from_stdin = run_edgecam("fleet", "sign", key, input=manifest.read_text())
+    assert from_file.returncode == 0 and from_stdin.returncode == 0, from_file.stderr
+    assert from_file.stdout == from_stdin.stdout and from_file.stdout.count("\n") == 1
+    trust = Trust.of(FleetConfig(manifest_key=str(tmp_path / "fleet.key.pub")))
+    assert Manifest.parse(from_file.stdout.encode(), trust).version == "v1"
+    resigned = run_edgecam("fleet", "sign", key, input=from_file.stdout)  # a signature is replaced
+    assert resigned.stdout == from_file.stdout
+    for text, problem in (("{", "not a JSON manifest"), ('{"version": "v1"}', "has no 'url'; not signed"),
+                          ("x" * 70_000, "more than the 65536 bytes")):
+        bad = run_edgecam("fleet", "sign", key, input=text)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr
+        assert len(bad.stderr.splitlines()) == 1 and problem in bad.stderr, bad.stderr
+    wrong = run_edgecam("fleet", "sign", tmp_path / "fleet.key.pub", manifest)
+    assert wrong.returncode != 0 and wrong.stderr.startswith("edgecam: ") and \
+        "not a private key" in wrong.stderr and len(wrong.stderr.splitlines()) == 1, wrong.stderr
+
+
+def test_a_bad_manifest_key_is_one_line_at_check_config_and_start(tmp_path: Path) -> None:
+    not_a_key = tmp_path / "fleet.key.pub"
+    not_a_key.write_text("hello\n")
+    config = tmp_path / "edgecam.yaml"
+    config.write_text("outputs:\n  mqtt:\n    enabled: true\nfleet:\n  enabled: true\n"
+                      f"  manifest_key: {not_a_key}\n")
+    for command in ("check-config", "run"):
+        done = run_edgecam(command, "-c", config)
+        assert done.returncode == 78, done.stderr
+        assert done.stderr.strip() == (f"{config}:6: fleet.manifest_key: {not_a_key}: not an "
+                                       "Ed25519 public key in PEM; edgecam fleet keygen KEYFILE "
+                                       "writes one to KEYFILE.pub"), done.stderr
