@@ -1,4 +1,4 @@
-"""Fleet integration helpers: members' configs, the held-out stream, a model server, manifests.
+"""Fleet integration helpers: members' configs, the held-out stream, a model server, signed manifests.
 
 Imported by name by the fleet tests (tests/integration/test_fleet*.py), as the
 other helpers beside conftest.py are.
@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from typing import Any
 import cv2
 import pytest
 from brokers import Subscriber, free_port
-from harness import MODELS, Daemon, base_config, wait_for
+from fleet_keys import make_key, signed
+from harness import LABELS, MODELS, Daemon, base_config, wait_for
 from heads import EXTRACTOR
 from learn_views import TEST, scenes, views
 
@@ -33,7 +35,23 @@ WAIT_S = 120  # bounds a hang only
 
 
 class Files(SimpleHTTPRequestHandler):
-    """Serves a folder; with the server's `pace_s` set, 16 kB at a time, that many seconds apart."""
+    """Serves a folder and records each request; with the server's `pace_s` set, 16 kB at a
+    time, that many seconds apart; /endless.tflite streams zeros until the server stops."""
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        server.requests.append(self.path)
+        if self.path != "/endless.tflite":
+            super().do_GET()
+            return
+        self.send_response(200)
+        self.end_headers()  # HTTP/1.0, no length: the body ends when the connection does
+        chunk = b"\0" * 65536
+        try:
+            while not server.stopping.is_set():
+                self.wfile.write(chunk)
+        except OSError:
+            pass  # the member hung up, as it should
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -59,6 +77,7 @@ class FileServer:
         self.folder = folder
         self.port = free_port()
         self.pace_s = 0.0
+        self.requests: list[str] = []  # each request's path, in order
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -70,6 +89,8 @@ class FileServer:
         httpd = self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         httpd.daemon_threads = True
         httpd.pace_s = self.pace_s  # type: ignore[attr-defined]
+        httpd.requests = self.requests  # type: ignore[attr-defined]
+        httpd.stopping = threading.Event()  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"http-{self.port}", daemon=True)
         self._thread.start()
@@ -84,6 +105,7 @@ class FileServer:
     def stop(self) -> None:
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
+            httpd.stopping.set()  # type: ignore[attr-defined]
             httpd.shutdown()
             httpd.server_close()
         if self._thread is not None:
@@ -92,9 +114,12 @@ class FileServer:
 
 @pytest.fixture
 def file_server(tmp_path: Path) -> Iterator[FileServer]:
+    """A model server with the two MobileNets and their labels (labels.txt)."""
     folder = tmp_path / "served"
     folder.mkdir()
-    server = FileServer(folder).start()
+    server = FileServer(folder)
+    served_models(server)
+    server.start()
     try:
         yield server
     finally:
@@ -124,13 +149,35 @@ def member_config(tmp_path: Path, device: str, port: int, stream: Path, *, head:
     return config
 
 
-def manifest(server: FileServer, version: str, model: str, labels: str = "labels.txt",
-             sha256: str | None = None) -> str:
+@pytest.fixture
+def operator_key(tmp_path: Path) -> tuple[Path, Path]:
+    """The fleet operator's key pair (`edgecam fleet keygen`): (private, public)."""
+    return make_key(tmp_path / "keys")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def document(version: str, url: str, sha: str, labels_url: str, labels_sha: str) -> dict[str, str]:
+    return {"version": version, "url": url, "sha256": sha, "labels_url": labels_url,
+            "labels_sha256": labels_sha}
+
+
+def served(server: FileServer, version: str, model: str = SMALL.name, labels: str = "labels.txt",
+           sha: str | None = None) -> dict[str, str]:
+    """A manifest's fields for files `server` serves (a file it lacks: a sha256 of zeros)."""
     folder = server.folder
-    return json.dumps({"version": version, "url": server.url(model),
-                       "sha256": sha256 or hashlib.sha256((folder / model).read_bytes()).hexdigest(),
-                       "labels_url": server.url(labels),
-                       "labels_sha256": hashlib.sha256((folder / labels).read_bytes()).hexdigest()})
+    if sha is None:
+        sha = sha256(folder / model) if (folder / model).exists() else "0" * 64
+    return document(version, server.url(model), sha, server.url(labels), sha256(folder / labels))
+
+
+def manifest(server: FileServer, version: str, model: str, labels: str = "labels.txt",
+             sha256: str | None = None, *, key: Path | None = None) -> str:
+    """A manifest for files `server` serves, signed with `key` (None: unsigned)."""
+    fields = served(server, version, model, labels, sha256)
+    return json.dumps(fields) if key is None else signed(key, fields)
 
 
 def statuses(everything: Subscriber, since: int) -> dict[str, dict[str, Any]]:
@@ -143,10 +190,11 @@ def statuses(everything: Subscriber, since: int) -> dict[str, dict[str, Any]]:
 
 def wait_statuses(everything: Subscriber, since: int, version: str, state: str,
                   devices: str = "abc") -> dict[str, Any]:
+    """Each of `devices`' model_status since `since`, once all say `version` `state`."""
     def all_there() -> dict[str, Any] | None:
         found = statuses(everything, since)
-        ok = set(found) == set(devices) and all(s["version"] == version and s["state"] == state
-                                                for s in found.values())
+        ok = set(found) >= set(devices) and all(found[d]["version"] == version
+                                                and found[d]["state"] == state for d in devices)
         return found if ok else None
     return wait_for(all_there, WAIT_S, f"{', '.join(devices)} to report {version} {state}")
 
@@ -164,10 +212,19 @@ def flowing(daemon: Daemon) -> None:
         client.close()
 
 
-def served_models(server: FileServer, labels: Path) -> None:
+def served_models(server: FileServer) -> None:
     """The two MobileNets and their labels, as a model server would have them."""
-    import shutil
-
     shutil.copy(SMALL, server.folder / SMALL.name)
     shutil.copy(DEFAULT, server.folder / DEFAULT.name)
-    shutil.copy(labels, server.folder / "labels.txt")
+    shutil.copy(LABELS, server.folder / "labels.txt")
+
+
+def start_members(daemons: Callable[..., Daemon], tmp_path: Path, port: int, devices: str = "abc",
+                  *, head: bool = True, **fleet: Any) -> dict[str, Daemon]:
+    """Members `devices` on the broker at `port`, reading the held-out stream, sockets up."""
+    stream = stream_folder(tmp_path / "stream")
+    members = {device: daemons(member_config(tmp_path, device, port, stream, head=head, **fleet),
+                               name=device) for device in devices}
+    for daemon in members.values():
+        daemon.wait_socket()
+    return members

@@ -9,6 +9,9 @@ results, sets a bad file aside with one line, and logs no traceback.
 
 from __future__ import annotations
 
+import functools
+import json
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,11 +27,10 @@ from fleets import (
     last_stats,
     manifest,
     member_config,
-    served_models,
     stream_folder,
     wait_statuses,
 )
-from harness import LABELS, Daemon, wait_for
+from harness import Daemon, wait_for
 
 
 @pytest.fixture
@@ -67,18 +69,20 @@ class Member:
 
 
 @pytest.fixture
-def member(daemons, mosquitto, subscribers, file_server: FileServer, tmp_path: Path
-           ) -> Iterator[tuple[Member, Subscriber, FileServer]]:
-    served_models(file_server, LABELS)
+def member(daemons, mosquitto, subscribers, file_server: FileServer, operator_key, tmp_path: Path
+           ) -> Iterator[tuple[Member, Subscriber, Callable[..., str]]]:
+    """Member a trusting the operator's key, everything on the broker, and signed manifests."""
+    private, public = operator_key
     broker = mosquitto()
     everything = subscribers(broker.port, ["#"])
-    config = member_config(tmp_path, "a", broker.port, stream_folder(tmp_path / "stream"))
-    yield Member(daemons, config), everything, file_server
+    config = member_config(tmp_path, "a", broker.port, stream_folder(tmp_path / "stream"),
+                           manifest_key=str(public))
+    yield Member(daemons, config), everything, functools.partial(manifest, file_server, key=private)
 
 
-def roll_out(everything: Subscriber, server: FileServer, version: str, model: Path) -> None:
+def roll_out(everything: Subscriber, signed: Callable[..., str], version: str, model: Path) -> None:
     mark = everything.mark()
-    everything.publish(MODEL_TOPIC, manifest(server, version, model.name), retain=True)
+    everything.publish(MODEL_TOPIC, signed(version, model.name), retain=True)
     wait_statuses(everything, mark, version, "active", devices="a")
 
 
@@ -93,19 +97,19 @@ def comes_back_on(member: Member, everything: Subscriber, version: str) -> Daemo
 
 
 def test_a_restart_after_a_rollout_and_after_a_rollback_comes_back_on_it(member) -> None:
-    member, everything, server = member
+    member, everything, signed = member
     member.start()
-    roll_out(everything, server, "v2-small", SMALL)
+    roll_out(everything, signed, "v2-small", SMALL)
     comes_back_on(member, everything, "v2-small")
-    roll_out(everything, server, "v1", DEFAULT)  # a rollback, to the model the config names
+    roll_out(everything, signed, "v1", DEFAULT)  # a rollback, to the model the config names
     comes_back_on(member, everything, "v1")
     member.clean()
 
 
 def test_a_cut_rollout_state_is_set_aside_and_the_rollout_followed_again(member) -> None:
-    member, everything, server = member
+    member, everything, signed = member
     member.start()
-    roll_out(everything, server, "v2-small", SMALL)
+    roll_out(everything, signed, "v2-small", SMALL)
     member.runs[-1].stop()
     active = member.state / "models" / "active.json"
     text = active.read_bytes()
@@ -118,7 +122,7 @@ def test_a_cut_rollout_state_is_set_aside_and_the_rollout_followed_again(member)
 
 
 def test_merged_heads_left_as_garbage_are_replaced_at_the_next_start(member) -> None:
-    member, _everything, _server = member
+    member, _everything, _signed = member
     member.start()
     heads = member.state / "heads"
     member.runs[-1].stop()
@@ -130,3 +134,26 @@ def test_merged_heads_left_as_garbage_are_replaced_at_the_next_start(member) -> 
     assert "fleet-members.head: " in daemon.log() and "set aside" in daemon.log()
     assert (heads / "fleet.head").read_bytes().startswith(b"{")  # the merge written anew
     member.clean()
+
+
+def test_a_partial_download_and_a_kill_in_the_middle_of_one_leave_nothing_behind(member) -> None:
+    member, everything, signed = member
+    server = signed.args[0]
+    member.start()
+    server.pace(0.2)  # 16 kB every 0.2 s: the 14 MB model takes minutes
+    everything.publish(MODEL_TOPIC, signed("v2", DEFAULT.name), retain=True)
+    version = member.state / "models" / "v2"
+    wait_for(lambda: any(p.stat().st_size > 64 * 1024 for p in version.glob(".*.part")), WAIT_S,
+             "a part of the download on disk")
+    daemon = member.runs[-1]
+    daemon.signal(signal.SIGKILL)
+    daemon.proc.wait(30)
+    assert list(version.glob(".*.part"))  # what kill -9 leaves
+    server.pace(0)
+    mark = everything.mark()
+    again = member.start()
+    flowing(again)
+    wait_statuses(everything, mark, "v2", "active", devices="a")
+    assert not list(version.glob(".*.part")), list(version.iterdir())
+    assert json.loads((version.parent / "active.json").read_text())["version"] == "v2"
+    assert "Traceback" not in again.log(), again.log()
