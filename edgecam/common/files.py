@@ -4,7 +4,9 @@ Reading: a missing or unreadable file the config, a head or a model names
 ends in one line naming the file and `what` it was for, never a traceback.
 Writing: models, heads and merged heads are replaced atomically (temp file,
 fsync, rename, fsync of the folder) so a power cut leaves the old file or
-the new one, never half of either.
+the new one, never half of either. A file the daemon finds unusable anyway
+(cut by a disk fault, poisoned by a remote input) is set aside, renamed
+`<name>.corrupt` for a person to look at, so that the next start goes on without it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from edgecam.errors import EdgecamError, MissingFileError, ModelError
+
+log = logging.getLogger(__name__)
 
 
 def read_user_file(path: str | Path, what: str, *, error: type[EdgecamError] = EdgecamError,
@@ -82,6 +87,25 @@ def atomic_write(path: Path, data: bytes, what: str = "file") -> None:
             os.unlink(temp)
         raise
     fsync_folder(path.parent)
+
+
+def set_aside(path: Path, why: str) -> Path | None:
+    """Renames an unusable file to `<name>.corrupt` (replacing an older one), with one line;
+    the path it went to, or None if it could not be moved (then it is removed if it can be:
+    a file left in place would fail every start the same way)."""
+    aside = path.with_name(f"{path.name}.corrupt")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        log.warning("%s: %s; cannot set it aside (%s): removed it", path, why, exc.strerror)
+        return None
+    fsync_folder(path.parent)
+    log.warning("%s: %s; set aside as %s, going on without it", path, why, aside.name)
+    return aside
 
 
 @contextlib.contextmanager

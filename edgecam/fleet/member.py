@@ -37,6 +37,7 @@ from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
 from edgecam.config import Config, ModelConfig
 from edgecam.errors import ChecksumError, DownloadError, EdgecamError
+from edgecam.fleet.headfiles import local_head, saved_members
 from edgecam.fleet.heads import HeadBook, Target
 from edgecam.fleet.rollout import (
     Installed,
@@ -48,7 +49,7 @@ from edgecam.fleet.rollout import (
     test_load,
 )
 from edgecam.fleet.topics import HEAD, OFFLINE, ONLINE, FleetTopics
-from edgecam.models.fewshot.head import Head, HeadError, load_or_new
+from edgecam.models.fewshot.head import Head, HeadError
 from edgecam.outputs.mqtt_client import new_client
 from edgecam.outputs.mqtt_topics import client_id
 from edgecam.pipeline.stats import Stats
@@ -249,16 +250,14 @@ class Fleet:
 
     def _local_head(self, target: Target) -> Head | None:
         """This device's own head (checked against the extractor), None before it learned any."""
-        head, new = load_or_new(target.local, target.extractor_sha256, target.dim, target.extractor)
-        return None if new or not head.classes else head
+        return local_head(target)
 
     def _seed(self, targets: list[Target]) -> None:
         """The members' merge saved by the last run, until the broker sends their heads."""
         for target in targets:
-            try:
-                self._book.seed(target.zone, Head.load(target.members_file))
-            except EdgecamError:
-                continue  # none saved (or unreadable): the broker will tell
+            saved = saved_members(target)
+            if saved is not None:  # else none saved (or set aside): the broker will tell
+                self._book.seed(target.zone, saved)
 
     def _share(self, heads: dict[str | None, Head | None]) -> None:
         """Publishes this device's heads that changed (an empty payload clears one)."""
