@@ -9,8 +9,9 @@ MAX_VALUES numbers in all. Whatever a payload raises is a refusal, never an
 exception in paho's thread. Whether a kept head fits is decided at each merge,
 against the embedding extractor this device classifies with (a reload may
 change it). A refusal is counted and logged once per member and reason until
-that member sends a head that is kept; past LOGGED_MEMBERS members refused at
-once (a flood of names), the rest are counted only. The merge is `learn
+that member's head is merged (so alternating good and bad heads logs at most
+once per merge); past LOGGED_MEMBERS members refused at once (a flood of
+names), the rest are counted only. The merge is `learn
 merge`'s own (head.merge_heads, where a head weighs at most MEMBER_WEIGHT
 examples per class): this device's head first, then the members' in the order
 of their names, so a device that learned nothing classifies with exactly
@@ -89,15 +90,12 @@ class HeadBook:
         with self._lock:
             old = self._heads.pop(key, None)
             self._values -= _values(old)
-            if not payload:
-                self._end_streak(key)  # cleared: the next refusal is news again
             if head is None:
                 return old is not None
             problem = self._room_for(head)
             if problem is None:
                 self._heads[key] = head
                 self._values += _values(head)
-                self._end_streak(key, "unfit")  # whether it fits is the merge's to say (once)
         if problem is not None:
             self._refuse(key, "full", f"{where}: {problem}")
         return problem is None or old is not None
@@ -151,16 +149,6 @@ class HeadBook:
             self._refuse(key, "unparsed", f"{where}: unreadable ({type(exc).__name__})")
         return None
 
-    def _end_streak(self, key: Key, *kinds: str) -> None:
-        """`key` sent a head that is kept, or none: its refusals but `kinds` are forgotten (its
-        lock held)."""
-        streak = {kind: reason for kind, reason in self._refused.pop(key, {}).items()
-                  if kind in kinds}
-        if streak:
-            self._refused[key] = streak
-        elif len(self._refused) < LOGGED_MEMBERS:
-            self._quiet = False
-
     def _room_for(self, head: Head) -> str | None:
         """Why the book has no room for `head` (its lock held), or None."""
         members = sum(1 for _, device in self._heads if device != SAVED)
@@ -173,8 +161,9 @@ class HeadBook:
 
     def _fits(self, device: str, head: Head, target: Target) -> bool:
         if head.extractor_sha256 == target.extractor_sha256 and head.dim == target.dim:
-            with self._lock:
-                self._refused.get((target.zone, device), {}).pop("unfit", None)
+            with self._lock:  # merged: the member's streak of refusals ends
+                if self._refused.pop((target.zone, device), None) is not None:
+                    self._quiet = self._quiet and len(self._refused) >= LOGGED_MEMBERS
             return True
         self._refuse((target.zone, device), "unfit",
                      f"{device}'s head for {target.where}: learned with another embedding extractor "
