@@ -34,7 +34,7 @@ from edgecam.models.fewshot.head import Head
 # What README.md tells the operator to write (the same text: the test keeps the recipe honest).
 ACL = """\
 # Members log in with their device name (the last level of outputs.mqtt.topic_prefix).
-pattern write edgecam/%u/#
+pattern readwrite edgecam/%u/#
 pattern read edgecam/+/head
 pattern read edgecam/+/head/+
 pattern read edgecam/fleet/model
