@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,10 +21,11 @@ from typing import Any
 import cv2
 import pytest
 from brokers import Subscriber, free_port
+from conftest import run_edgecam
 from fleet_keys import make_key, signed
 from harness import LABELS, MODELS, Daemon, base_config, wait_for
 from heads import EXTRACTOR
-from learn_views import TEST, scenes, views
+from learn_views import TEST, TRAIN, scenes, views, write_views
 
 X, Y = "X", "Y"
 STREAM = [(X, "cat", TEST[0]), (X, "cat", TEST[1]), (X, "cat", TEST[3]),
@@ -228,3 +230,27 @@ def start_members(daemons: Callable[..., Daemon], tmp_path: Path, port: int, dev
     for daemon in members.values():
         daemon.wait_socket()
     return members
+
+
+def recognizes(daemon: Daemon, expected: list[str], what: str, cycles: int = 2) -> None:
+    """Waits until two full cycles of the stream in a row each give every view's expected label."""
+    client = daemon.client()
+    try:
+        run: list[bool] = []
+
+        def settled() -> bool:
+            result = client.messages("classification", 1)[0]
+            index = (result["seq"] - 1) % len(expected)
+            run.append(result["labels"][0]["label"] == expected[index])
+            del run[:-cycles * len(expected)]
+            return len(run) == cycles * len(expected) and all(run)
+        wait_for(settled, WAIT_S, what, interval=0)
+    finally:
+        client.close()
+
+
+def learn(daemon: Daemon, label: str, photo: str, folder: Path) -> None:
+    images = write_views(folder, photo, TRAIN)  # three views: "≤ 3 photos"
+    done = run_edgecam("learn", "add", label, *images, "-c", daemon.config_path)
+    assert done.returncode == 0, done.stderr
+    daemon.signal(signal.SIGHUP)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -36,15 +35,16 @@ from fleets import (
     Y,
     flowing,
     last_stats,
+    learn,
     manifest,
     member_config,
+    recognizes,
     start_members,
     stream_folder,
     wait_statuses,
 )
 from harness import Daemon, wait_for
 from heads import OTHER_MODEL
-from learn_views import TRAIN, write_views
 
 from edgecam.models.fewshot.head import Head
 
@@ -61,30 +61,6 @@ def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
 @pytest.fixture
 def subscribers() -> Iterator[Callable[..., Subscriber]]:
     yield from subscriber_factory()
-
-
-def recognizes(daemon: Daemon, expected: list[str], what: str, cycles: int = 2) -> None:
-    """Waits until two full cycles of the stream in a row each give every view's expected label."""
-    client = daemon.client()
-    try:
-        run: list[bool] = []
-
-        def settled() -> bool:
-            result = client.messages("classification", 1)[0]
-            index = (result["seq"] - 1) % len(expected)
-            run.append(result["labels"][0]["label"] == expected[index])
-            del run[:-cycles * len(expected)]
-            return len(run) == cycles * len(expected) and all(run)
-        wait_for(settled, WAIT_S, what, interval=0)
-    finally:
-        client.close()
-
-
-def learn(daemon: Daemon, label: str, photo: str, folder: Path) -> None:
-    images = write_views(folder, photo, TRAIN)  # three views: "≤ 3 photos"
-    done = run_edgecam("learn", "add", label, *images, "-c", daemon.config_path)
-    assert done.returncode == 0, done.stderr
-    daemon.signal(signal.SIGHUP)
 
 
 def head_equal(one: Head, other: Head) -> bool:
