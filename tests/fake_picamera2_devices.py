@@ -25,10 +25,22 @@ picamera2/devices/imx500/imx500.py
 
 picamera2/devices/hailo/hailo.py
 - `Hailo(hef_path, batch_size=None, output_type='FLOAT32')`: HEF(hef_path)
-  first (a bad file raises hailo_platform's HailoRTInvalidHEFException), then
-  the shared VDevice (none free: HailoRTException "HAILO_OUT_OF_PHYSICAL_
-  DEVICES"); a context manager whose exit is `close()`, which releases the
-  VDevice with the last network.
+  first, then the process's one VDevice (`Hailo.TARGET`, shared by its
+  networks, counted in TARGET_REF_COUNT); a context manager whose exit is
+  `close()`, which releases the VDevice with the last network.
+- The errors are hailo_platform's, as hailo-ai/hailort v5.2.0 (41a720b)
+  raises them: hailort/libhailort/bindings/python/platform/hailo_platform/
+  pyhailort/pyhailort.py (`ExceptionWrapper`, the exception classes) over
+  bindings/python/src/utils.hpp and pyhailort.cpp (HailoRTStatusException
+  derives from HailoRTException; its message is only the status number). A
+  bad HEF is `HailoRTInvalidHEFException("Invalid HEF. See hailort.log for
+  more information") from HailoRTStatusException("26")`.
+- The chip is exclusive to one process (libhailort/src/vdevice/vdevice.cpp:
+  a device another process marked in use is skipped, then "not enough free
+  devices"): a second process's VDevice raises HailoRTException("libhailort
+  failed with error: 74 (HAILO_OUT_OF_PHYSICAL_DEVICES)") from
+  HailoRTStatusException("74"). Each `make_devices()` is one process here:
+  two of them sharing a HailoBoard are two processes sharing one chip.
 - `get_input_shape()` -> (height, width, channels); `describe()` -> ([(name,
   shape, format type)], [(name, shape, format type)]).
 - `run(input_data)`: with batch_size None, adds the batch axis itself and
@@ -79,7 +91,49 @@ class HailoBoard:
     input_format: str = "FormatType.UINT8"
     scores: np.ndarray = field(default_factory=lambda: np.zeros(1001, np.float32))
     inputs: list[np.ndarray] = field(default_factory=list)
-    open: int = 0  # networks loaded and not closed (picamera2's TARGET_REF_COUNT)
+    open: int = 0  # networks loaded and not closed, in every process (picamera2's TARGET_REF_COUNT)
+    #: the process (its `picamera2.devices` module) whose VDevice holds the chip, if any
+    owner: object | None = None
+
+    def open_vdevice(self, process: object) -> object:
+        """VDevice(params): the chip is marked in use by one process; libhailort skips a device
+        in use (HAILO_DEVICE_IN_USE) and then finds too few: HAILO_OUT_OF_PHYSICAL_DEVICES."""
+        if self.devices < 1 or (self.owner is not None and self.owner is not process):
+            raise_status(74)
+        self.owner = process
+        return object()
+
+    def release_vdevice(self, process: object) -> None:
+        if self.owner is process:
+            self.owner = None
+
+
+class HailoRTException(Exception):
+    """_pyhailort.HailoRTException, the base of every HailoRT error."""
+
+
+class HailoRTStatusException(HailoRTException):
+    """_pyhailort.HailoRTStatusException: what the C++ binding throws; its message is the status
+    number alone (utils.hpp: `HailoRTStatusException(std::to_string(status))`)."""
+
+
+class HailoRTInvalidHEFException(HailoRTException):
+    pass
+
+
+#: ExceptionWrapper.create_exception_from_status, for the statuses the fake produces
+_STATUS = {26: (HailoRTInvalidHEFException, "Invalid HEF. See hailort.log for more information"),
+           74: (HailoRTException, "libhailort failed with error: 74 (HAILO_OUT_OF_PHYSICAL_DEVICES)")}
+
+
+def raise_status(code: int) -> None:
+    """What pyhailort's ExceptionWrapper does with a failed libhailort call: the descriptive
+    exception, raised `from` the binding's HailoRTStatusException whose message is the number."""
+    kind, message = _STATUS[code]
+    try:
+        raise HailoRTStatusException(str(code))
+    except HailoRTStatusException as status:
+        raise kind(message) from status
 
 
 def write_rpk(path: Path) -> Path:
@@ -186,22 +240,18 @@ def make_devices(rig: Rig, sensor: Sensor, board: HailoBoard) -> types.ModuleTyp
             right, bottom = min(left + width, SENSOR_SIZE[0]), min(top + height, SENSOR_SIZE[1])
             sensor.rois.append((left, top, right - left, bottom - top))  # Rectangle.bounded_to
 
-    class HailoRTException(Exception):
-        pass
-
-    class HailoRTInvalidHEFException(HailoRTException):
-        pass
-
     class Hailo:
+        TARGET: object | None = None  # picamera2's one VDevice for the process, shared by its networks
+        TARGET_REF_COUNT = 0
+
         def __init__(self, hef_path: str, batch_size: int | None = None,
                      output_type: str = "FLOAT32") -> None:
             rig.calls.append(("Hailo.__init__", hef_path))
-            if not Path(hef_path).read_bytes()[:4] == b"HEF\0":
-                raise HailoRTInvalidHEFException(f"Failed parsing HEF file {hef_path}. "
-                                                 "HAILO_INVALID_HEF(26)")
-            if board.open == 0 and board.devices < 1:
-                raise HailoRTException("Failed to create vdevice. there are not enough free devices. "
-                                       "requested: 1, found: 0. HAILO_OUT_OF_PHYSICAL_DEVICES(74)")
+            if Path(hef_path).read_bytes()[:4] != b"HEF\0":  # HEF(hef_path) comes first
+                raise_status(26)
+            if Hailo.TARGET is None:
+                Hailo.TARGET = board.open_vdevice(devices)
+            Hailo.TARGET_REF_COUNT += 1
             self.batch_size = batch_size
             board.open += 1
             self._closed = False
@@ -229,8 +279,14 @@ def make_devices(rig: Rig, sensor: Sensor, board: HailoBoard) -> types.ModuleTyp
 
         def close(self) -> None:
             rig.calls.append(("Hailo.close", None))
+            if self._closed:
+                return
             self._closed = True
             board.open -= 1
+            Hailo.TARGET_REF_COUNT -= 1
+            if Hailo.TARGET_REF_COUNT == 0:  # the last network releases the VDevice
+                board.release_vdevice(devices)
+                Hailo.TARGET = None
 
     devices.IMX500 = IMX500
     if board.runtime:

@@ -34,7 +34,7 @@ from edgecam.errors import EdgecamError, ModelError, SourceError
 from edgecam.models.base import Classification, Infers, top_labels
 from edgecam.models.filesig import signatures
 from edgecam.models.labels import align_labels, read_labels
-from edgecam.picam import imx500_class, open_network
+from edgecam.picam import imx500_class, open_network, reason
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,8 @@ class Imx500Classifier(Infers):
         log.info("IMX500: inference region %s of the %dx%d sensor", roi, width, height)
 
 
-def _refused(path: str, problem: str) -> EdgecamError:
+def _refused(path: str, exc: Exception) -> EdgecamError:
+    problem = reason(exc)
     if "dev-node not found" in problem:  # picamera2's words when no IMX500 is connected
         return SourceError(f"model.path: {Path(path).name} needs the AI Camera: no IMX500 is "
                            "connected (check its ribbon cable, and that `rpicam-hello "

@@ -303,18 +303,24 @@ def test_hailo_logits_become_scores(devices: Devices, tmp_path: Path) -> None:
 
 def test_hailo_errors_are_one_line_with_their_exit_code(devices: Devices, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyhailort raises its descriptive exception from a HailoRTStatusException whose message is
+    only the status number: the user reads the descriptive one, and the class says whose fault
+    it is (a bad HEF: the model, exit 65; no free chip: the device, exit 69)."""
     model = dataclasses.replace(ModelConfig(), path=str(hef(tmp_path)), labels=str(LABELS))
     devices.board.devices = 0
     with pytest.raises(EdgecamError) as missing:
         make_classifier(model)
     assert missing.value.exit_code == EX_UNAVAILABLE
     assert "needs a Hailo device" in str(missing.value) and "hailortcli" in str(missing.value)
+    assert "HAILO_OUT_OF_PHYSICAL_DEVICES" in str(missing.value)
     devices.board.devices = 1
     bad = tmp_path / "bad.hef"
     bad.write_bytes(b"nope")
     with pytest.raises(EdgecamError) as refused:
         make_classifier(dataclasses.replace(model, path=str(bad)))
     assert refused.value.exit_code == EX_DATAERR and "not a usable Hailo network" in str(refused.value)
+    assert str(refused.value) == (f"{bad}: not a usable Hailo network: Invalid HEF. See hailort.log "
+                                  "for more information (status 26)")
     devices.board.input_shape = (224, 224, 1)
     with pytest.raises(EdgecamError, match="input shape"):
         make_classifier(model)
