@@ -41,6 +41,20 @@ def imx500_class() -> Any:
     return IMX500
 
 
+def camera_position(num: int) -> int:
+    """The position in `Picamera2.global_camera_info()` of libcamera's camera `num`.
+
+    picamera2 (0.3.36, picamera2.py) numbers cameras two ways: `Num` is the camera's
+    index in libcamera's list, and `IMX500.camera_num` returns it; `Picamera2(n)` opens
+    position n of global_camera_info(), which is sorted by Id. A Pi 5 may enumerate
+    its two cameras in the other order, so edgecam's camera numbers (camera.source
+    picamera2:N) are positions, and a Num is mapped through the list.
+    """
+    Picamera2, _ = picamera2("model.path")
+    cameras = Picamera2.global_camera_info()
+    return next((position for position, camera in enumerate(cameras) if camera.get("Num") == num), num)
+
+
 def hailo_class() -> Any:
     """picamera2.devices.Hailo (the AI Kit / AI HAT+); HAILORT's line without hailo_platform."""
     picamera2("model.path")

@@ -2,7 +2,7 @@
 
 Neither the AI Camera nor an AI HAT+ is here, and picamera2 cannot be
 installed (tests/fake_picamera2.py says why). These fakes follow the API as
-read in raspberrypi/picamera2 0.3.36, and the tests that use them say so:
+read in raspberrypi/picamera2 0.3.36 (3e6dff0), and the tests that use them say so:
 
 picamera2/devices/imx500/imx500.py
 - `IMX500(network_file, camera_id='', tensor_injection=False)`: finds the
@@ -12,7 +12,9 @@ picamera2/devices/imx500/imx500.py
   ("IMX500: Unable to set network firmware ..."). It must come before
   `Picamera2(imx500.camera_num)`: it uploads the firmware (the rig records
   the order). It ends by setting the whole 4056x3040 sensor as the region.
-- `camera_num` (the IMX500's `Num` in `Picamera2.global_camera_info()`),
+- `camera_num` (the IMX500's `Num` in `Picamera2.global_camera_info()`: its
+  index in libcamera's list, which is not its position in that sorted list;
+  `Picamera2(n)` takes the position),
   `network_intrinsics` (a NetworkIntrinsics with `task`, `softmax`, `labels`,
   or None when the .rpk carries none), `get_input_size()` -> (width, height).
 - `get_outputs(metadata, add_batch=False)`: None when the metadata has no
@@ -188,8 +190,8 @@ def make_devices(rig: Rig, sensor: Sensor, board: HailoBoard) -> types.ModuleTyp
             if not Path(network_file).read_bytes().startswith(RPK_MAGIC):
                 raise RuntimeError(f"IMX500: Unable to set network firmware {network_file}: "
                                    "[Errno 22] Invalid argument")
-            cameras = [c for c in rig.cameras if c["Model"] == "imx500"]
-            self._camera_num = cameras[0]["Num"]
+            # Its Num in global_camera_info(): libcamera's index, not the list's position.
+            self._camera_num = next(num for num, c in enumerate(rig.cameras) if c["Model"] == "imx500")
             self.__cfg = {"network_file": network_file, "input_tensor_size": sensor.input_size}
             if sensor.intrinsics is not None:
                 self.__cfg["intrinsics"] = FakeNetworkIntrinsics(sensor.intrinsics)

@@ -4,7 +4,8 @@ An `.rpk` network file is uploaded to the sensor by `IMX500(network_file)`,
 which picamera2 requires before the camera is opened (the classifier is
 made before the source: the daemon loads its model first). The camera is
 then opened by the Pi camera source (sources.picamera) with the IMX500's
-camera number, and each frame's result is read from its request's metadata
+camera number (its position in the camera list, picam.camera_position),
+and each frame's result is read from its request's metadata
 (`get_outputs(metadata, add_batch=True)`, `get_kpi_info(metadata)` for the
 sensor's DNN time, which is what `inference_ms` reports) and goes through
 the same filters, zones, outputs and stats as a CPU result. Nothing is
@@ -34,7 +35,7 @@ from edgecam.errors import EdgecamError, ModelError, SourceError
 from edgecam.models.base import Classification, Infers, top_labels
 from edgecam.models.filesig import signatures
 from edgecam.models.labels import align_labels, read_labels
-from edgecam.picam import imx500_class, open_network, reason
+from edgecam.picam import camera_position, imx500_class, open_network, reason
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ class Imx500Classifier(Infers):
         self.loaded_files = signatures(config.path, *([config.labels] if from_file else []))
         width, height = self.device.get_input_size()
         self.input_size = (int(width), int(height))
-        self.camera_num = int(self.device.camera_num)
+        #: the AI Camera's position among the cameras (camera.source picamera2:N), not its Num
+        self.camera_num = camera_position(int(self.device.camera_num))
         log.info("model %s: on the AI Camera's IMX500 (camera %d), %dx%d input, %d labels from %s%s",
                  Path(config.path).name, self.camera_num, *self.input_size, len(self._labels),
                  self._labels_from, ", softmax on the CPU" if self.softmax else "")

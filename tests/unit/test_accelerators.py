@@ -227,6 +227,28 @@ def test_an_ai_camera_on_the_second_port_must_be_named_by_its_number(devices: De
     assert ("__init__", 1) in devices.rig.calls
 
 
+def test_camera_numbers_are_positions_in_the_sorted_camera_list(devices: Devices,
+                                                                tmp_path: Path) -> None:
+    """libcamera enumerates the AI Camera (port 1, i2c@80000) first, so its Num is 0, but
+    `global_camera_info()` is sorted by Id (i2c@88000 first) and `Picamera2(n)` opens position n:
+    the AI Camera is picamera2:1. Numbering it by Num would open the Camera Module 3, whose frames
+    carry no tensor (every one sensor_skipped, READY never sent)."""
+    devices.rig.cameras = [dict(IMX500_CAMERA, Id="/base/axi/pcie@120000/rp1/i2c@80000/imx500@1a"),
+                           dict(IMX708)]  # libcamera's order
+    listed = sys.modules["picamera2"].Picamera2.global_camera_info()
+    assert [(c["Model"], c["Num"]) for c in listed] == [("imx708", 1), ("imx500", 0)]
+    rpk = write_rpk(tmp_path / "imx500_network_mobilenet_v2.rpk")
+    classifier = make_classifier(dataclasses.replace(ModelConfig(), path=str(rpk), labels=str(LABELS)))
+    assert isinstance(classifier, Imx500Classifier) and classifier.camera_num == 1
+    with pytest.raises(SourceError) as named:
+        make_source(CameraConfig(source="picamera2"), classifier.input_size, sensor=OnSensor(classifier))
+    assert str(named.value).endswith("(IMX500) is camera 1: write camera.source: picamera2:1")
+    with running(config(tmp_path, {"path": str(rpk)}, source="picamera2:1")) as (_pipeline, client):
+        found = client.messages("classification", 2)
+    assert {m["labels"][0]["label"] for m in found} <= {"Egyptian cat", "macaw"}
+    assert [camera.info["Model"] for camera in devices.rig.instances] == ["imx500"]
+
+
 def test_imx500_errors_are_one_line_with_their_exit_code(devices: Devices, tmp_path: Path) -> None:
     rpk = write_rpk(tmp_path / "net.rpk")
     model = dataclasses.replace(ModelConfig(), path=str(rpk), labels=str(LABELS))
