@@ -106,6 +106,6 @@ def reason(exc: BaseException) -> str:
             chosen = cause
         cause = cause.__cause__
     text = str(chosen).strip() or type(chosen).__name__
-    if status is not None:
+    if status is not None and status not in text:
         text += f" (status {status})"
     return " ".join(text.split())

@@ -24,6 +24,15 @@ picamera2/devices/imx500/imx500.py
   `get_kpi_info(metadata)` (static): (dnn_runtime, dsp_runtime) in ms from
   `CnnKpiInfo` (microseconds), None without it.
 - `set_inference_roi_abs((left, top, width, height))` in full-sensor pixels.
+- Each `IMX500()` sends the network firmware again and resets the region to
+  the whole sensor, even while another process streams from it (`Sensor.
+  uploads`, `Sensor.rois` record both).
+- The network upload: `fw_progress` (FwProgressType: NONE 0 when picamera2
+  can read neither /sys/kernel/debug/imx500-fw:*/fw_progress nor its `sudo -n`
+  scripts, else DIRECT 1 or INDIRECT 2) and `get_fw_upload_progress(stage)`
+  -> (bytes done, total) for FW_NETWORK_STAGE (2), (0, 0) for another stage:
+  what `show_network_fw_progress_bar()` draws. No frame has a result until
+  it is done (`Sensor.upload`, moved on by the test).
 
 picamera2/devices/hailo/hailo.py
 - `Hailo(hef_path, batch_size=None, output_type='FLOAT32')`: HEF(hef_path)
@@ -56,6 +65,7 @@ The tensors are the rig's: known scores, so the tests check labels and scores.
 
 from __future__ import annotations
 
+import threading
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +81,27 @@ RPK_MAGIC = b"9464"  # what an .rpk network file starts with (imx500.py's __ni_f
 
 
 @dataclass
+class Upload:
+    """The network firmware going to the sensor over SPI, which the test moves on (`advance`);
+    the sensor has no result for any frame until it is done."""
+
+    total: int = 4_000_000
+    done: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def advance(self, size: int) -> None:
+        with self._lock:
+            self.done = min(self.total, self.done + size)
+
+    def progress(self) -> tuple[int, int]:
+        with self._lock:
+            return self.done, self.total
+
+    def finished(self) -> bool:
+        return self.progress()[0] >= self.total
+
+
+@dataclass
 class Sensor:
     """The AI Camera's side of the rig: its network's intrinsics and what it outputs per frame."""
 
@@ -81,6 +112,11 @@ class Sensor:
     outputs: list[np.ndarray | None] = field(default_factory=list)
     kpi_us: tuple[int, int] | None = (4250, 310)
     rois: list[tuple[int, int, int, int]] = field(default_factory=list)
+    #: every network file sent to the sensor (each IMX500() sends it again, and resets the ROI)
+    uploads: list[str] = field(default_factory=list)
+    #: the upload in progress (None: done at once); progress_readable: picamera2 can read it
+    upload: Upload | None = None
+    progress_readable: bool = True
 
 
 @dataclass
@@ -147,6 +183,8 @@ def write_rpk(path: Path) -> Path:
 def metadata(rig: Rig, sensor: Sensor, number: int) -> dict[str, Any]:
     """A frame's request metadata as libcamera fills it for the IMX500 (SensorTimestamp always)."""
     found: dict[str, Any] = {"SensorTimestamp": 1_000_000 * number}
+    if sensor.upload is not None and not sensor.upload.finished():
+        return found  # the network is not on the sensor yet
     tensor = sensor.outputs[number % len(sensor.outputs)] if sensor.outputs else None
     if tensor is not None:
         found["CnnOutputTensor"] = [float(v) for v in np.asarray(tensor).reshape(-1, order="F")]
@@ -192,6 +230,10 @@ def make_devices(rig: Rig, sensor: Sensor, board: HailoBoard) -> types.ModuleTyp
                                    "[Errno 22] Invalid argument")
             # Its Num in global_camera_info(): libcamera's index, not the list's position.
             self._camera_num = next(num for num, c in enumerate(rig.cameras) if c["Model"] == "imx500")
+            sensor.uploads.append(network_file)
+            # picamera2 reads the progress from debugfs (root) or through `sudo -n` scripts; 0 is
+            # FwProgressType.NONE (no progress bar), 1 DIRECT.
+            self.fw_progress = 1 if sensor.progress_readable else 0
             self.__cfg = {"network_file": network_file, "input_tensor_size": sensor.input_size}
             if sensor.intrinsics is not None:
                 self.__cfg["intrinsics"] = FakeNetworkIntrinsics(sensor.intrinsics)
@@ -211,6 +253,12 @@ def make_devices(rig: Rig, sensor: Sensor, board: HailoBoard) -> types.ModuleTyp
 
         def get_input_size(self) -> tuple[int, int]:
             return self.config["input_tensor_size"]
+
+        def get_fw_upload_progress(self, stage_req: int) -> tuple[int, int]:
+            assert self.fw_progress != 0  # picamera2 asserts it too (_fw_progress_read)
+            if stage_req != 2 or sensor.upload is None:  # FW_NETWORK_STAGE; no upload under way
+                return (0, 0)
+            return sensor.upload.progress()
 
         def get_output_shapes(self, metadata: dict[str, Any]) -> list[tuple[int, ...]]:
             return list(metadata.get("CnnOutputTensorInfo") or [])

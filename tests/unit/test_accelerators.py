@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,7 @@ from harness import IMAGES, LABELS, Client, wait_for
 from edgecam.config import CameraConfig, Config, ModelConfig, parse_config
 from edgecam.daemon.notify import Watchdog
 from edgecam.dependencies import HAILORT, PICAMERA2, MissingDependency
+from edgecam.doctor import run_checks
 from edgecam.errors import (
     EX_DATAERR,
     EX_NO_HAILORT,
@@ -103,11 +105,13 @@ def devices(monkeypatch: pytest.MonkeyPatch) -> Devices:
 
 
 def config(tmp_path: Path, model: dict[str, Any], source: str = "picamera2", **more: Any) -> Config:
-    """A config as a user writes it: the model, every result on a socket under tmp_path."""
+    """A config as a user writes it: the model, every result on a socket under tmp_path (the
+    file is written too, for the commands that read it)."""
     text = {"camera": {"source": source, "fps": 30},
             "model": {"labels": str(LABELS), "threads": 1, **model},
             "outputs": {"emit": "every_frame", "min_score": 0, "journal": {"enabled": False},
                         "socket": {"path": str(tmp_path / "results.sock")}}, **more}
+    (tmp_path / "edgecam.yaml").write_text(yaml.safe_dump(text))
     return parse_config(yaml.safe_dump(text), str(tmp_path / "edgecam.yaml"), tmp_path)
 
 
@@ -284,6 +288,59 @@ def test_without_picamera2_an_rpk_or_a_hef_is_its_one_line(monkeypatch: pytest.M
         with pytest.raises(MissingDependency) as missing:
             make_classifier(dataclasses.replace(ModelConfig(), path=str(path), labels=str(LABELS)))
         assert missing.value.exit_code == EX_NO_PICAMERA2 and PICAMERA2.message in str(missing.value)
+
+
+# -- edgecam doctor beside the running daemon ------------------------------------------------------
+
+def another_process(devices: Devices, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on picamera2 is as another process imports it (the doctor's): its own Hailo
+    VDevice, the same chip and the same sensor."""
+    other = make_devices(devices.rig, devices.sensor, devices.board)
+    monkeypatch.setitem(sys.modules, "picamera2.devices", other)
+    monkeypatch.setattr(sys.modules["picamera2"], "devices", other)
+
+
+@contextmanager
+def serving_stats(pipeline: Pipeline) -> Iterator[None]:
+    """The daemon's main loop's part: the stats handed to the outputs (the socket's every 5 s)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.2):
+            pipeline.stats.tick()
+            pipeline.dispatcher.stats(pipeline.stats.snapshot, time.monotonic())
+
+    thread = threading.Thread(target=loop, name="test-stats")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(WAIT_S)
+
+
+@pytest.mark.parametrize("network", ["hef", "rpk"])
+def test_doctor_leaves_the_running_daemons_accelerator_alone(devices: Devices, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             network: str) -> None:
+    """A Hailo chip is one process's (a second VDevice: HAILO_OUT_OF_PHYSICAL_DEVICES), and
+    IMX500() sends the network to the streaming sensor again and resets its region: while the
+    daemon runs, doctor reports the daemon's own figures, as it does for the camera."""
+    if network == "hef":
+        cfg = config(tmp_path, {"path": str(hef(tmp_path))}, source=str(IMAGES / "parrot.jpg"))
+    else:
+        cfg = config(tmp_path, {"path": str(write_rpk(tmp_path / "net.rpk"))},
+                     zones=[{"name": "door", "crop": [0.5, 0.25, 0.5, 0.5]}])
+    with running(cfg) as (pipeline, client), serving_stats(pipeline):
+        client.messages("classification", 2)
+        held = (devices.board.owner, list(devices.sensor.uploads), list(devices.sensor.rois))
+        another_process(devices, monkeypatch)
+        checks = {check.check: check for check in run_checks(str(tmp_path / "edgecam.yaml"))}
+        assert (devices.board.owner, devices.sensor.uploads, devices.sensor.rois) == held
+    model = checks["model"]
+    assert model.ok, model
+    assert "the daemon is running and holds it: its stats say " in model.detail, model.detail
+    assert "classified" in model.detail and checks["camera"].ok
 
 
 # -- the AI HAT+ ------------------------------------------------------------------------------------
