@@ -17,6 +17,9 @@ results.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import socket
 import sys
 import threading
 import time
@@ -36,6 +39,7 @@ from fake_picamera2_devices import (
     SENSOR_SIZE,
     HailoBoard,
     Sensor,
+    Upload,
     make_devices,
     metadata,
     write_rpk,
@@ -44,7 +48,8 @@ from fakes import FakeNotifier
 from harness import IMAGES, LABELS, Client, wait_for
 
 from edgecam.config import CameraConfig, Config, ModelConfig, parse_config
-from edgecam.daemon.notify import Watchdog
+from edgecam.daemon.notify import Notifier, StartTimeout, Watchdog
+from edgecam.daemon.service import Daemon
 from edgecam.dependencies import HAILORT, PICAMERA2, MissingDependency
 from edgecam.doctor import run_checks
 from edgecam.errors import (
@@ -56,6 +61,7 @@ from edgecam.errors import (
     EdgecamError,
     SourceError,
 )
+from edgecam.models.base import start_progress
 from edgecam.models.factory import make_classifier
 from edgecam.models.fewshot.learn import load_embedder
 from edgecam.models.hailo import HailoClassifier
@@ -288,6 +294,100 @@ def test_without_picamera2_an_rpk_or_a_hef_is_its_one_line(monkeypatch: pytest.M
         with pytest.raises(MissingDependency) as missing:
             make_classifier(dataclasses.replace(ModelConfig(), path=str(path), labels=str(LABELS)))
         assert missing.value.exit_code == EX_NO_PICAMERA2 and PICAMERA2.message in str(missing.value)
+
+
+# -- the network's first upload to the sensor ------------------------------------------------------
+
+class NotifySocket:
+    """systemd's end of sd_notify: a datagram socket bound by the test (python-systemd's way)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.received: list[str] = []
+        self._lock = threading.Lock()
+
+    def fields(self) -> list[str]:
+        with self._lock:
+            while True:
+                try:
+                    self.received.extend(self.sock.recv(4096).decode().splitlines())
+                except BlockingIOError:
+                    return list(self.received)
+
+
+def test_the_start_is_extended_while_the_network_uploads(devices: Devices, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """READY waits for the sensor's first result, after the network's upload, which can outlast
+    TimeoutStartSec: each step the upload makes sends EXTEND_TIMEOUT_USEC with its progress; an
+    upload that stops moving gets no more time."""
+    upload = devices.sensor.upload = Upload(total=4_000_000)
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path / "run"))  # the instance's claims
+    config(tmp_path, {"path": str(write_rpk(tmp_path / "net.rpk"))})
+    notify = NotifySocket(tmp_path / "notify.sock")
+    failures: list[BaseException] = []
+
+    def extended(percent: int) -> bool:
+        fields = notify.fields()
+        status = f"STATUS=uploading the network to the AI Camera: {percent}% of 4.0 MB"
+        return status in fields and fields[fields.index(status) - 1] == "EXTEND_TIMEOUT_USEC=30000000"
+
+    def upload_then_stop() -> None:
+        try:
+            wait_for(lambda: extended(0), WAIT_S, "EXTEND_TIMEOUT_USEC at 0%")
+            upload.advance(1_000_000)
+            wait_for(lambda: extended(25), WAIT_S, "EXTEND_TIMEOUT_USEC at 25%")
+            stalled = notify.fields().count("EXTEND_TIMEOUT_USEC=30000000")
+            time.sleep(2.5)  # more than two progress readings, and the upload has not moved
+            assert notify.fields().count("EXTEND_TIMEOUT_USEC=30000000") == stalled
+            upload.advance(3_000_000)
+            wait_for(lambda: "READY=1" in notify.fields(), WAIT_S, "READY=1 once results come")
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a daemon that failed: pytest lives on
+    driver = threading.Thread(target=upload_then_stop, name="test-upload")
+    try:
+        driver.start()
+        code = Daemon(str(tmp_path / "edgecam.yaml"), notifier=Notifier({"NOTIFY_SOCKET": str(notify.path)}),
+                      journal_sender=lambda: None).run()
+        driver.join(3 * WAIT_S)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        notify.sock.close()
+    if failures:
+        raise failures[0]
+    fields = notify.received
+    assert code == 0 and fields.index("READY=1") > fields.index("EXTEND_TIMEOUT_USEC=30000000")
+
+
+def test_without_a_readable_progress_the_frames_without_a_result_stand_for_it(
+        devices: Devices, tmp_path: Path) -> None:
+    """picamera2 reads the upload's progress from debugfs (root) or `sudo -n` scripts, which the
+    unit's user has neither of: then each frame the sensor has no result for is progress."""
+    devices.sensor.upload = Upload(total=4_000_000)
+    devices.sensor.progress_readable = False
+    classifier = make_classifier(dataclasses.replace(ModelConfig(), path=str(write_rpk(tmp_path / "n.rpk")),
+                                                     labels=str(LABELS)))
+    assert isinstance(classifier, Imx500Classifier)
+    notifier = FakeNotifier()
+    clock = iter(float(second) for second in range(1000))
+    extend = StartTimeout(notifier, start_progress(classifier), lambda: next(clock))  # type: ignore[arg-type]  # a FakeNotifier
+    for number in range(3):
+        assert classifier.result(metadata(devices.rig, devices.sensor, number)) is None
+        extend.poll()
+        extend.poll()  # nothing new: no more time
+    sent = [f for f in notifier.sent if f.startswith("STATUS=")]
+    assert sent == [f"STATUS=waiting for the AI Camera's network: {n} frame(s) without a result"
+                    for n in (1, 2, 3)]
+    assert notifier.count("EXTEND_TIMEOUT_USEC=30000000") == 3
+    devices.sensor.upload.advance(4_000_000)
+    assert classifier.result(metadata(devices.rig, devices.sensor, 0)) is not None
+    assert classifier.upload_status() is None  # running: nothing to extend for
 
 
 # -- edgecam doctor beside the running daemon ------------------------------------------------------
