@@ -1,11 +1,11 @@
 """Real Mosquitto brokers for the MQTT tests, and a paho subscriber that records what it gets.
 
-`broker_factory` backs a `mosquitto` fixture that starts brokers (Debian's
+The `mosquitto` fixture (a plugin of conftest.py) starts brokers (Debian's
 /usr/sbin/mosquitto) on 127.0.0.1 with a free port and a config file under
 tmp_path: plain, with a password file (and an ACL file: `acl_file`), with TLS
 from a CA made with openssl. `connect_refusal` tells why a broker turns a
 client away.
-Its finalizer stops every broker it started, by pid. `subscriber_factory`
+Its finalizer stops every broker it started, by pid. The `subscribers` fixture
 likewise connects paho clients and disconnects them at teardown. Nothing here
 touches the system's mosquitto service.
 """
@@ -133,9 +133,10 @@ class Mosquitto:
         return self.log_path.read_text(errors="replace")
 
 
-def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
-    """For a `mosquitto` fixture: `mosquitto(tls=..., passwords=...)` starts a broker; every one
-    is stopped when the generator is closed (at teardown)."""
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """`mosquitto(tls=..., passwords=..., acl=..., extra=...)` starts a broker; every one is
+    stopped at teardown."""
     started: list[Mosquitto] = []
 
     def start(*, tls: Tls | None = None, passwords: Path | None = None, acl: Path | None = None,
@@ -246,9 +247,10 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def subscriber_factory() -> Iterator[Callable[..., Subscriber]]:
-    """For a `subscribers` fixture: `subscribers(port, topics, ...)` connects a Subscriber; every
-    one is disconnected at teardown."""
+@pytest.fixture
+def subscribers() -> Iterator[Callable[..., Subscriber]]:
+    """`subscribers(port, topics, ...)` connects a Subscriber; every one is disconnected at
+    teardown."""
     made: list[Subscriber] = []
 
     def connect(port: int, topics: list[str], **kw: Any) -> Subscriber:

@@ -3,7 +3,7 @@
 Tests are in tests/unit (in process, with fakes), tests/integration (daemons,
 sockets, streams, brokers as real processes) and tests/system (the systemd
 sandbox); the helpers beside this file (harness, streams, brokers, sandbox,
-fakes, heads, fake_picamera2, learn_views, sysfs) are imported by name from any of
+fakes, heads, fleets, fleet_keys, notify_socket, fake_picamera2, learn_views, sysfs) are imported by name from any of
 them: pytest puts this folder on sys.path for its conftest.py.
 """
 
@@ -19,8 +19,10 @@ import pytest
 # Fixtures kept beside their helpers: `daemons` (the real daemon as a subprocess) in
 # harness.py, `sandbox` (a real systemd with throw-away /etc, /opt, /var/lib) in sandbox.py,
 # `embedder` and `train` (the few-shot extractor and training embeddings) in heads.py,
-# `file_server` (a model server on 127.0.0.1) in fleets.py.
-pytest_plugins = ("harness", "sandbox", "heads", "fleets")
+# `file_server` (a model server on 127.0.0.1) in fleets.py, `mosquitto` and `subscribers` (real
+# brokers, and clients recording what they carry) in brokers.py, `notify_socket` (systemd's end of
+# sd_notify) in notify_socket.py.
+pytest_plugins = ("harness", "sandbox", "brokers", "heads", "fleets", "notify_socket")
 
 # The checkout, and ../shared beside it (read-only in CI; never copied into the project).
 REPO = Path(__file__).resolve().parents[1]

@@ -16,13 +16,11 @@ import hashlib
 import json
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-from brokers import Mosquitto, Subscriber, broker_factory, free_port, subscriber_factory
+from brokers import Subscriber, free_port
 from conftest import run_edgecam
 from fleets import (
     DEFAULT,
@@ -51,16 +49,6 @@ from edgecam.models.fewshot.head import Head
 RESULTS = {"classification", "label", "stats", "availability"}  # outputs.mqtt's
 FLEET = {"head", "online", "seen"}  # and model_status once there is a rollout
 MEMBER_KINDS = RESULTS | FLEET | {"model_status"}
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
-    yield from broker_factory(tmp_path)
-
-
-@pytest.fixture
-def subscribers() -> Iterator[Callable[..., Subscriber]]:
-    yield from subscriber_factory()
 
 
 def head_equal(one: Head, other: Head) -> bool:

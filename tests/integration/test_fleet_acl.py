@@ -13,18 +13,12 @@ still shares its head, merges the others' and follows the manifest.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 from brokers import (
-    Mosquitto,
-    Subscriber,
     acl_file,
-    broker_factory,
     connect_refusal,
     password_file,
-    subscriber_factory,
 )
 from fleets import MODEL_TOPIC, WAIT_S, X, learn, member_config, stream_folder
 from harness import wait_for
@@ -44,16 +38,6 @@ topic read edgecam/#
 topic write edgecam/fleet/model
 """
 PASSWORDS = {"kitchen": "kitchen-secret", "hall": "hall-secret", "operator": "operator-secret"}
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
-    yield from broker_factory(tmp_path)
-
-
-@pytest.fixture
-def subscribers() -> Iterator[Callable[..., Subscriber]]:
-    yield from subscriber_factory()
 
 
 def test_each_member_writes_only_its_own_topics(daemons, mosquitto, subscribers,

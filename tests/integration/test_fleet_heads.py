@@ -12,12 +12,9 @@ back after a restart, with what the old version left poisoned on disk.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
-from brokers import Mosquitto, Subscriber, broker_factory, subscriber_factory
 from fleets import (
     STREAM,
     WAIT_S,
@@ -35,16 +32,6 @@ from edgecam.fleet.heads import LOGGED_MEMBERS
 from edgecam.models.fewshot.head import MEMBER_WEIGHT, Head, HeadClass
 
 EXPECTED = [label for label, _photo, _view in STREAM]
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
-    yield from broker_factory(tmp_path)
-
-
-@pytest.fixture
-def subscribers() -> Iterator[Callable[..., Subscriber]]:
-    yield from subscriber_factory()
 
 
 def forged(head_file: Path, claim: str, times: int) -> Head:

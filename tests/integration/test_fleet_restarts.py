@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from brokers import Mosquitto, Subscriber, broker_factory, subscriber_factory
+from brokers import Subscriber
 from fleets import (
     DEFAULT,
     MODEL_TOPIC,
@@ -31,16 +31,6 @@ from fleets import (
     wait_statuses,
 )
 from harness import Daemon, wait_for
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
-    yield from broker_factory(tmp_path)
-
-
-@pytest.fixture
-def subscribers() -> Iterator[Callable[..., Subscriber]]:
-    yield from subscriber_factory()
 
 
 class Member:

@@ -16,11 +16,8 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-from brokers import Mosquitto, Subscriber, broker_factory, subscriber_factory
 from conftest import run_edgecam
 from fleet_keys import make_key, signed
 from fleets import (
@@ -40,16 +37,6 @@ from harness import LABELS, wait_for
 
 from edgecam.config import FleetConfig
 from edgecam.fleet.rollout import Manifest, Trust
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
-    yield from broker_factory(tmp_path)
-
-
-@pytest.fixture
-def subscribers() -> Iterator[Callable[..., Subscriber]]:
-    yield from subscriber_factory()
 
 
 def test_only_the_operators_signature_is_followed_and_a_restart_keeps_the_rollout(

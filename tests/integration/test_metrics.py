@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from brokers import broker_factory, free_port
+from brokers import free_port
 from conftest import run_edgecam
 from harness import EXPECTED_TOP1, base_config, wait_for, write_config
 
@@ -22,11 +22,6 @@ from edgecam.pipeline.stats import DROP_REASONS
 
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path):
-    yield from broker_factory(tmp_path)
 
 
 def metrics_config(tmp_path: Path, port: int, **outputs: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from brokers import Message, Subscriber, broker_factory, make_tls, password_file, subscriber_factory
+from brokers import Message, Subscriber, make_tls, password_file
 from conftest import run_edgecam
 from harness import EXPECTED_TOP1, base_config, wait_for, write_config
 from sysfs import fake_sysfs
@@ -27,16 +27,6 @@ pytest.importorskip("paho.mqtt.client")
 
 PREFIX = "edgecam/test-cam"
 LABELS = set(EXPECTED_TOP1.values())
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Path):
-    yield from broker_factory(tmp_path)
-
-
-@pytest.fixture
-def subscribers():
-    yield from subscriber_factory()
 
 
 def mqtt_config(tmp_path: Path, port: int, **mqtt: Any) -> dict[str, Any]:

@@ -11,10 +11,9 @@ run yet, so the output still believes it is connected. Each test opens that wind
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from brokers import Mosquitto, broker_factory, subscriber_factory
+from brokers import Mosquitto
 from fakes import result
 from harness import wait_for
 
@@ -25,16 +24,6 @@ from edgecam.pipeline.stats import Stats
 pytest.importorskip("paho.mqtt.client")
 
 PREFIX = "edgecam/paho-rc"
-
-
-@pytest.fixture
-def mosquitto(tmp_path: Any):
-    yield from broker_factory(tmp_path)
-
-
-@pytest.fixture
-def subscribers():
-    yield from subscriber_factory()
 
 
 @pytest.fixture

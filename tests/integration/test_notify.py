@@ -7,41 +7,12 @@ NOTIFY_SOCKET at it, and read what the daemon sends.
 from __future__ import annotations
 
 import signal
-import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import base_config, wait_for, write_config
-
-
-class NotifySocket:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.setblocking(False)
-        self.received: list[str] = []
-
-    def drain(self) -> list[str]:
-        """Every field received so far (one entry per KEY=value line)."""
-        while True:
-            try:
-                datagram = self.sock.recv(4096)
-            except BlockingIOError:
-                return self.received
-            self.received.extend(datagram.decode().splitlines())
-
-    def keys(self) -> list[str]:
-        return [field.split("=", 1)[0] for field in self.drain()]
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
-    sock = NotifySocket(tmp_path / "notify.sock")
-    yield sock
-    sock.sock.close()
+from notify_socket import NotifySocket
 
 
 def test_ready_status_watchdog_stopping_in_order(tmp_path: Path, daemons,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -46,6 +45,7 @@ from fake_picamera2_devices import (
 )
 from fakes import FakeNotifier
 from harness import IMAGES, LABELS, Client, wait_for
+from notify_socket import NotifySocket
 
 from edgecam.config import CameraConfig, Config, ModelConfig, parse_config
 from edgecam.daemon.notify import Notifier, StartTimeout, Watchdog
@@ -298,39 +298,20 @@ def test_without_picamera2_an_rpk_or_a_hef_is_its_one_line(monkeypatch: pytest.M
 
 # -- the network's first upload to the sensor ------------------------------------------------------
 
-class NotifySocket:
-    """systemd's end of sd_notify: a datagram socket bound by the test (python-systemd's way)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.setblocking(False)
-        self.received: list[str] = []
-        self._lock = threading.Lock()
-
-    def fields(self) -> list[str]:
-        with self._lock:
-            while True:
-                try:
-                    self.received.extend(self.sock.recv(4096).decode().splitlines())
-                except BlockingIOError:
-                    return list(self.received)
-
-
 def test_the_start_is_extended_while_the_network_uploads(devices: Devices, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         notify_socket: NotifySocket) -> None:
     """READY waits for the sensor's first result, after the network's upload, which can outlast
     TimeoutStartSec: each step the upload makes sends EXTEND_TIMEOUT_USEC with its progress; an
     upload that stops moving gets no more time."""
     upload = devices.sensor.upload = Upload(total=4_000_000)
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path / "run"))  # the instance's claims
     config(tmp_path, {"path": str(write_rpk(tmp_path / "net.rpk"))})
-    notify = NotifySocket(tmp_path / "notify.sock")
+    notify = notify_socket
     failures: list[BaseException] = []
 
     def extended(percent: int) -> bool:
-        fields = notify.fields()
+        fields = notify.drain()
         status = f"STATUS=uploading the network to the AI Camera: {percent}% of 4.0 MB"
         return status in fields and fields[fields.index(status) - 1] == "EXTEND_TIMEOUT_USEC=30000000"
 
@@ -339,11 +320,11 @@ def test_the_start_is_extended_while_the_network_uploads(devices: Devices, tmp_p
             wait_for(lambda: extended(0), WAIT_S, "EXTEND_TIMEOUT_USEC at 0%")
             upload.advance(1_000_000)
             wait_for(lambda: extended(25), WAIT_S, "EXTEND_TIMEOUT_USEC at 25%")
-            stalled = notify.fields().count("EXTEND_TIMEOUT_USEC=30000000")
+            stalled = notify.drain().count("EXTEND_TIMEOUT_USEC=30000000")
             time.sleep(2.5)  # more than two progress readings, and the upload has not moved
-            assert notify.fields().count("EXTEND_TIMEOUT_USEC=30000000") == stalled
+            assert notify.drain().count("EXTEND_TIMEOUT_USEC=30000000") == stalled
             upload.advance(3_000_000)
-            wait_for(lambda: "READY=1" in notify.fields(), WAIT_S, "READY=1 once results come")
+            wait_for(lambda: "READY=1" in notify.drain(), WAIT_S, "READY=1 once results come")
         except BaseException as exc:
             failures.append(exc)
         finally:
