@@ -66,7 +66,8 @@ class Window:
 
     def delta(self, *keys: str) -> int:
         """How much a counter of the stats message grew, named by its keys ("frames", "classified")."""
-        first, last = self.first, self.last
+        first: Any = self.first
+        last: Any = self.last
         for key in keys:
             first, last = first[key], last[key]
         return int(last) - int(first)

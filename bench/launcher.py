@@ -127,12 +127,13 @@ class Process:
     def __init__(self, argv: Sequence[str], *, stderr: Path | int, stdout: Path | int = subprocess.DEVNULL,
                  env: Mapping[str, str] | None = None, new_session: bool = False,
                  die_with_parent: bool = False) -> None:
+        self.argv = list(argv)
         self.log_path = stderr if isinstance(stderr, Path) else None
         with contextlib.ExitStack() as files:
             def target(where: Path | int) -> IO[bytes] | int:
                 return files.enter_context(where.open("wb")) if isinstance(where, Path) else where
             self.proc = subprocess.Popen(
-                list(argv), cwd=ROOT, env={**clean_environment(), **(env or {})},
+                self.argv, cwd=ROOT, env={**clean_environment(), **(env or {})},
                 stdin=subprocess.DEVNULL, stdout=target(stdout), stderr=target(stderr),
                 start_new_session=new_session, preexec_fn=_die_with_parent if die_with_parent else None)
         #: how long the last stop() took from SIGTERM to exit, and whether it needed SIGKILL
@@ -156,7 +157,7 @@ class Process:
         """Raises ProcessExited, with the last lines of its log, once the process has ended."""
         if not self.alive():
             tail = "\n".join(self.log().splitlines()[-30:])
-            raise ProcessExited(f"{Path(self.proc.args[0]).name} (pid {self.pid}) exited with "
+            raise ProcessExited(f"{Path(self.argv[0]).name} (pid {self.pid}) exited with "
                                 f"{self.proc.returncode}:\n{tail}")
 
     def wait_socket(self, path: Path, timeout: float = 60.0) -> None:

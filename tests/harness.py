@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.launcher import (  # noqa: F401  (some only re-exported for the tests)
-    SERVICE_VARIABLES,
+from bench.launcher import (  # noqa: F401  (clean_environment, stop_each: the tests' too)
     Process,
     clean_environment,
     edgecam_run,
