@@ -4,9 +4,9 @@ OpenCV, a TensorFlow Lite runtime, picamera2 and paho-mqtt 2.x come from apt
 (Raspberry Pi OS, in a virtualenv made with --system-site-packages) or from
 pip extras, and only some commands and configs need each. One that is missing
 ends the work with one line naming what to install and an exit code of its
-own (errors.py, 80-85), never an ImportError's traceback. The modules that
+own (errors.py, 80-86), never an ImportError's traceback. The modules that
 import a piece lazily raise MissingDependency themselves (models/runtime.py,
-models/onnx.py, picam.py, outputs/mqtt_client.py); OpenCV is imported at the top
+models/onnx.py, picam.py, outputs/mqtt_client.py, fleet/signing.py); OpenCV is imported at the top
 of many modules, so the CLI turns a ModuleNotFoundError of a piece's module
 into its line (`from_import_error`, at one seam: cli._call).
 """
@@ -19,6 +19,7 @@ import struct
 from dataclasses import dataclass
 
 from edgecam.errors import (
+    EX_NO_CRYPTOGRAPHY,
     EX_NO_HAILORT,
     EX_NO_ONNXRUNTIME,
     EX_NO_OPENCV,
@@ -56,7 +57,11 @@ ONNXRUNTIME = Piece(("onnxruntime",), EX_NO_ONNXRUNTIME,
 HAILORT = Piece(("hailo_platform",), EX_NO_HAILORT,
                 "a .hef model needs the Hailo runtime: sudo apt install hailo-all, then reboot "
                 "(and make the virtualenv with --system-site-packages)")
-PIECES = (OPENCV, RUNTIME, PICAMERA2, PAHO, ONNXRUNTIME, HAILORT)
+CRYPTOGRAPHY = Piece(("cryptography",), EX_NO_CRYPTOGRAPHY,
+                     "signed fleet rollouts need cryptography: sudo apt install python3-cryptography "
+                     "(with a virtualenv made with --system-site-packages), or pip install "
+                     "'edgecam[fleet]'")
+PIECES = (OPENCV, RUNTIME, PICAMERA2, PAHO, ONNXRUNTIME, HAILORT, CRYPTOGRAPHY)
 
 #: what `uname -m` and dpkg call the 32-bit platforms no runtime has a wheel for
 _32BIT = {"armv6l", "armv7l", "armv8l", "armhf", "armel", "i386", "i486", "i586", "i686"}

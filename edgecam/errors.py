@@ -4,7 +4,7 @@ Everything a user can get wrong (a config, a model file, an image, a camera)
 raises one of these. The CLI prints `edgecam: <message>` and exits with the
 code, never a traceback. The codes follow sysexits(3) so that systemd units
 (RestartPreventExitStatus=) and scripts can tell a bad config from a crash;
-80-85, past sysexits' range, say which optional piece is not installed
+80-86, past sysexits' range, say which optional piece is not installed
 (edgecam/dependencies.py), since each has its own fix.
 """
 
@@ -20,6 +20,7 @@ EX_NO_PICAMERA2 = 82  # camera.source is picamera2 and picamera2 is not installe
 EX_NO_PAHO = 83  # outputs.mqtt is enabled and paho-mqtt 2.x is not installed (absent, or 1.x)
 EX_NO_ONNXRUNTIME = 84  # an .onnx model and onnxruntime is not installed
 EX_NO_HAILORT = 85  # a .hef model and the Hailo runtime (hailo_platform, apt's hailo-all) is not installed
+EX_NO_CRYPTOGRAPHY = 86  # signed fleet rollouts (fleet.manifest_key, fleet keygen/sign) and no cryptography
 EX_BROKEN_PIPE = 141  # what read the output went away (`| head`): a shell's code for a SIGPIPE death
 
 
@@ -63,5 +64,10 @@ class DownloadError(EdgecamError):
     exit_code = EX_TEMPFAIL
 
 
-class ChecksumError(DownloadError):
+class DownloadRefused(DownloadError):
+    """A download that retrying will not help: the source is not acceptable (not a regular file,
+    larger than allowed) or its bytes are not the ones asked for."""
+
+
+class ChecksumError(DownloadRefused):
     """A download that completed, but whose bytes are not the ones asked for: no retry helps."""

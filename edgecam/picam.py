@@ -41,6 +41,20 @@ def imx500_class() -> Any:
     return IMX500
 
 
+def camera_position(num: int) -> int:
+    """The position in `Picamera2.global_camera_info()` of libcamera's camera `num`.
+
+    picamera2 (0.3.36, picamera2.py) numbers cameras two ways: `Num` is the camera's
+    index in libcamera's list, and `IMX500.camera_num` returns it; `Picamera2(n)` opens
+    position n of global_camera_info(), which is sorted by Id. A Pi 5 may enumerate
+    its two cameras in the other order, so edgecam's camera numbers (camera.source
+    picamera2:N) are positions, and a Num is mapped through the list.
+    """
+    Picamera2, _ = picamera2("model.path")
+    cameras = Picamera2.global_camera_info()
+    return next((position for position, camera in enumerate(cameras) if camera.get("Num") == num), num)
+
+
 def hailo_class() -> Any:
     """picamera2.devices.Hailo (the AI Kit / AI HAT+); HAILORT's line without hailo_platform."""
     picamera2("model.path")
@@ -53,11 +67,12 @@ def hailo_class() -> Any:
 
 
 def open_network(path: str, device: Callable[[], Any], package: str, folder: str,
-                 refused: Callable[[str], EdgecamError]) -> Any:
+                 refused: Callable[[Exception], EdgecamError]) -> Any:
     """`device()(path)`: an accelerator's class (imx500_class, hailo_class) loading a network file.
 
     A missing file names the apt package whose networks live in `folder`; anything the
-    device raises becomes `refused(its reason)`, the one line saying what to connect or fix.
+    device raises becomes `refused(it)`, the one line saying what to connect or fix (by the
+    exception's class where the library has one per cause, as hailo_platform does).
     """
     if not Path(path).is_file():
         raise MissingFileError(f"model file not found: {path} (Raspberry Pi OS: sudo apt install "
@@ -66,7 +81,7 @@ def open_network(path: str, device: Callable[[], Any], package: str, folder: str
     try:
         return opener(path)
     except Exception as exc:
-        raise refused(reason(exc)) from None
+        raise refused(exc) from None
 
 
 def reason(exc: BaseException) -> str:
@@ -74,12 +89,23 @@ def reason(exc: BaseException) -> str:
 
     picamera2 wraps libcamera's errors ("Failed to acquire camera: Device or resource
     busy") in generic ones ("Camera __init__ sequence did not complete."); the innermost
-    cause is the one that tells the user what to do.
+    cause is the one that tells the user what to do. A cause that is only a number is a
+    status code (pyhailort raises `HailoRTInvalidHEFException("Invalid HEF...") from
+    HailoRTStatusException("26")`): the message it was raised from says it in words, and
+    the number follows it.
     """
-    innermost = exc
+    chosen, status = exc, None
     seen = {id(exc)}
-    while innermost.__cause__ is not None and id(innermost.__cause__) not in seen:
-        innermost = innermost.__cause__
-        seen.add(id(innermost))
-    text = str(innermost).strip() or str(exc).strip() or type(innermost).__name__
+    cause = exc.__cause__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        text = str(cause).strip()
+        if text.isdigit():
+            status = status or text
+        elif text:
+            chosen = cause
+        cause = cause.__cause__
+    text = str(chosen).strip() or type(chosen).__name__
+    if status is not None and status not in text:
+        text += f" (status {status})"
     return " ".join(text.split())

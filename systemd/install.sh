@@ -135,6 +135,8 @@ default_extras() {
     "$PYTHON" -c "import av" 2>/dev/null || extras+=",av"
     # The status page: apt's python3-aiohttp (3.8.4 on bookworm) when it is there.
     "$PYTHON" -c "import aiohttp" 2>/dev/null || extras+=",web"
+    # Signed fleet rollouts: apt's python3-cryptography (38 on bookworm) when it is there.
+    "$PYTHON" -c "import cryptography" 2>/dev/null || extras+=",fleet"
     echo "$extras"
 }
 

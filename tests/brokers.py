@@ -2,7 +2,9 @@
 
 `broker_factory` backs a `mosquitto` fixture that starts brokers (Debian's
 /usr/sbin/mosquitto) on 127.0.0.1 with a free port and a config file under
-tmp_path: plain, with a password file, with TLS from a CA made with openssl.
+tmp_path: plain, with a password file (and an ACL file: `acl_file`), with TLS
+from a CA made with openssl. `connect_refusal` tells why a broker turns a
+client away.
 Its finalizer stops every broker it started, by pid. `subscriber_factory`
 likewise connects paho clients and disconnects them at teardown. Nothing here
 touches the system's mosquitto service.
@@ -68,11 +70,18 @@ def password_file(path: Path, users: dict[str, str]) -> Path:
     return path
 
 
+def acl_file(path: Path, text: str) -> Path:
+    """A Mosquitto ACL file (`pattern write edgecam/%u/#`, `user NAME`, `topic read ...`)."""
+    path.write_text(text)
+    return path
+
+
 class Mosquitto:
     """One broker process; stop() and start() again keep its port (a broker restart)."""
 
     def __init__(self, folder: Path, port: int, *, tls: Tls | None = None,
-                 passwords: Path | None = None) -> None:
+                 passwords: Path | None = None, acl: Path | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
         self.folder = folder
         self.port = port
         self.tls = tls
@@ -85,6 +94,9 @@ class Mosquitto:
             lines.append("user root")  # else it drops to user mosquitto, who cannot read tmp_path
         if passwords:
             lines.append(f"password_file {passwords}")
+        if acl:
+            lines.append(f"acl_file {acl}")
+        lines += extra
         if tls:
             lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
         self.conf.write_text("\n".join(lines) + "\n")
@@ -126,11 +138,12 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     is stopped when the generator is closed (at teardown)."""
     started: list[Mosquitto] = []
 
-    def start(*, tls: Tls | None = None, passwords: Path | None = None) -> Mosquitto:
+    def start(*, tls: Tls | None = None, passwords: Path | None = None, acl: Path | None = None,
+              extra: tuple[str, ...] = ()) -> Mosquitto:
         require_mosquitto()
         folder = tmp_path / f"mosquitto-{len(started)}"
         folder.mkdir()
-        broker = Mosquitto(folder, free_port(), tls=tls, passwords=passwords)
+        broker = Mosquitto(folder, free_port(), tls=tls, passwords=passwords, acl=acl, extra=extra)
         started.append(broker)
         return broker.start()
 
@@ -138,6 +151,29 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
         yield start
     finally:
         stop_each(started, Mosquitto.stop)
+
+
+def connect_refusal(port: int, username: str | None = None, password: str | None = None) -> str:
+    """Why the broker on `port` refuses this client's CONNECT (paho's reason), or "" if it
+    accepts it: one attempt, no retry."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    outcome: list[str] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{os.getpid()}-{time.monotonic_ns()}")
+    if username:
+        client.username_pw_set(username, password)
+    client.on_connect = lambda _c, _u, _f, reason, _p: outcome.append(
+        str(reason) if reason.is_failure else "")
+    client.connect("127.0.0.1", port, keepalive=5)
+    try:
+        deadline = time.monotonic() + 30
+        while not outcome and time.monotonic() < deadline:
+            client.loop(0.1)
+    finally:
+        client.disconnect()
+    assert outcome, f"no CONNACK from the broker on port {port}"
+    return outcome[0]
 
 
 @dataclass

@@ -18,8 +18,9 @@ import pytest
 
 # Fixtures kept beside their helpers: `daemons` (the real daemon as a subprocess) in
 # harness.py, `sandbox` (a real systemd with throw-away /etc, /opt, /var/lib) in sandbox.py,
-# `embedder` and `train` (the few-shot extractor and training embeddings) in heads.py.
-pytest_plugins = ("harness", "sandbox", "heads")
+# `embedder` and `train` (the few-shot extractor and training embeddings) in heads.py,
+# `file_server` (a model server on 127.0.0.1) in fleets.py.
+pytest_plugins = ("harness", "sandbox", "heads", "fleets")
 
 # The checkout, and ../shared beside it (read-only in CI; never copied into the project).
 REPO = Path(__file__).resolve().parents[1]

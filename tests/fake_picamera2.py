@@ -2,13 +2,18 @@
 
 picamera2 needs libcamera's Python bindings from Raspberry Pi OS and cannot be
 installed here. This fake copies the *behaviour* edgecam relies on, as read in
-raspberrypi/picamera2 0.3.36 (picamera2/picamera2.py, request.py, job.py):
+raspberrypi/picamera2 0.3.36 (3e6dff0; picamera2/picamera2.py, request.py, job.py):
 
 - `Picamera2.global_camera_info()` (static): one dict per camera with Model,
   Location, Rotation, Id, Num; `[]` without a camera, and then `Picamera2(0)`
-  raises IndexError (it indexes that list before anything else).
-- `Picamera2(camera_num)` opens camera `camera_num` of that list (a Pi 5 has two
-  ports); each camera delivers its own frames (`Rig.camera_images`).
+  raises IndexError (it indexes that list before anything else). `Num` is the
+  camera's index in libcamera's own list (`Rig.cameras`' order here, whatever
+  Num the dicts carry), and the list is sorted by Id, descending, USB cameras
+  last (picamera2.py: `sorted(cameras, key=lambda cam: ("/usb" not in
+  cam['Id'], cam['Id']), reverse=True)`): on a Pi 5 the two orders can differ.
+- `Picamera2(camera_num)` opens list position `camera_num` of that list (it
+  looks up that entry's `Num` and opens libcamera's camera Num; a Pi 5 has two
+  ports); each camera delivers its own frames (`Rig.camera_images`, by Num).
 - A camera held elsewhere (`Rig.busy`, or the same camera_num open in another
   Picamera2 instance): libcamera's acquire() raises RuntimeError("Failed to
   acquire camera: Device or resource busy"), which `Picamera2.__init__` wraps
@@ -24,7 +29,8 @@ raspberrypi/picamera2 0.3.36 (picamera2/picamera2.py, request.py, job.py):
   CompletedRequest or raises TimeoutError (concurrent.futures); a job cancelled
   by `cancel_all_and_flush()` raises CancelledError.
 - `CompletedRequest.get_metadata()` returns the frame's metadata dict (the
-  rig's `metadata_for`, e.g. the IMX500's tensors: fake_picamera2_devices).
+  rig's `metadata_for`, the IMX500's tensors: fake_picamera2_devices; only an
+  imx500's frames carry them, the other cameras' only SensorTimestamp).
 - `Picamera2.camera_properties["PixelArraySize"]`: the sensor's full size.
 - `CompletedRequest.make_array(name)` returns a copy: YUV420 as
   (height * 3 / 2, stride) I420 planes, RGB888 as (height, width, 3) in B, G, R
@@ -59,7 +65,9 @@ class Rig:
     """The fake hardware and the record of every call; one per test."""
 
     images: list[np.ndarray] = field(default_factory=list)  # camera 0's frames (and the others')
-    camera_images: dict[int, list[np.ndarray]] = field(default_factory=dict)  # a camera's own frames
+    #: a camera's own frames, by its Num (libcamera's index)
+    camera_images: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    #: libcamera's cameras, in libcamera's order: a camera's Num is its index here
     cameras: list[dict[str, Any]] = field(default_factory=lambda: [dict(IMX708)])
     busy: bool = False
     platform: str = "vc4"  # vc4: lores must be YUV (Pi 4); pisp: RGB lores allowed (Pi 5)
@@ -133,7 +141,7 @@ class FakeJob:
     def _rig_frame(self) -> FakeRequest:
         camera = self._camera
         request = FakeRequest(self._rig, camera.camera_config, self._rig.frame_count,
-                              self._rig.images_of(camera.camera_num))
+                              self._rig.images_of(camera.camera_idx), camera.info["Model"])
         self._rig.frame_count += 1
         self._rig.requests.append(request)
         return request
@@ -142,8 +150,10 @@ class FakeJob:
 class FakeRequest:
     """picamera2.request.CompletedRequest: one frame's buffers, held until released."""
 
-    def __init__(self, rig: Rig, config: dict[str, Any], number: int, images: list[np.ndarray]) -> None:
+    def __init__(self, rig: Rig, config: dict[str, Any], number: int, images: list[np.ndarray],
+                 model: str = "imx708") -> None:
         self._rig = rig
+        self._model = model
         self.config = config
         self.number = number
         self._images = images
@@ -163,7 +173,7 @@ class FakeRequest:
     def get_metadata(self) -> dict[str, Any]:
         if self.ref_count <= 0:
             raise AssertionError("get_metadata on a released request")
-        if self._rig.metadata_for is None:
+        if self._rig.metadata_for is None or self._model != "imx500":
             return {"SensorTimestamp": 1_000_000 * self.number}
         return self._rig.metadata_for(self.number)
 
@@ -215,7 +225,8 @@ class FakePicamera2:
     @classmethod
     def global_camera_info(cls) -> list[dict[str, Any]]:
         cls.rig.calls.append(("global_camera_info", None))
-        return [dict(c) for c in cls.rig.cameras]
+        cameras = [dict(c, Num=num) for num, c in enumerate(cls.rig.cameras)]
+        return sorted(cameras, key=lambda cam: ("/usb" not in cam["Id"], cam["Id"]), reverse=True)
 
     def __init__(self, camera_num: int = 0, verbose_console: Any = None, tuning: Any = None,
                  allocator: Any = None) -> None:
@@ -226,14 +237,15 @@ class FakePicamera2:
         self._jobs: list[FakeJob] = []
         rig.calls.append(("__init__", camera_num))
         info = self.global_camera_info()[camera_num]  # IndexError without a camera, as the real one
-        held = any(other.is_open and other.camera_num == camera_num for other in rig.instances)
+        camera_idx = info["Num"]  # libcamera's camera (picamera2 keeps it as camera_idx)
+        held = any(other.is_open and other.camera_idx == camera_idx for other in rig.instances)
         if rig.busy or held:
             try:
                 raise RuntimeError("Failed to acquire camera: Device or resource busy")
             except RuntimeError as e:
                 raise RuntimeError("Camera __init__ sequence did not complete.") from e
         self.info = info
-        self.camera_num = camera_num
+        self.camera_idx = camera_idx
         self.is_open = True
         rig.instances.append(self)
 

@@ -2,8 +2,11 @@
 
 `Collect` is an output (edgecam.outputs.base.Output) that keeps what it is given;
 `FakeClassifier` an ImageClassifier that records the images it is asked to
-classify; `FakeNotifier` what edgecam.daemon.notify.Watchdog needs of a
-Notifier, recording what would be sent to systemd. `read_all` reads a source
+classify; `FakeNotifier` what edgecam.daemon.notify.Watchdog and StartTimeout
+need of a Notifier, recording the `KEY=value` fields that would go to systemd
+(sd_notify(3), systemd 252's man page: READY=1, STATUS=, WATCHDOG=1,
+EXTEND_TIMEOUT_USEC=). These follow edgecam's own interfaces, not a library's:
+the fakes of picamera2 and its devices are tests/fake_picamera2*.py. `read_all` reads a source
 to its end, as the capture thread would.
 """
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edgecam import __version__
+from edgecam.cli import fleet_keys
 from edgecam.config import SINGLE, Camera, Config, load_config, to_yaml
 from edgecam.daemon.logs import setup_logging
 from edgecam.dependencies import from_import_error
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
                               help="seconds to wait for the broker (default: 5)")
     fleet_status.add_argument("--json", action="store_true", help="one JSON object")
     fleet_status.set_defaults(func=_fleet_status)
+    fleet_keys.add_commands(fleet_actions)
 
     fetch = commands.add_parser("fetch-model", help="download the default model and labels")
     fetch.add_argument("--dir", type=Path, metavar="DIR",

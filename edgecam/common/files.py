@@ -4,7 +4,9 @@ Reading: a missing or unreadable file the config, a head or a model names
 ends in one line naming the file and `what` it was for, never a traceback.
 Writing: models, heads and merged heads are replaced atomically (temp file,
 fsync, rename, fsync of the folder) so a power cut leaves the old file or
-the new one, never half of either.
+the new one, never half of either. A file the daemon finds unusable anyway
+(cut by a disk fault, poisoned by a remote input) is set aside, renamed
+`<name>.corrupt` for a person to look at, so that the next start goes on without it.
 """
 
 from __future__ import annotations
@@ -87,6 +89,25 @@ def atomic_write(path: Path, data: bytes, what: str = "file") -> None:
     fsync_folder(path.parent)
 
 
+def set_aside(path: Path, why: str) -> Path | None:
+    """Renames an unusable file to `<name>.corrupt` (replacing an older one), with one line;
+    the path it went to, or None if it could not be moved (then it is removed if it can be:
+    a file left in place would fail every start the same way)."""
+    aside = path.with_name(f"{path.name}.corrupt")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        log.warning("%s: %s; cannot set it aside (%s): removed it", path, why, exc.strerror)
+        return None
+    fsync_folder(path.parent)
+    log.warning("%s: %s; set aside as %s, going on without it", path, why, aside.name)
+    return aside
+
+
 @contextlib.contextmanager
 def locked(path: str | Path, what: str = "file") -> Iterator[None]:
     """Serializes read-modify-write of a file the daemon reads (a head) between commands.
@@ -106,21 +127,6 @@ def locked(path: str | Path, what: str = "file") -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def set_aside(path: Path, why: str) -> Path | None:
-    """Renames a file the daemon wrote and can no longer use (cut by a power cut, garbage) to
-    `<name>.corrupt`, with one warning line, so the next start goes on without it and the file
-    stays for a person to look at; the new path, or None if it could not be moved (then it is
-    left in place, and said so)."""
-    aside = path.with_name(f"{path.name}.corrupt")
-    try:
-        os.replace(path, aside)
-    except OSError as exc:
-        log.warning("%s: %s; cannot set it aside: %s", path, why, exc.strerror)
-        return None
-    log.warning("%s: %s; set aside as %s", path, why, aside.name)
-    return aside
 
 
 def fsync_folder(folder: Path) -> None:

@@ -32,6 +32,7 @@ from edgecam.config.fields import (
     source_is_path,
     split_listen,
 )
+from edgecam.config.fleet_schema import FleetConfig
 
 
 @dataclass(frozen=True)
@@ -248,22 +249,6 @@ class WebConfig:
             return [("listen", f"{self.listen} is reachable from other machines: set token_file, "
                      "or listen on 127.0.0.1")]
         return []
-
-
-@dataclass(frozen=True)
-class FleetConfig:
-    """Several cameras sharing learned classes and model rollouts over the MQTT broker (edgecam.fleet)."""
-
-    enabled: bool = setting(False, "take part in the fleet on outputs.mqtt's broker (needs "
-                            "outputs.mqtt.enabled)")
-    share_heads: bool = setting(True, "publish this device's learned heads, retained")
-    merge_heads: bool = setting(True, "classify with the merge of this device's heads and the fleet's")
-    topic_root: str = setting("edgecam", "members publish under <topic_root>/<device>/...",
-                              parse=parse_discovery_prefix)
-    model_topic: str = setting("edgecam/fleet/model", "the retained model rollout manifest",
-                               parse=parse_discovery_prefix)
-    state_dir: str = setting(str(STATE_DIR), "the fleet's files: heads/ (the merged heads) and "
-                             "models/<version>/ (rolled-out models)", parse=parse_folder, path=True)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""sd_notify(3) without libsystemd: READY, STATUS, RELOADING, STOPPING and the watchdog.
+"""sd_notify(3) without libsystemd: READY, STATUS, RELOADING, STOPPING, EXTEND_TIMEOUT_USEC and
+the watchdog.
 
 The protocol is one datagram of `KEY=value` lines to $NOTIFY_SOCKET, so it
 needs no library and works on a Pi without python3-systemd. Without
@@ -11,6 +12,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +84,41 @@ class Watchdog:
         if now - self._last >= self._interval:
             self._last = now
             self._notifier.send("WATCHDOG=1")
+
+
+#: what each EXTEND_TIMEOUT_USEC asks for, how often progress is read, and the longest a start is
+#: extended (a network that never starts must still fail the start, and be restarted)
+EXTEND_S = 30.0
+_PROGRESS_EVERY_S = 1.0
+MAX_EXTENDED_S = 900.0
+
+
+class StartTimeout:
+    """Asks systemd for more time to start (EXTEND_TIMEOUT_USEC) while a slow step moves on.
+
+    READY=1 waits for the first result; with the AI Camera that comes after the network's
+    first upload to its sensor, which can take longer than the unit's TimeoutStartSec. Each
+    time `progress()` (read at most once a second) says something new, systemd is given
+    EXTEND_S more, with the progress as STATUS=. A step that stops moving is not extended,
+    so systemd's timeout still ends a start that hangs.
+    """
+
+    def __init__(self, notifier: Notifier, progress: Callable[[], str | None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._notifier = notifier
+        self._progress = progress
+        self._clock = clock
+        self._until = clock() + MAX_EXTENDED_S
+        self._next = 0.0
+        self._last: str | None = None
+
+    def poll(self) -> None:
+        now = self._clock()
+        if now < self._next or now > self._until:
+            return
+        self._next = now + _PROGRESS_EVERY_S
+        status = self._progress()
+        if status is None or status == self._last:
+            return
+        self._last = status
+        self._notifier.send(f"EXTEND_TIMEOUT_USEC={int(EXTEND_S * 1e6)}", f"STATUS={status}")

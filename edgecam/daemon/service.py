@@ -27,11 +27,11 @@ from edgecam.daemon.board_watch import BoardWatch
 from edgecam.daemon.claims import Claims
 from edgecam.daemon.logs import set_level
 from edgecam.daemon.memory import pin_mmap_threshold
-from edgecam.daemon.notify import Notifier, Watchdog
+from edgecam.daemon.notify import Notifier, StartTimeout, Watchdog
 from edgecam.daemon.signals import Signals
 from edgecam.errors import EX_SOFTWARE, ConfigError, EdgecamError
 from edgecam.fleet.member import Fleet, NoFleet, make_fleet
-from edgecam.models.base import ImageClassifier
+from edgecam.models.base import ImageClassifier, start_progress
 from edgecam.models.factory import close_classifier, make_classifier, on_camera_sensor, refresh_classifier
 from edgecam.outputs.base import OutputContext, Sender
 from edgecam.outputs.journal import systemd_sender
@@ -136,7 +136,7 @@ class Daemon:
             opened.pop_all()
         self._fleet.start()
         self._notifier.status("waiting for the first frame")
-        if not self._first_result():
+        if not self._first_result(StartTimeout(self._notifier, start_progress(classifier))):
             return not self._stop.is_set()
         self._notifier.ready(self._status())
         self._watchdog.arm()
@@ -144,15 +144,17 @@ class Daemon:
                  ", ".join(o.name for o in self._pipeline.dispatcher.outputs) or "no outputs")
         return True
 
-    def _first_result(self) -> bool:
+    def _first_result(self, extend: StartTimeout) -> bool:
         """Waits for the first result, or for the camera to be found missing (READY then says
-        what the service waits for); False if a stop signal came or the pipeline ended first."""
+        what the service waits for; `extend` asks for time while a network uploads); False if a
+        stop signal came or the pipeline ended first."""
         inference, capture = self._pipeline.inference, self._pipeline.capture
         assert inference is not None and capture is not None
         while not inference.first_result.is_set() and capture.waiting is None:
             self._check_signals(_LOOP_S / 5)
             if self._stop.is_set() or self._finished() is not None:
                 return False
+            extend.poll()
             self._stats.tick()
         return True
 

@@ -2,7 +2,8 @@
 
 In the order a frame needs them: the machine (a 64-bit OS), the config, the
 runtime, the model (loaded as the daemon loads it, then timed on a real
-frame), the camera (opened and read, unless the daemon holds it), the socket
+frame; an accelerator the running daemon holds is not opened: its stats
+speak for it), the camera (opened and read, unless the daemon holds it), the socket
 folder; then the advisory ones (check.ADVISORY): the journal, the socket
 folder's group, the user's groups, memory, disk, temperature, throttling and
 the clock. The command's printing and exit status are in cli/doctor.py.
@@ -19,7 +20,7 @@ from edgecam.doctor.check import Check, failed, passed
 from edgecam.doctor.clock import check_clock
 from edgecam.doctor.host import check_board, check_disk, check_journal, check_memory
 from edgecam.doctor.machine import check_machine
-from edgecam.doctor.model import LoadedModel, check_model, check_runtime, load_model
+from edgecam.doctor.model import LoadedModel, check_model, check_runtime, held_by, load_model
 from edgecam.doctor.socket import check_socket_folder, check_socket_group, running_daemon
 from edgecam.doctor.users import check_groups
 from edgecam.errors import ConfigError
@@ -51,9 +52,9 @@ def run_checks(config_path: str | None, camera: Camera = SINGLE) -> list[Check]:
 
 def _configured(config: Config, runtime_ok: bool, instance: Camera) -> list[Check]:
     """The checks of what the config names: model, camera, socket, journal, disk."""
-    loaded = load_model(config.model, runtime_ok)
     socket = config.outputs.socket
     daemon = running_daemon(socket.path) if socket.enabled else None
+    loaded = held_by(config.model, daemon) or load_model(config.model, runtime_ok)
     input_size = loaded.classifier.input_size if isinstance(loaded, LoadedModel) else _FALLBACK_INPUT
     camera, frame = check_camera(config.camera, input_size, config.pipeline.max_frame_age_ms, daemon)
     model = check_model(config.model, loaded, frame) if isinstance(loaded, LoadedModel) else loaded

@@ -18,6 +18,7 @@ from edgecam.config import ModelConfig
 from edgecam.config.backends import NAMES, backend_of
 from edgecam.doctor.check import Check, failed, passed
 from edgecam.doctor.machine import package_version
+from edgecam.doctor.socket import RunningDaemon
 from edgecam.errors import EdgecamError
 from edgecam.models.base import ImageClassifier
 from edgecam.models.factory import make_classifier
@@ -53,6 +54,23 @@ def check_runtime(model: ModelConfig | None = None) -> Check:
     distribution = _DISTRIBUTIONS[name]
     slower = "" if name == "LiteRT" else "; LiteRT (ai-edge-litert) is about ten times faster"
     return passed("runtime", f"{name} {package_version(distribution)} ({distribution}){slower}")
+
+
+#: back-ends whose device is one process's: the daemon's while it runs
+_EXCLUSIVE = ("hailo", "imx500")
+
+
+def held_by(model: ModelConfig, daemon: RunningDaemon | None) -> Check | None:
+    """The model check while a running daemon holds the model's device; None to load it here.
+
+    A Hailo chip is one process's (a second VDevice fails: HAILO_OUT_OF_PHYSICAL_DEVICES),
+    and IMX500() sends the network to the sensor again while it streams, and resets its
+    region of interest: so the daemon's own figures are reported, as for the camera.
+    """
+    backend = backend_of(model.backend, model.path)
+    if daemon is None or backend not in _EXCLUSIVE:
+        return None
+    return passed("model", f"{Path(model.path).name} on {NAMES[backend]}: {daemon.note('it')}")
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,17 @@ class RunningDaemon:
 
     stats: dict[str, Any] | None
 
-    def note(self) -> str:
-        held = "the daemon is running and holds the camera"
+    def note(self, what: str = "the camera") -> str:
+        """`what` is held by the daemon, with what its stats say of it."""
+        held = f"the daemon is running and holds {what}"
         rates = (self.stats or {}).get("rates")
         if not isinstance(rates, dict) or rates.get("input_fps") is None:
             return f"{held} (no stats from it within {STATS_INTERVAL_S + 1:g} s)"
+        inference = (self.stats or {}).get("inference_ms")
+        p50 = inference.get("p50") if isinstance(inference, dict) else None
+        took = f", {p50:.1f} ms per inference (median)" if isinstance(p50, int | float) else ""
         return (f"{held}: its stats say {rates['input_fps']:.1f} fps captured, "
-                f"{rates.get('classified_fps') or 0:.1f} classified")
+                f"{rates.get('classified_fps') or 0:.1f} classified{took}")
 
 
 def running_daemon(path: str, wait_s: float = STATS_INTERVAL_S + 1) -> RunningDaemon | None:

@@ -25,11 +25,12 @@ from typing import Any
 from edgecam.common.files import atomic_write, set_aside
 from edgecam.common.throttle import LogThrottle
 from edgecam.config import FleetConfig, ModelConfig
-from edgecam.errors import ChecksumError, DownloadError, EdgecamError
+from edgecam.errors import DownloadError, DownloadRefused, EdgecamError
 from edgecam.fleet.rollout import (
     Installed,
     Manifest,
     ManifestError,
+    Trust,
     install,
     model_config,
     prune,
@@ -51,7 +52,7 @@ class RolloutFollower:
 
     def __init__(self, fleet: FleetConfig, model_topic: str, stats: Stats, retain_status: Retain,
                  request_reload: Reload) -> None:
-        self._fleet = fleet
+        self._trust = Trust.of(fleet)  # the manifest key: a bad one is one line at start
         self._model_topic = model_topic
         self._stats = stats
         self._retain_status = retain_status
@@ -118,7 +119,7 @@ class RolloutFollower:
                 return  # the same retained manifest again (a reconnect)
             self._wanted_payload = payload
         try:
-            manifest = Manifest.parse(payload)
+            manifest = Manifest.parse(payload, self._trust)
         except ManifestError as exc:
             self._fail(Manifest.version_of(payload), f"{self._model_topic}: {exc}")
             return
@@ -171,10 +172,10 @@ class RolloutFollower:
         backoff, failures = BACKOFF_MIN_S, LogThrottle(10)
         while True:
             try:
-                installed = install(manifest, self._models_dir)
+                installed = install(manifest, self._models_dir, self._trust)
                 test_load(installed, threads=1)
                 return installed
-            except ChecksumError as exc:
+            except DownloadRefused as exc:  # the wrong bytes, too large, not a regular file
                 self._fail(manifest.version, str(exc), prune_failed=True)
                 return None
             except DownloadError as exc:

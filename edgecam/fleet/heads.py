@@ -1,13 +1,21 @@
 """The members' heads as the broker holds them, and their merge with this device's own.
 
-A member's retained head is parsed when it arrives (a payload that is not a
-head is refused then); whether it fits is decided at each merge, against the
-embedding extractor this device classifies with (a reload may change it). Each
-refusal is logged once per member and reason, and counted; the other heads
-still merge. The merge is `learn merge`'s own (head.merge_heads): this
-device's head first, then the members' in the order of their names, so a
-device that learned nothing classifies with exactly `edgecam learn merge OUT
-a.head b.head ...`.
+Anyone who can publish to the broker can send a "head", so what arrives is
+bounded before it costs anything: a payload over MAX_PAYLOAD bytes is refused
+unread; the rest is parsed and checked (headcheck.py: counts, finite sums, the
+width of this device's extractor, at most 1000 classes), and kept only while
+the book holds fewer than MAX_ENTRIES members' heads (devices × zones) and
+MAX_VALUES numbers in all. Whatever a payload raises is a refusal, never an
+exception in paho's thread. Whether a kept head fits is decided at each merge,
+against the embedding extractor this device classifies with (a reload may
+change it). A refusal is counted and logged once per member and reason until
+that member's head is merged (so alternating good and bad heads logs at most
+once per merge); past LOGGED_MEMBERS members refused at once (a flood of
+names), the rest are counted only. The merge is `learn
+merge`'s own (head.merge_heads, where a head weighs at most MEMBER_WEIGHT
+examples per class): this device's head first, then the members' in the order
+of their names, so a device that learned nothing classifies with exactly
+`edgecam learn merge OUT a.head b.head ...`.
 """
 
 from __future__ import annotations
@@ -18,11 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecam.models.fewshot.head import Head, HeadError, merge_heads
+from edgecam.models.fewshot.headcheck import MAX_CLASSES
 from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 
 SAVED = "(saved)"  # the members' merge kept on disk, until the broker sends their heads again
+# A head of 100 classes of a 1024-wide extractor is 2.2 MB of JSON (about 21 bytes a number),
+# 2.6 MB at the longest numbers (25 bytes): 4 MiB lets that through and nothing absurd.
+MAX_PAYLOAD = 4 << 20
+MAX_ENTRIES = 1000  # members' heads kept: devices × zones
+MAX_VALUES = 8 << 20  # numbers kept in all (64 MB of float64): 1000 heads of 8 classes × 1024
+LOGGED_MEMBERS = 100
+
+Key = tuple[str | None, str]  # (zone, device)
 
 
 @dataclass(frozen=True)
@@ -52,26 +69,36 @@ class HeadBook:
     def __init__(self, stats: Stats) -> None:
         self._stats = stats
         self._lock = threading.Lock()
-        self._heads: dict[tuple[str | None, str], Head] = {}
-        # The reason last logged, by (zone, device): a payload that is no head, a head that does not fit.
-        self._unparsed: dict[tuple[str | None, str], str] = {}
-        self._unfit: dict[tuple[str | None, str], str] = {}
+        self._heads: dict[Key, Head] = {}
+        self._values = 0  # numbers held by the members' heads (not the saved merge)
+        self._dims: dict[str | None, int] = {}  # the width each target wants, by zone
+        # The reasons refused and logged in each member's current streak, by kind.
+        self._refused: dict[Key, dict[str, str]] = {}
+        self._quiet = False  # LOGGED_MEMBERS reached: refusals are counted only
 
     def offer(self, device: str, zone: str | None, payload: bytes) -> bool:
-        """A member's retained head (empty: cleared); whether the heads changed."""
+        """A member's retained head (empty: cleared); whether the heads changed. Never raises
+        for what the payload holds: a payload that is not a usable head is a refusal."""
         key = (zone, device)
+        where = f"{device}'s head" + (f" for zone {zone}" if zone else "")
         head = None
-        if payload:
-            try:
-                head = Head.parse(payload, f"{device}'s head" + (f" for zone {zone}" if zone else ""))
-            except HeadError as exc:
-                self._refuse(self._unparsed, key, str(exc))
+        if len(payload) > MAX_PAYLOAD:
+            self._refuse(key, "size", f"{where}: {len(payload):,} bytes, more than a head may be "
+                                      f"({MAX_PAYLOAD:,})")
+        elif payload:
+            head = self._parse(key, where, payload)
         with self._lock:
+            old = self._heads.pop(key, None)
+            self._values -= _values(old)
             if head is None:
-                return self._heads.pop(key, None) is not None
-            self._heads[key] = head
-            self._unparsed.pop(key, None)
-            return True
+                return old is not None
+            problem = self._room_for(head)
+            if problem is None:
+                self._heads[key] = head
+                self._values += _values(head)
+        if problem is not None:
+            self._refuse(key, "full", f"{where}: {problem}")
+        return problem is None or old is not None
 
     def seed(self, zone: str | None, head: Head) -> None:
         """The members' merge saved by the last run, standing in for them until they are heard."""
@@ -89,6 +116,7 @@ class HeadBook:
     def merge(self, target: Target, local: Head | None) -> tuple[Head, Head | None]:
         """(this device's head merged with every fitting member's, the members' alone or None)."""
         with self._lock:
+            self._dims[target.zone] = target.dim
             members = sorted((device, head) for (zone, device), head in self._heads.items()
                              if zone == target.zone)
         fitting = [(device, head) for device, head in members if self._fits(device, head, target)]
@@ -98,6 +126,11 @@ class HeadBook:
         heads = named + fitting
         merged = merge_heads(heads) if heads else Head(target.extractor_sha256, target.dim)
         merged.fleet = True
+        left_out = len({c.label for _, head in heads for c in head.classes}) - len(merged.classes)
+        if left_out:
+            self._refuse((target.zone, "(the merge)"), "classes",
+                         f"{left_out} classes of the members' heads for {target.where}: a head "
+                         f"holds at most {MAX_CLASSES}")
         return merged, others
 
     def size(self) -> int:
@@ -105,22 +138,57 @@ class HeadBook:
         with self._lock:
             return len(self._heads)
 
+    def _parse(self, key: Key, where: str, payload: bytes) -> Head | None:
+        with self._lock:
+            dim = self._dims.get(key[0], self._dims.get(None))
+        try:
+            return Head.parse(payload, where, dim)
+        except HeadError as exc:
+            self._refuse(key, "unparsed", str(exc))
+        except Exception as exc:  # a remote payload: whatever it raises is a refusal
+            self._refuse(key, "unparsed", f"{where}: unreadable ({type(exc).__name__})")
+        return None
+
+    def _room_for(self, head: Head) -> str | None:
+        """Why the book has no room for `head` (its lock held), or None."""
+        members = sum(1 for _, device in self._heads if device != SAVED)
+        if members >= MAX_ENTRIES:
+            return f"the fleet already has {members} members' heads (at most {MAX_ENTRIES})"
+        if self._values + _values(head) > MAX_VALUES:
+            return (f"the members' heads already hold {self._values} numbers; this one's "
+                    f"{_values(head)} would pass {MAX_VALUES}")
+        return None
+
     def _fits(self, device: str, head: Head, target: Target) -> bool:
         if head.extractor_sha256 == target.extractor_sha256 and head.dim == target.dim:
-            with self._lock:
-                self._unfit.pop((target.zone, device), None)
+            with self._lock:  # merged: the member's streak of refusals ends
+                if self._refused.pop((target.zone, device), None) is not None:
+                    self._quiet = self._quiet and len(self._refused) >= LOGGED_MEMBERS
             return True
-        self._refuse(self._unfit, (target.zone, device),
+        self._refuse((target.zone, device), "unfit",
                      f"{device}'s head for {target.where}: learned with another embedding extractor "
                      f"(sha256 {head.extractor_sha256[:12]}…, this device's is "
                      f"{target.extractor_sha256[:12]}…)")
         return False
 
-    def _refuse(self, logged: dict[tuple[str | None, str], str], key: tuple[str | None, str],
-                reason: str) -> None:
+    def _refuse(self, key: Key, kind: str, reason: str) -> None:
+        """Counts and logs `reason` once in `key`'s streak; past LOGGED_MEMBERS members refused,
+        counts only (and says so once)."""
         with self._lock:
-            if logged.get(key) == reason:
+            streak = self._refused.get(key)
+            if streak is None and len(self._refused) >= LOGGED_MEMBERS:
+                quiet, self._quiet = self._quiet, True
+                line = None if quiet else (f"refused heads from {LOGGED_MEMBERS} members; further "
+                                           "refusals are counted only (fleet_heads_refused)")
+            elif streak is not None and kind in streak:
                 return
-            logged[key] = reason
+            else:
+                self._refused.setdefault(key, {})[kind] = reason
+                line = f"refused {reason}; merging the others"
         self._stats.count("fleet_heads_refused")
-        log.warning("fleet: refused %s; merging the others", reason)
+        if line is not None:
+            log.warning("fleet: %s", line)
+
+
+def _values(head: Head | None) -> int:
+    return 0 if head is None else head.dim * len(head.classes)

@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edgecam.common.worker import Worker
 from edgecam.config import MqttConfig
 from edgecam.fleet.topics import OFFLINE, ONLINE, FleetTopics
-from edgecam.outputs.mqtt_client import new_client
+from edgecam.outputs.mqtt_client import close_client, new_client
 from edgecam.outputs.mqtt_topics import client_id
 
 log = logging.getLogger(__name__)
@@ -88,15 +87,7 @@ class FleetLink:
         """Says `offline` (retained) if connected, then disconnects within a bounded time."""
         with self._lock:
             connected = self._connected
-        if connected:
-            info = self._client.publish(self._topics.online, OFFLINE, QOS, retain=True)
-            deadline = time.monotonic() + STOP_S
-            while info.rc == 0 and time.monotonic() < deadline and not _published(info):
-                time.sleep(0.01)
-        self._client.disconnect()
-        stopper = Worker("edgecam-fleet-stop", lambda _stop: self._client.loop_stop())
-        stopper.start()
-        stopper.stop(2 * STOP_S)
+        close_client(self._client, (self._topics.online, OFFLINE, QOS) if connected else None, STOP_S)
 
     # -- paho's callbacks (its network thread) -------------------------------------------------
 
@@ -146,11 +137,3 @@ class FleetLink:
         self._client.publish(self._topics.seen, json.dumps({"ts": round(time.time(), 3)}), QOS,
                              retain=True)
 
-
-def _published(info: Any) -> bool:
-    """paho 2.x's is_published() raises once the message can no longer go (the connection
-    dropped): that is an answer too, not an error."""
-    try:
-        return bool(info.is_published())
-    except (RuntimeError, ValueError):
-        return True

@@ -23,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from edgecam.common.files import atomic_write, file_sha256, set_aside
+from edgecam.common.files import atomic_write, file_sha256
 from edgecam.config import Config, FleetConfig, ModelConfig
 from edgecam.errors import EdgecamError
+from edgecam.fleet.headfiles import local_head, saved_members
 from edgecam.fleet.heads import HeadBook, Target
 from edgecam.fleet.topics import FleetTopics
-from edgecam.models.fewshot.head import Head, HeadError, load_or_new
+from edgecam.models.fewshot.head import Head, HeadError
 from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -157,19 +158,15 @@ class HeadSync:
     @staticmethod
     def _local_head(target: Target) -> Head | None:
         """This device's own head (checked against the extractor), None before it learned any."""
-        head, new = load_or_new(target.local, target.extractor_sha256, target.dim, target.extractor)
-        return None if new or not head.classes else head
+        return local_head(target)
 
     def _seed(self, targets: list[Target]) -> None:
         """The members' merge saved by the last run, until the broker sends their heads; one
-        that does not load (cut by a power cut, garbage) is set aside and the broker will tell."""
+        left unusable on disk is set aside (headfiles.saved_members) and the broker will tell."""
         for target in targets:
-            if not target.members_file.exists():
-                continue
-            try:
-                self.book.seed(target.zone, Head.load(target.members_file))
-            except EdgecamError as exc:
-                set_aside(target.members_file, str(exc))
+            saved = saved_members(target)
+            if saved is not None:
+                self.book.seed(target.zone, saved)
 
     def _share(self, heads: dict[str | None, Head | None]) -> None:
         """Retains this device's heads (an empty payload clears one no longer shared)."""

@@ -90,6 +90,13 @@ class Infers(ABC):
         return self.infer(image, before_invoke)()
 
 
+def start_progress(classifier: ImageClassifier) -> Callable[[], str | None]:
+    """Where a device stands in loading its network before the first result (the AI Camera's
+    upload to its sensor: Imx500Classifier.upload_status); None when nothing is loading."""
+    status = getattr(classifier, "upload_status", None)
+    return status if status is not None else lambda: None
+
+
 def top_labels(scores: np.ndarray, k: int, names: Sequence[str],
                indices: Sequence[int] | None = None) -> tuple[Label, ...]:
     """The `k` best scores as Labels, best first (ties keep output order)."""

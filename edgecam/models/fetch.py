@@ -4,32 +4,34 @@ Each file is streamed into a temporary file beside its destination, hashed on
 the way, and renamed into place only when its sha256 matches: a power cut or
 a bad mirror never leaves a half-written model that the daemon would then
 refuse at every start. `file://` base URLs work, so installs and tests can use
-a local copy (EDGECAM_MODEL_BASE_URL).
+a local copy (EDGECAM_MODEL_BASE_URL). Every download is bounded in size and
+time, and reads regular files only (models/transfer.py); a fleet's rollouts
+use the same code with the config's bounds (fleet/rollout.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import http.client
 import logging
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgecam.common.files import file_sha256, fsync_folder
 from edgecam.config.fields import STATE_DIR
-from edgecam.errors import ChecksumError, DownloadError, EdgecamError
+from edgecam.errors import ChecksumError, EdgecamError
+from edgecam.models.transfer import Limits, copy_bounded
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://github.com/google-coral/test_data/raw/master"
 DEFAULT_MODEL_DIR = STATE_DIR / "models"
 BASE_URL_ENV = "EDGECAM_MODEL_BASE_URL"
-_CHUNK = 1 << 16
-_TIMEOUT_S = 60
+PARTIAL = ".part"
+#: fetch-model's bounds (a fleet's come from its config): the default model is 3.6 MB
+FETCH_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -68,49 +70,48 @@ def fetch_model(directory: Path, base_url: str, files: tuple[ModelFile, ...] = D
     return fetched
 
 
-def download(url: str, target: Path, sha256: str) -> None:
-    """Streams `url` into `target`, renamed into place only if its sha256 is `sha256`.
+def download(url: str, target: Path, sha256: str, limits: Limits = FETCH_LIMITS, *,
+             mode: int = 0o644) -> None:
+    """Streams `url` into `target`, renamed into place (with `mode`) only if its sha256 is `sha256`.
 
-    DownloadError when the transfer fails (it may work later), ChecksumError (a DownloadError)
-    when the bytes are not the ones asked for (retrying will not help).
+    DownloadError when the transfer fails (it may work later); DownloadRefused (a DownloadError)
+    when retrying will not help: the bytes are not the ones asked for (ChecksumError), or the
+    source is not a regular file or is larger than `limits` allow (models/transfer.py). No
+    message carries the digest of the bytes that came: that is the digest of whatever file the
+    URL named, and a URL may name a secret.
     """
+    remove_partials(target.parent, target.name)
     try:
         # Beside the target (same filesystem: the rename is atomic), under a hidden name.
         temp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, then renamed or removed
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False)
+            dir=target.parent, prefix=f".{target.name}.", suffix=PARTIAL, delete=False)
     except OSError as exc:
         raise EdgecamError(f"cannot write to {target.parent}: {exc.strerror}") from None
     try:
         with temp:
-            digest = _copy_hashing(url, temp)
-            if digest != sha256:
-                raise ChecksumError(f"{url}: sha256 mismatch (expected {sha256}, got {digest}); "
-                                    "nothing installed")
+            digest = hashlib.sha256()
+
+            def sink(chunk: bytes) -> None:
+                digest.update(chunk)
+                temp.write(chunk)
+            copy_bounded(url, sink, limits)
+            if digest.hexdigest() != sha256:
+                raise ChecksumError(f"{url}: sha256 mismatch (expected {sha256}); nothing installed")
             temp.flush()
+            os.fchmod(temp.fileno(), mode)
             os.fsync(temp.fileno())
-        os.chmod(temp.name, 0o644)
         os.replace(temp.name, target)
         fsync_folder(target.parent)
+    except OSError as exc:
+        raise EdgecamError(f"cannot write {target}: {exc.strerror}; nothing installed") from None
     finally:
         Path(temp.name).unlink(missing_ok=True)
     log.info("installed %s", target)
 
 
-def _copy_hashing(url: str, out) -> str:
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
-            while chunk := response.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-    except urllib.error.HTTPError as exc:
-        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; nothing installed") from None
-    except urllib.error.URLError as exc:
-        raise DownloadError(f"{url}: {exc.reason}; nothing installed") from None
-    except (OSError, ValueError) as exc:
-        raise DownloadError(f"{url}: {exc}; nothing installed") from None
-    except http.client.HTTPException as exc:
-        # e.g. IncompleteRead: the connection was cut in the middle of a chunked response.
-        raise DownloadError(f"{url}: broken HTTP response ({type(exc).__name__}); nothing installed"
-                            ) from None
-    return digest.hexdigest()
+def remove_partials(folder: Path, name: str = "*") -> None:
+    """Removes what a download of `name` (every file's: "*") left when it was killed (kill -9,
+    a power cut): its `.NAME.*.part` files."""
+    for partial in folder.glob(f".{name}.*{PARTIAL}"):
+        with contextlib.suppress(OSError):
+            partial.unlink()

@@ -37,8 +37,15 @@ log = logging.getLogger(__name__)
 _UINT8_RULE = (1 / 128, 128)
 
 
-def _refused(path: str, problem: str) -> EdgecamError:
-    if "hef" in problem.lower():  # hailo_platform's HEF errors say HEF; a device that is not there does not
+#: hailo_platform's exceptions (pyhailort.py) that blame the network file, not the device
+_NETWORK_ERRORS = ("HailoRTInvalidHEFException", "HailoRTHEFNotCompatibleWithDevice")
+
+
+def _refused(path: str, exc: Exception) -> EdgecamError:
+    """A bad HEF is the model's fault (65); anything else, no usable device (69, not restarted).
+    By class: the message of a HailoRTStatusException is only a number (picam.reason)."""
+    problem = reason(exc)
+    if type(exc).__name__ in _NETWORK_ERRORS:
         return ModelError(f"{path}: not a usable Hailo network: {problem}")
     return SourceError(f"model.path: {Path(path).name} needs a Hailo device: {problem}; check the "
                        "AI Kit / AI HAT+ is seated and that `hailortcli fw-control identify` finds it")

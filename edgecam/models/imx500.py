@@ -4,7 +4,8 @@ An `.rpk` network file is uploaded to the sensor by `IMX500(network_file)`,
 which picamera2 requires before the camera is opened (the classifier is
 made before the source: the daemon loads its model first). The camera is
 then opened by the Pi camera source (sources.picamera) with the IMX500's
-camera number, and each frame's result is read from its request's metadata
+camera number (its position in the camera list, picam.camera_position),
+and each frame's result is read from its request's metadata
 (`get_outputs(metadata, add_batch=True)`, `get_kpi_info(metadata)` for the
 sensor's DNN time, which is what `inference_ms` reports) and goes through
 the same filters, zones, outputs and stats as a CPU result. Nothing is
@@ -34,12 +35,14 @@ from edgecam.errors import EdgecamError, ModelError, SourceError
 from edgecam.models.base import Classification, Infers, top_labels
 from edgecam.models.filesig import signatures
 from edgecam.models.labels import align_labels, read_labels
-from edgecam.picam import imx500_class, open_network
+from edgecam.picam import camera_position, imx500_class, open_network, reason
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_LABELS = ModelConfig().labels
 WHOLE = (0.0, 0.0, 1.0, 1.0)
+#: picamera2/devices/imx500/imx500.py's FW_NETWORK_STAGE: the network's part of the upload
+_FW_NETWORK_STAGE = 2
 
 
 class Imx500Classifier(Infers):
@@ -67,7 +70,10 @@ class Imx500Classifier(Infers):
         self.loaded_files = signatures(config.path, *([config.labels] if from_file else []))
         width, height = self.device.get_input_size()
         self.input_size = (int(width), int(height))
-        self.camera_num = int(self.device.camera_num)
+        #: the AI Camera's position among the cameras (camera.source picamera2:N), not its Num
+        self.camera_num = camera_position(int(self.device.camera_num))
+        self._started = False  # the sensor gave a result: its network runs
+        self._without_result = 0  # frames before that
         log.info("model %s: on the AI Camera's IMX500 (camera %d), %dx%d input, %d labels from %s%s",
                  Path(config.path).name, self.camera_num, *self.input_size, len(self._labels),
                  self._labels_from, ", softmax on the CPU" if self.softmax else "")
@@ -87,7 +93,9 @@ class Imx500Classifier(Infers):
         """The sensor's result for one frame's metadata; None when it carries no output tensor."""
         outputs = self.device.get_outputs(metadata, add_batch=True)
         if outputs is None:
+            self._without_result += not self._started
             return None
+        self._started = True
         scores = np.asarray(outputs[0], np.float32).reshape(-1)
         if self.softmax:
             scores = np.exp(scores - scores.max())
@@ -97,6 +105,27 @@ class Imx500Classifier(Infers):
         kpi = self.device.get_kpi_info(metadata)
         return Classification(top_labels(scores, self.top_k, self._fitted),
                               float(kpi[0]) if kpi is not None else 0.0)
+
+    def upload_status(self) -> str | None:
+        """Where the network's upload to the sensor stands, until the sensor's first result.
+
+        The first upload of a network can take minutes (picamera2's examples draw a progress
+        bar for it: `show_network_fw_progress_bar`). Its progress is read as picamera2 reads it
+        (`get_fw_upload_progress(FW_NETWORK_STAGE)`, from /sys/kernel/debug/imx500-fw:*/
+        fw_progress), which needs root or its `sudo -n` scripts; without them (fw_progress is
+        FwProgressType.NONE, 0) the frames that keep coming without a result stand for it.
+        """
+        if self._started:
+            return None
+        if self.device.fw_progress:
+            try:
+                done, total = self.device.get_fw_upload_progress(_FW_NETWORK_STAGE)
+            except Exception:  # a progress file gone or garbled: the frames still tell
+                done = total = 0
+            if total > 0:
+                return (f"uploading the network to the AI Camera: {100 * min(done, total) // total}% "
+                        f"of {total / 1e6:.1f} MB")
+        return f"waiting for the AI Camera's network: {self._without_result} frame(s) without a result"
 
     def aim(self, crop: tuple[float, float, float, float], sensor_size: tuple[int, int]) -> None:
         """Points the network at `crop` (fractions of the picture) of a sensor this many pixels."""
@@ -110,7 +139,8 @@ class Imx500Classifier(Infers):
         log.info("IMX500: inference region %s of the %dx%d sensor", roi, width, height)
 
 
-def _refused(path: str, problem: str) -> EdgecamError:
+def _refused(path: str, exc: Exception) -> EdgecamError:
+    problem = reason(exc)
     if "dev-node not found" in problem:  # picamera2's words when no IMX500 is connected
         return SourceError(f"model.path: {Path(path).name} needs the AI Camera: no IMX500 is "
                            "connected (check its ribbon cable, and that `rpicam-hello "

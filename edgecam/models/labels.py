@@ -16,6 +16,9 @@ from edgecam.errors import ModelError
 
 _NUMBERED = re.compile(r"^\s*(\d+)[\s:]+(.*\S)\s*$")
 BACKGROUND = "background"
+#: more labels than any classifier has outputs (ImageNet-21k: 21,843): a numbered line past this
+#: (`999999999999 x`, 14 bytes) would otherwise make a list of a trillion labels
+MAX_LABELS = 100_000
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -24,8 +27,16 @@ def read_labels(path: str | Path) -> list[str]:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise ModelError(f"{path}: the labels file is empty")
+    if len(lines) > MAX_LABELS:
+        raise ModelError(f"{path}: {len(lines)} labels, more than the {MAX_LABELS} a labels file "
+                         "may have")
     numbered = [_NUMBERED.match(line) for line in lines]
     if all(numbered) and len(lines) > 1:
+        # Compared as text first: int() of thousands of digits is slow, or a ValueError.
+        last = max((m.group(1).lstrip("0") for m in numbered if m), key=lambda n: (len(n), n))
+        if len(last) > len(str(MAX_LABELS)) or int(last or 0) >= MAX_LABELS:
+            raise ModelError(f"{path}: a line numbered {last[:20]}{'…' if len(last) > 20 else ''}, "
+                             f"past the {MAX_LABELS} labels a labels file may have")
         by_index = {int(m.group(1)): m.group(2) for m in numbered if m}
         return [by_index.get(i, str(i)) for i in range(max(by_index) + 1)]
     return lines

@@ -35,7 +35,7 @@ from edgecam.common.worker import Worker
 from edgecam.config import Config, MqttConfig
 from edgecam.errors import EdgecamError
 from edgecam.outputs.base import Output
-from edgecam.outputs.mqtt_client import new_client, read_password
+from edgecam.outputs.mqtt_client import LOST, SENT, close_client, fate, new_client, read_password
 from edgecam.outputs.mqtt_topics import (
     OFFLINE,
     ONLINE,
@@ -81,6 +81,7 @@ class MqttOutput(Output):
         self._failures = LogThrottle(_LOG_EVERY)
         self._last_failure = ""
         self._inflight: list[tuple[Any, bool]] = []  # (paho MQTTMessageInfo, is a result)
+        self._acknowledged: set[int] = set()  # mids on_publish reported, until _reap reads them
         self._labels: dict[str | None, str] = {}  # each zone's (None: the frame's) current label
         self._follow(())
         self._stale: set[str] = set()  # retained messages of ours to clear (no longer owned)
@@ -184,16 +185,8 @@ class MqttOutput(Output):
         with self._cond:
             self._cond.notify_all()
         self._worker.stop(CLOSE_TIMEOUT_S)
-        if self._connected:
-            info = self._client.publish(self.topics.availability, OFFLINE, self._qos, retain=True)
-            while not info.is_published() and time.monotonic() < deadline + CLOSE_TIMEOUT_S:
-                time.sleep(0.01)
-        self._client.disconnect()
-        # loop_stop() joins paho's thread with no timeout, and that thread may be stuck in a
-        # connection attempt (a DNS lookup, a TCP connect): give it a bounded wait, then go on.
-        stopper = Worker("edgecam-mqtt-stop", lambda _stop: self._client.loop_stop())
-        stopper.start()
-        stopper.stop(2 * CLOSE_TIMEOUT_S)  # left behind, with a warning, if it does not return
+        offline = (self.topics.availability, OFFLINE, self._qos) if self._connected else None
+        close_client(self._client, offline, max(0.0, deadline - time.monotonic()) + CLOSE_TIMEOUT_S)
         self._stats.clear_gauge("mqtt_connected")
 
     # -- paho's callbacks (its network thread): only flags and notifications -----------------
@@ -259,8 +252,9 @@ class MqttOutput(Output):
                     self._stale.add(message.topic)
                     self._cond.notify_all()
 
-    def _on_publish(self, *_args: Any) -> None:
+    def _on_publish(self, _client: Any, _userdata: Any, mid: int, *_args: Any) -> None:
         with self._cond:
+            self._acknowledged.add(mid)
             self._cond.notify_all()
 
     # -- the publisher thread ------------------------------------------------------------------
@@ -322,27 +316,28 @@ class MqttOutput(Output):
         except (ValueError, OSError) as exc:
             info = None
             log.error("mqtt: cannot publish to %s: %s", topic, exc)
-        if info is not None and info.rc == 0:
+        if info is not None and fate(info, self._qos, ()) != LOST:  # QoS >= 1: paho keeps it
             with self._cond:
                 self._inflight.append((info, is_result))
         elif is_result:
-            self._stats.count("mqtt_dropped")  # the connection went between _take() and here
+            self._stats.count("mqtt_dropped")  # QoS 0 and the connection went since _take()
 
     def _reap(self) -> None:
-        """Counts what paho has written (QoS 0) or had acknowledged (QoS 1, 2), or lost."""
+        """Counts what paho has written (QoS 0) or had acknowledged (QoS 1, 2), or lost for good
+        (QoS 0 with the connection, mqtt_client.fate); QoS >= 1 waits in paho across reconnects."""
         if not self._inflight:
             return
+        with self._cond:
+            acknowledged, self._acknowledged = self._acknowledged, set()
         pending = []
         for info, is_result in self._inflight:
-            if info.rc > 0:
-                # Lost with the connection after paho took it (is_published() would raise): paho
-                # will not send it again on a clean session.
-                if is_result:
-                    self._stats.count("mqtt_dropped")
-            elif not info.is_published():
+            what = fate(info, self._qos, acknowledged)
+            if what != SENT and what != LOST:
                 pending.append((info, is_result))
             elif is_result:
-                self._stats.count("mqtt_published")
+                self._stats.count("mqtt_published" if what == SENT else "mqtt_dropped")
         with self._cond:
+            # An acknowledgement that came before its message was listed is kept for the next turn.
+            self._acknowledged |= acknowledged & {info.mid for info, _ in pending}
             self._inflight = pending
             self._cond.notify_all()

@@ -1,7 +1,19 @@
-"""Setting up the MQTT connection: paho itself (2.x, imported only here), the password, TLS.
+"""The MQTT connection: paho itself (2.x, imported only here), the password, TLS; what became of
+a message handed to paho (`fate`), and closing a client whatever state it is in (`close_client`).
 
-Each problem is one clear line naming the config key (EdgecamError), raised
+Each set-up problem is one clear line naming the config key (EdgecamError), raised
 while the output is built, so a reload with a bad file is refused whole.
+
+paho facts relied on (eclipse/paho.mqtt.python 2.1.0, src/paho/mqtt/client.py; 2.2.0 alike):
+- `publish()` returns an MQTTMessageInfo whose `rc` says what paho did with it. A QoS 1 or 2
+  message published while disconnected has rc MQTT_ERR_NO_CONN but stays in paho's
+  `_out_messages` and is sent after the next connect (`_messages_reconnect_reset_out`,
+  whatever the clean-session flag); paho drops one only when `max_queued_messages` is
+  exceeded (rc MQTT_ERR_QUEUE_SIZE). A QoS 0 message is lost with the connection (rc
+  NO_CONN, or MQTT_ERR_CONN_LOST once written to a socket that then closed).
+- `is_published()` raises (ValueError for QUEUE_SIZE, RuntimeError for any other rc > 0)
+  and keeps raising after such a queued message is delivered: the rc is not updated, so
+  delivery shows only in `on_publish(client, userdata, mid, reason_code, properties)`.
 """
 
 from __future__ import annotations
@@ -9,9 +21,12 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
+import time
+from collections.abc import Container
 from typing import Any
 
 from edgecam.common.files import read_user_text
+from edgecam.common.worker import Worker
 from edgecam.config import MqttConfig
 from edgecam.dependencies import PAHO, MissingDependency
 from edgecam.errors import EdgecamError
@@ -88,6 +103,53 @@ def _paho_log() -> logging.Logger:
     paho_log.setLevel(logging.INFO)
     paho_log.addFilter(lambda record: not record.getMessage().startswith("Client is not connected."))
     return paho_log
+
+
+#: what became of a message handed to paho (`fate`)
+SENT, WAITING, LOST = "sent", "waiting", "lost"
+
+
+def fate(info: Any, qos: int, acknowledged: Container[int]) -> str:
+    """SENT (written at QoS 0, acknowledged at 1 and 2), WAITING, or LOST for good.
+
+    `acknowledged`: the mids on_publish reported, the only sign that a QoS >= 1 message
+    queued while disconnected was delivered (its is_published() raises for ever).
+    """
+    mqtt = paho()
+    if info.rc == mqtt.MQTT_ERR_SUCCESS:
+        return SENT if info.is_published() else WAITING
+    if info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0:  # queued in paho until the next connect
+        return SENT if info.mid in acknowledged else WAITING
+    return LOST
+
+
+def close_client(client: Any, last: tuple[str, str, int] | None, timeout_s: float) -> None:
+    """Publishes `last` (topic, payload, qos; retained) if given, waits up to `timeout_s` for it,
+    then disconnects and stops paho's loop, whatever failed before.
+
+    A client left looping reconnects with the same client id and takes the session from the
+    one that replaces it (a reload, a restart), which then takes it back, and so on.
+    """
+    try:
+        if last is not None:
+            topic, payload, qos = last
+            info = client.publish(topic, payload, qos, retain=True)
+            deadline = time.monotonic() + timeout_s
+            # As QoS 0: one that paho queued for a connection that is not there will not go now.
+            while fate(info, 0, ()) == WAITING and time.monotonic() < deadline:
+                time.sleep(0.01)
+    except Exception as exc:  # paho refused it (ValueError) or the connection went: go on closing
+        logging.getLogger(__name__).warning("mqtt: could not say %s on %s: %s", last and last[1],
+                                            last and last[0], exc)
+    finally:
+        try:
+            client.disconnect()
+        finally:
+            # loop_stop() joins paho's thread with no timeout, and that thread may be stuck in a
+            # connection attempt (a DNS lookup, a TCP connect): a bounded wait, then go on.
+            stopper = Worker("edgecam-mqtt-stop", lambda _stop: client.loop_stop())
+            stopper.start()
+            stopper.stop(2 * timeout_s)  # left behind, with a warning, if it does not return
 
 
 def read_password(path: str) -> str:

@@ -25,8 +25,10 @@ fraction of a millisecond.
 
 picamera2 facts this relies on (checked in raspberrypi/picamera2 0.3.36,
 picamera2/picamera2.py and request.py):
-- `Picamera2.global_camera_info()` lists the cameras; `[]` when there is none,
-  and `Picamera2(0)` then fails with IndexError. A camera held by another
+- `Picamera2.global_camera_info()` lists the cameras, sorted by Id; `[]` when
+  there is none, and `Picamera2(0)` then fails with IndexError. `Picamera2(n)`
+  opens position n of that list (camera.source picamera2:N), whatever its
+  `Num` (libcamera's index, picam.camera_position). A camera held by another
   process fails in libcamera's acquire() ("Failed to acquire camera: Device
   or resource busy"), wrapped in RuntimeError("Camera __init__ sequence did
   not complete.").
@@ -113,7 +115,7 @@ class Picamera2Source(Source):
         number = self._number
         if number >= len(cameras):
             raise SourceError(_no_camera(number, len(cameras)))
-        model = next((c.get("Model", "camera") for c in cameras if c.get("Num", 0) == number), "camera")
+        model = cameras[number].get("Model", "camera")  # Picamera2(n) opens position n, not Num n
         try:
             camera = Picamera2(number)
         except IndexError:  # unplugged between the listing and the open

@@ -12,40 +12,45 @@ message: the topics and sizes of what left the devices are checked at the end.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import shutil
-import signal
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 from brokers import Mosquitto, Subscriber, broker_factory, free_port, subscriber_factory
 from conftest import run_edgecam
-from harness import LABELS, MODELS, Daemon, base_config, wait_for
-from heads import EXTRACTOR, OTHER_MODEL
-from learn_views import TEST, TRAIN, scenes, views, write_views
+from fleets import (
+    DEFAULT,
+    MODEL_TOPIC,
+    SMALL,
+    STREAM,
+    WAIT_S,
+    FileServer,
+    X,
+    Y,
+    flowing,
+    last_stats,
+    learn,
+    manifest,
+    member_config,
+    recognizes,
+    start_members,
+    stream_folder,
+    wait_statuses,
+)
+from harness import Daemon, wait_for
+from heads import OTHER_MODEL
 
 from edgecam.models.fewshot.head import Head
 
-X, Y = "X", "Y"
-STREAM = [(X, "cat", TEST[0]), (X, "cat", TEST[1]), (X, "cat", TEST[3]),
-          (Y, "hopper", TEST[0]), (Y, "hopper", TEST[2]), ("unknown", None, None)]
-SMALL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
-DEFAULT = MODELS / "mobilenet_v2_1.0_224_quant.tflite"
-MODEL_TOPIC = "edgecam/fleet/model"
 RESULTS = {"classification", "label", "stats", "availability"}  # outputs.mqtt's
 FLEET = {"head", "online", "seen"}  # and model_status once there is a rollout
 MEMBER_KINDS = RESULTS | FLEET | {"model_status"}
-WAIT_S = 120  # bounds a hang only
 
 
 @pytest.fixture
@@ -56,109 +61,6 @@ def mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
 @pytest.fixture
 def subscribers() -> Iterator[Callable[..., Subscriber]]:
     yield from subscriber_factory()
-
-
-class Files(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class FileServer:
-    """An HTTP server on 127.0.0.1 for a folder; stop() and start() again keep its port."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
-
-    def start(self) -> FileServer:
-        handler = functools.partial(Files, directory=str(self.folder))
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"http-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(10)
-
-
-@pytest.fixture
-def file_server(tmp_path: Path) -> Iterator[FileServer]:
-    folder = tmp_path / "served"
-    folder.mkdir()
-    server = FileServer(folder).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def stream_folder(folder: Path) -> Path:
-    """The held-out views each daemon reads, named so that their order is STREAM's."""
-    folder.mkdir(parents=True)
-    for number, (_label, photo, view) in enumerate(STREAM):
-        image = scenes()["gray"] if photo is None else views(photo, (view,))[0]
-        assert cv2.imwrite(str(folder / f"{number}.png"), image)
-    return folder
-
-
-def member_config(tmp_path: Path, device: str, port: int, stream: Path, *, head: bool = True,
-                  **fleet: Any) -> dict[str, Any]:
-    home = tmp_path / device
-    config = base_config(home, camera={"source": str(stream), "fps": 20})
-    if head:
-        config["model"] = {"path": str(EXTRACTOR), "head": str(home / "heads" / "default.head"),
-                           "threads": 1}
-    config["outputs"]["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": port,
-                                 "topic_prefix": f"edgecam/{device}", "keepalive_s": 2,
-                                 "stats_interval_s": 1}
-    config["fleet"] = {"enabled": True, "state_dir": str(home / "state"), **fleet}
-    return config
-
-
-def start_fleet(daemons: Callable[..., Daemon], tmp_path: Path, broker: Mosquitto, *,
-                head: bool = True) -> dict[str, Daemon]:
-    stream = stream_folder(tmp_path / "stream")
-    fleet = {device: daemons(member_config(tmp_path, device, broker.port, stream, head=head),
-                             name=device) for device in "abc"}
-    for daemon in fleet.values():
-        daemon.wait_socket()
-    return fleet
-
-
-def recognizes(daemon: Daemon, expected: list[str], what: str, cycles: int = 2) -> None:
-    """Waits until two full cycles of the stream in a row each give every view's expected label."""
-    client = daemon.client()
-    try:
-        run: list[bool] = []
-
-        def settled() -> bool:
-            result = client.messages("classification", 1)[0]
-            index = (result["seq"] - 1) % len(expected)
-            run.append(result["labels"][0]["label"] == expected[index])
-            del run[:-cycles * len(expected)]
-            return len(run) == cycles * len(expected) and all(run)
-        wait_for(settled, WAIT_S, what, interval=0)
-    finally:
-        client.close()
-
-
-def learn(daemon: Daemon, label: str, photo: str, folder: Path) -> None:
-    images = write_views(folder, photo, TRAIN)  # three views: "≤ 3 photos"
-    done = run_edgecam("learn", "add", label, *images, "-c", daemon.config_path)
-    assert done.returncode == 0, done.stderr
-    daemon.signal(signal.SIGHUP)
 
 
 def head_equal(one: Head, other: Head) -> bool:
@@ -203,7 +105,7 @@ def test_classes_learned_on_two_members_are_recognized_by_all(
         daemons, mosquitto, subscribers, tmp_path: Path) -> None:
     broker = mosquitto()
     everything = subscribers(broker.port, ["#"])
-    fleet = start_fleet(daemons, tmp_path, broker)
+    fleet = start_members(daemons, tmp_path, broker.port)
     a, b, c = fleet["a"], fleet["b"], fleet["c"]
     nothing = ["unknown"] * len(STREAM)
     recognizes(c, nothing, "c to classify with an empty head at first")
@@ -282,7 +184,7 @@ def test_classes_learned_on_two_members_are_recognized_by_all(
 def test_merged_head_survives_a_restart_with_the_broker_down(
         daemons, mosquitto, tmp_path: Path) -> None:
     broker = mosquitto()
-    fleet = start_fleet(daemons, tmp_path, broker)
+    fleet = start_members(daemons, tmp_path, broker.port)
     learn(fleet["a"], X, "cat", tmp_path / "photos-a")
     learn(fleet["b"], Y, "hopper", tmp_path / "photos-b")
     expected = [label for label, _photo, _view in STREAM]
@@ -297,51 +199,11 @@ def test_merged_head_survives_a_restart_with_the_broker_down(
     assert Head.load(tmp_path / "c" / "state" / "heads" / "fleet.head").labels == ["Z", X, Y]
 
 
-def manifest(server: FileServer, version: str, model: str, labels: str = "labels.txt",
-             sha256: str | None = None) -> str:
-    folder = server.folder
-    return json.dumps({"version": version, "url": server.url(model),
-                       "sha256": sha256 or hashlib.sha256((folder / model).read_bytes()).hexdigest(),
-                       "labels_url": server.url(labels),
-                       "labels_sha256": hashlib.sha256((folder / labels).read_bytes()).hexdigest()})
-
-
-def statuses(everything: Subscriber, since: int) -> dict[str, dict[str, Any]]:
-    found = {}
-    for message in everything.messages[since:]:
-        if message.topic.endswith("/model_status") and message.payload:
-            found[message.topic.split("/")[1]] = json.loads(message.payload)
-    return found
-
-
-def wait_statuses(everything: Subscriber, since: int, version: str, state: str) -> dict[str, Any]:
-    def all_there() -> dict[str, Any] | None:
-        found = statuses(everything, since)
-        ok = set(found) == set("abc") and all(s["version"] == version and s["state"] == state
-                                              for s in found.values())
-        return found if ok else None
-    return wait_for(all_there, WAIT_S, f"a, b and c to report {version} {state}")
-
-
-def last_stats(everything: Subscriber, device: str) -> dict[str, Any]:
-    return json.loads(everything.wait(f"edgecam/{device}/stats",
-                                      since=everything.mark() - 1 if everything.mark() else 0).payload)
-
-
-def flowing(daemon: Daemon) -> None:
-    client = daemon.client()
-    try:
-        client.results(5)
-    finally:
-        client.close()
-
-
 def test_rollouts_switch_fail_and_roll_back_on_every_member(
-        daemons, mosquitto, subscribers, file_server: FileServer, tmp_path: Path) -> None:
+        daemons, mosquitto, subscribers, file_server: FileServer, operator_key,
+        tmp_path: Path) -> None:
+    private, public = operator_key
     served = file_server.folder
-    shutil.copy(SMALL, served / SMALL.name)
-    shutil.copy(DEFAULT, served / DEFAULT.name)
-    shutil.copy(LABELS, served / "labels.txt")
     (served / "not-a-model.tflite").write_bytes(np.random.default_rng(3).bytes(200_000))
     broker = mosquitto()
     everything = subscribers(broker.port, ["#"])
@@ -349,7 +211,8 @@ def test_rollouts_switch_fail_and_roll_back_on_every_member(
     stream = stream_folder(tmp_path / "stream")
     fleet = {}
     for device in "abc":
-        config = member_config(tmp_path, device, broker.port, stream, head=False)
+        config = member_config(tmp_path, device, broker.port, stream, head=False,
+                               manifest_key=str(public))
         if device == "a":
             config["outputs"]["metrics"] = {"enabled": True, "listen": f"127.0.0.1:{metrics_port}"}
         fleet[device] = daemons(config, name=device)
@@ -358,7 +221,8 @@ def test_rollouts_switch_fail_and_roll_back_on_every_member(
 
     # A good manifest: all three switch, and say so (status, stats, /metrics).
     mark = everything.mark()
-    everything.publish(MODEL_TOPIC, manifest(file_server, "v2-small", SMALL.name), retain=True)
+    everything.publish(MODEL_TOPIC, manifest(file_server, "v2-small", SMALL.name, key=private),
+                       retain=True)
     wait_statuses(everything, mark, "v2-small", "active")
     for device, daemon in fleet.items():
         assert (tmp_path / device / "state" / "models" / "v2-small" / SMALL.name).is_file()
@@ -376,7 +240,8 @@ def test_rollouts_switch_fail_and_roll_back_on_every_member(
                                         ("v3-no-model", "not-a-model.tflite", None,
                                          "not a usable TensorFlow Lite model")):
         mark = everything.mark()
-        everything.publish(MODEL_TOPIC, manifest(file_server, version, model, sha256=sha), retain=True)
+        everything.publish(MODEL_TOPIC, manifest(file_server, version, model, sha256=sha, key=private),
+                           retain=True)
         failed = wait_statuses(everything, mark, version, "failed")
         assert all(reason in status["error"] for status in failed.values()), failed
         for device, daemon in fleet.items():
@@ -385,13 +250,15 @@ def test_rollouts_switch_fail_and_roll_back_on_every_member(
 
     # An older version rolls back the same way.
     mark = everything.mark()
-    everything.publish(MODEL_TOPIC, manifest(file_server, "v1", DEFAULT.name), retain=True)
+    everything.publish(MODEL_TOPIC, manifest(file_server, "v1", DEFAULT.name, key=private),
+                       retain=True)
     wait_statuses(everything, mark, "v1", "active")
 
     # The model server and the broker go away in the middle of a rollout: it still ends active.
     file_server.stop()
     mark = everything.mark()
-    everything.publish(MODEL_TOPIC, manifest(file_server, "v4", SMALL.name), retain=True)
+    everything.publish(MODEL_TOPIC, manifest(file_server, "v4", SMALL.name, key=private),
+                       retain=True)
     for device, daemon in fleet.items():
         wait_for(lambda d=daemon: "model v4: " in d.log(), WAIT_S, f"{device} to retry the download")
         flowing(daemon)  # the downloads retry in their own thread: results go on

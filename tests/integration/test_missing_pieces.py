@@ -20,8 +20,15 @@ import yaml
 from conftest import CLI_TIMEOUT_S, REPO
 from harness import DEFAULT_MODEL, IMAGES, LABELS, MODELS, base_config, clean_environment
 
-from edgecam.dependencies import ONNXRUNTIME, OPENCV, PICAMERA2, RUNTIME
-from edgecam.errors import EX_NO_ONNXRUNTIME, EX_NO_OPENCV, EX_NO_PAHO, EX_NO_PICAMERA2, EX_NO_RUNTIME
+from edgecam.dependencies import CRYPTOGRAPHY, ONNXRUNTIME, OPENCV, PICAMERA2, RUNTIME
+from edgecam.errors import (
+    EX_NO_CRYPTOGRAPHY,
+    EX_NO_ONNXRUNTIME,
+    EX_NO_OPENCV,
+    EX_NO_PAHO,
+    EX_NO_PICAMERA2,
+    EX_NO_RUNTIME,
+)
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 EXTRACTOR = MODELS / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
@@ -192,3 +199,18 @@ def test_an_ai_camera_network_without_picamera2_is_one_line(with_paho_1: Venv, t
     config = daemon_config(tmp_path, camera={"source": "picamera2"}, model={"path": str(rpk)})
     line = one_line(with_paho_1.edgecam("run", "-c", config), EX_NO_PICAMERA2)
     assert line == f"edgecam: model.path: {PICAMERA2.message}"
+
+
+def test_signing_without_cryptography_is_one_line(with_paho_1: Venv, tmp_path: Path) -> None:
+    """edgecam[litert,opencv] on Debian's Python without python3-cryptography: keygen and sign say
+    what to install, and write nothing."""
+    key = tmp_path / "fleet.key"
+    line = one_line(with_paho_1.edgecam("fleet", "keygen", key), EX_NO_CRYPTOGRAPHY)
+    assert line == f"edgecam: {CRYPTOGRAPHY.message}" and "pip install 'edgecam[fleet]'" in line
+    assert list(tmp_path.iterdir()) == []
+    key.write_text("not used\n")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text('{"version": "v1", "url": "https://nas.lan/m.tflite", "sha256": "'
+                        + "a" * 64 + '", "labels_url": "https://nas.lan/l.txt", "labels_sha256": "'
+                        + "b" * 64 + '"}')
+    assert one_line(with_paho_1.edgecam("fleet", "sign", key, manifest), EX_NO_CRYPTOGRAPHY) == line

@@ -17,8 +17,12 @@ results.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +39,7 @@ from fake_picamera2_devices import (
     SENSOR_SIZE,
     HailoBoard,
     Sensor,
+    Upload,
     make_devices,
     metadata,
     write_rpk,
@@ -43,8 +48,10 @@ from fakes import FakeNotifier
 from harness import IMAGES, LABELS, Client, wait_for
 
 from edgecam.config import CameraConfig, Config, ModelConfig, parse_config
-from edgecam.daemon.notify import Watchdog
+from edgecam.daemon.notify import Notifier, StartTimeout, Watchdog
+from edgecam.daemon.service import Daemon
 from edgecam.dependencies import HAILORT, PICAMERA2, MissingDependency
+from edgecam.doctor import run_checks
 from edgecam.errors import (
     EX_DATAERR,
     EX_NO_HAILORT,
@@ -54,6 +61,7 @@ from edgecam.errors import (
     EdgecamError,
     SourceError,
 )
+from edgecam.models.base import start_progress
 from edgecam.models.factory import make_classifier
 from edgecam.models.fewshot.learn import load_embedder
 from edgecam.models.hailo import HailoClassifier
@@ -103,11 +111,13 @@ def devices(monkeypatch: pytest.MonkeyPatch) -> Devices:
 
 
 def config(tmp_path: Path, model: dict[str, Any], source: str = "picamera2", **more: Any) -> Config:
-    """A config as a user writes it: the model, every result on a socket under tmp_path."""
+    """A config as a user writes it: the model, every result on a socket under tmp_path (the
+    file is written too, for the commands that read it)."""
     text = {"camera": {"source": source, "fps": 30},
             "model": {"labels": str(LABELS), "threads": 1, **model},
             "outputs": {"emit": "every_frame", "min_score": 0, "journal": {"enabled": False},
                         "socket": {"path": str(tmp_path / "results.sock")}}, **more}
+    (tmp_path / "edgecam.yaml").write_text(yaml.safe_dump(text))
     return parse_config(yaml.safe_dump(text), str(tmp_path / "edgecam.yaml"), tmp_path)
 
 
@@ -227,6 +237,28 @@ def test_an_ai_camera_on_the_second_port_must_be_named_by_its_number(devices: De
     assert ("__init__", 1) in devices.rig.calls
 
 
+def test_camera_numbers_are_positions_in_the_sorted_camera_list(devices: Devices,
+                                                                tmp_path: Path) -> None:
+    """libcamera enumerates the AI Camera (port 1, i2c@80000) first, so its Num is 0, but
+    `global_camera_info()` is sorted by Id (i2c@88000 first) and `Picamera2(n)` opens position n:
+    the AI Camera is picamera2:1. Numbering it by Num would open the Camera Module 3, whose frames
+    carry no tensor (every one sensor_skipped, READY never sent)."""
+    devices.rig.cameras = [dict(IMX500_CAMERA, Id="/base/axi/pcie@120000/rp1/i2c@80000/imx500@1a"),
+                           dict(IMX708)]  # libcamera's order
+    listed = sys.modules["picamera2"].Picamera2.global_camera_info()
+    assert [(c["Model"], c["Num"]) for c in listed] == [("imx708", 1), ("imx500", 0)]
+    rpk = write_rpk(tmp_path / "imx500_network_mobilenet_v2.rpk")
+    classifier = make_classifier(dataclasses.replace(ModelConfig(), path=str(rpk), labels=str(LABELS)))
+    assert isinstance(classifier, Imx500Classifier) and classifier.camera_num == 1
+    with pytest.raises(SourceError) as named:
+        make_source(CameraConfig(source="picamera2"), classifier.input_size, sensor=OnSensor(classifier))
+    assert str(named.value).endswith("(IMX500) is camera 1: write camera.source: picamera2:1")
+    with running(config(tmp_path, {"path": str(rpk)}, source="picamera2:1")) as (_pipeline, client):
+        found = client.messages("classification", 2)
+    assert {m["labels"][0]["label"] for m in found} <= {"Egyptian cat", "macaw"}
+    assert [camera.info["Model"] for camera in devices.rig.instances] == ["imx500"]
+
+
 def test_imx500_errors_are_one_line_with_their_exit_code(devices: Devices, tmp_path: Path) -> None:
     rpk = write_rpk(tmp_path / "net.rpk")
     model = dataclasses.replace(ModelConfig(), path=str(rpk), labels=str(LABELS))
@@ -262,6 +294,153 @@ def test_without_picamera2_an_rpk_or_a_hef_is_its_one_line(monkeypatch: pytest.M
         with pytest.raises(MissingDependency) as missing:
             make_classifier(dataclasses.replace(ModelConfig(), path=str(path), labels=str(LABELS)))
         assert missing.value.exit_code == EX_NO_PICAMERA2 and PICAMERA2.message in str(missing.value)
+
+
+# -- the network's first upload to the sensor ------------------------------------------------------
+
+class NotifySocket:
+    """systemd's end of sd_notify: a datagram socket bound by the test (python-systemd's way)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.received: list[str] = []
+        self._lock = threading.Lock()
+
+    def fields(self) -> list[str]:
+        with self._lock:
+            while True:
+                try:
+                    self.received.extend(self.sock.recv(4096).decode().splitlines())
+                except BlockingIOError:
+                    return list(self.received)
+
+
+def test_the_start_is_extended_while_the_network_uploads(devices: Devices, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """READY waits for the sensor's first result, after the network's upload, which can outlast
+    TimeoutStartSec: each step the upload makes sends EXTEND_TIMEOUT_USEC with its progress; an
+    upload that stops moving gets no more time."""
+    upload = devices.sensor.upload = Upload(total=4_000_000)
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path / "run"))  # the instance's claims
+    config(tmp_path, {"path": str(write_rpk(tmp_path / "net.rpk"))})
+    notify = NotifySocket(tmp_path / "notify.sock")
+    failures: list[BaseException] = []
+
+    def extended(percent: int) -> bool:
+        fields = notify.fields()
+        status = f"STATUS=uploading the network to the AI Camera: {percent}% of 4.0 MB"
+        return status in fields and fields[fields.index(status) - 1] == "EXTEND_TIMEOUT_USEC=30000000"
+
+    def upload_then_stop() -> None:
+        try:
+            wait_for(lambda: extended(0), WAIT_S, "EXTEND_TIMEOUT_USEC at 0%")
+            upload.advance(1_000_000)
+            wait_for(lambda: extended(25), WAIT_S, "EXTEND_TIMEOUT_USEC at 25%")
+            stalled = notify.fields().count("EXTEND_TIMEOUT_USEC=30000000")
+            time.sleep(2.5)  # more than two progress readings, and the upload has not moved
+            assert notify.fields().count("EXTEND_TIMEOUT_USEC=30000000") == stalled
+            upload.advance(3_000_000)
+            wait_for(lambda: "READY=1" in notify.fields(), WAIT_S, "READY=1 once results come")
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a daemon that failed: pytest lives on
+    driver = threading.Thread(target=upload_then_stop, name="test-upload")
+    try:
+        driver.start()
+        code = Daemon(str(tmp_path / "edgecam.yaml"), notifier=Notifier({"NOTIFY_SOCKET": str(notify.path)}),
+                      journal_sender=lambda: None).run()
+        driver.join(3 * WAIT_S)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        notify.sock.close()
+    if failures:
+        raise failures[0]
+    fields = notify.received
+    assert code == 0 and fields.index("READY=1") > fields.index("EXTEND_TIMEOUT_USEC=30000000")
+
+
+def test_without_a_readable_progress_the_frames_without_a_result_stand_for_it(
+        devices: Devices, tmp_path: Path) -> None:
+    """picamera2 reads the upload's progress from debugfs (root) or `sudo -n` scripts, which the
+    unit's user has neither of: then each frame the sensor has no result for is progress."""
+    devices.sensor.upload = Upload(total=4_000_000)
+    devices.sensor.progress_readable = False
+    classifier = make_classifier(dataclasses.replace(ModelConfig(), path=str(write_rpk(tmp_path / "n.rpk")),
+                                                     labels=str(LABELS)))
+    assert isinstance(classifier, Imx500Classifier)
+    notifier = FakeNotifier()
+    clock = iter(float(second) for second in range(1000))
+    extend = StartTimeout(notifier, start_progress(classifier), lambda: next(clock))  # type: ignore[arg-type]  # a FakeNotifier
+    for number in range(3):
+        assert classifier.result(metadata(devices.rig, devices.sensor, number)) is None
+        extend.poll()
+        extend.poll()  # nothing new: no more time
+    sent = [f for f in notifier.sent if f.startswith("STATUS=")]
+    assert sent == [f"STATUS=waiting for the AI Camera's network: {n} frame(s) without a result"
+                    for n in (1, 2, 3)]
+    assert notifier.count("EXTEND_TIMEOUT_USEC=30000000") == 3
+    devices.sensor.upload.advance(4_000_000)
+    assert classifier.result(metadata(devices.rig, devices.sensor, 0)) is not None
+    assert classifier.upload_status() is None  # running: nothing to extend for
+
+
+# -- edgecam doctor beside the running daemon ------------------------------------------------------
+
+def another_process(devices: Devices, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on picamera2 is as another process imports it (the doctor's): its own Hailo
+    VDevice, the same chip and the same sensor."""
+    other = make_devices(devices.rig, devices.sensor, devices.board)
+    monkeypatch.setitem(sys.modules, "picamera2.devices", other)
+    monkeypatch.setattr(sys.modules["picamera2"], "devices", other)
+
+
+@contextmanager
+def serving_stats(pipeline: Pipeline) -> Iterator[None]:
+    """The daemon's main loop's part: the stats handed to the outputs (the socket's every 5 s)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.2):
+            pipeline.stats.tick()
+            pipeline.dispatcher.stats(pipeline.stats.snapshot, time.monotonic())
+
+    thread = threading.Thread(target=loop, name="test-stats")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(WAIT_S)
+
+
+@pytest.mark.parametrize("network", ["hef", "rpk"])
+def test_doctor_leaves_the_running_daemons_accelerator_alone(devices: Devices, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             network: str) -> None:
+    """A Hailo chip is one process's (a second VDevice: HAILO_OUT_OF_PHYSICAL_DEVICES), and
+    IMX500() sends the network to the streaming sensor again and resets its region: while the
+    daemon runs, doctor reports the daemon's own figures, as it does for the camera."""
+    if network == "hef":
+        cfg = config(tmp_path, {"path": str(hef(tmp_path))}, source=str(IMAGES / "parrot.jpg"))
+    else:
+        cfg = config(tmp_path, {"path": str(write_rpk(tmp_path / "net.rpk"))},
+                     zones=[{"name": "door", "crop": [0.5, 0.25, 0.5, 0.5]}])
+    with running(cfg) as (pipeline, client), serving_stats(pipeline):
+        client.messages("classification", 2)
+        held = (devices.board.owner, list(devices.sensor.uploads), list(devices.sensor.rois))
+        another_process(devices, monkeypatch)
+        checks = {check.check: check for check in run_checks(str(tmp_path / "edgecam.yaml"))}
+        assert (devices.board.owner, devices.sensor.uploads, devices.sensor.rois) == held
+    model = checks["model"]
+    assert model.ok, model
+    assert "the daemon is running and holds it: its stats say " in model.detail, model.detail
+    assert "classified" in model.detail and checks["camera"].ok
 
 
 # -- the AI HAT+ ------------------------------------------------------------------------------------
@@ -303,18 +482,24 @@ def test_hailo_logits_become_scores(devices: Devices, tmp_path: Path) -> None:
 
 def test_hailo_errors_are_one_line_with_their_exit_code(devices: Devices, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyhailort raises its descriptive exception from a HailoRTStatusException whose message is
+    only the status number: the user reads the descriptive one, and the class says whose fault
+    it is (a bad HEF: the model, exit 65; no free chip: the device, exit 69)."""
     model = dataclasses.replace(ModelConfig(), path=str(hef(tmp_path)), labels=str(LABELS))
     devices.board.devices = 0
     with pytest.raises(EdgecamError) as missing:
         make_classifier(model)
     assert missing.value.exit_code == EX_UNAVAILABLE
     assert "needs a Hailo device" in str(missing.value) and "hailortcli" in str(missing.value)
+    assert "HAILO_OUT_OF_PHYSICAL_DEVICES" in str(missing.value)
     devices.board.devices = 1
     bad = tmp_path / "bad.hef"
     bad.write_bytes(b"nope")
     with pytest.raises(EdgecamError) as refused:
         make_classifier(dataclasses.replace(model, path=str(bad)))
     assert refused.value.exit_code == EX_DATAERR and "not a usable Hailo network" in str(refused.value)
+    assert str(refused.value) == (f"{bad}: not a usable Hailo network: Invalid HEF. See hailort.log "
+                                  "for more information (status 26)")
     devices.board.input_shape = (224, 224, 1)
     with pytest.raises(EdgecamError, match="input shape"):
         make_classifier(model)

@@ -8,13 +8,14 @@ import re
 
 import numpy as np
 import pytest
+from fleet_keys import make_key, signed
 from heads import EXTRACTOR, classifier_for, make_head, top
 from learn_views import TEST, views
 
-from edgecam.config import Config, parse_config
+from edgecam.config import Config, FleetConfig, parse_config
 from edgecam.errors import ConfigError
 from edgecam.fleet.heads import HeadBook, Target
-from edgecam.fleet.rollout import Manifest, ManifestError
+from edgecam.fleet.rollout import Manifest, ManifestError, Trust
 from edgecam.fleet.topics import FleetTopics, MemberTopic, device_name
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import Head, merge_heads
@@ -93,15 +94,20 @@ def manifest(**changes: object) -> bytes:
     return json.dumps(document).encode()
 
 
-def test_a_manifest_is_checked_whole() -> None:
-    parsed = Manifest.parse(manifest())
+def test_a_manifest_is_checked_whole(tmp_path) -> None:
+    private, public = make_key(tmp_path)
+    trust = Trust.of(FleetConfig(manifest_key=str(public)))
+
+    def sign(payload: bytes) -> bytes:  # each field is checked once the signature is good
+        return signed(private, json.loads(payload)).encode()
+    parsed = Manifest.parse(sign(manifest()), trust)
     assert parsed.version == "2026.06-1" and parsed.sha256 == "a" * 64
-    for payload, problem in ((b"nope", "not JSON"), (manifest(url=None), "no 'url'"),
-                             (manifest(version="../etc"), "version"),
-                             (manifest(sha256="12"), "sha256 is not 64 hex digits"),
-                             (manifest(url="ftp://x/m.tflite"), "not an http(s):// or file://")):
+    for payload, problem in ((b"nope", "not JSON"), (sign(manifest(url=None)), "no 'url'"),
+                             (sign(manifest(version="../etc")), "version"),
+                             (sign(manifest(sha256="12")), "sha256 is not 64 hex digits"),
+                             (sign(manifest(url="ftp://x/m.tflite")), "not an http(s):// or file://")):
         with pytest.raises(ManifestError, match=re.escape(problem)):
-            Manifest.parse(payload)
+            Manifest.parse(payload, trust)
     assert Manifest.version_of(manifest(sha256="12")) == "2026.06-1"
     assert Manifest.version_of(b"nope") is None
 

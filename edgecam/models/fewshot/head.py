@@ -5,9 +5,10 @@ each example photo to a unit vector; a class's weight (its prototype) is the
 normalized mean of its examples' vectors, i.e. normalize(sum). A head stores,
 per class, the running *sum* of the normalized embeddings and the example
 count, so that examples can be added later, and heads from several devices
-merge by adding sums and counts: exactly the example-weighted average of the
-devices' prototypes (federated averaging for imprinted weights), without a
-single photo leaving a device.
+merge by adding sums and counts: the example-weighted average of the devices'
+prototypes (federated averaging for imprinted weights), without a single photo
+leaving a device. In a merge each head weighs at most MEMBER_WEIGHT examples
+per class (its mean kept), so that no one device can outweigh the others.
 
 File format, version 1: one UTF-8 JSON object.
 
@@ -27,8 +28,9 @@ File format, version 1: one UTF-8 JSON object.
 - A class's number (the `index` of a result) is its position in `classes`.
   Removing a class renumbers the classes after it; the label is the stable key.
 - `sum` holds float64 values written so that they read back bit for bit;
-  `count` >= 1. Labels are non-empty, unique, at most 100 characters of
-  printable text, and never `unknown` (the result below the similarity floor).
+  `count` from 1 to 1,000,000; at most 1000 classes (headcheck.py). Labels are
+  non-empty, unique, at most 100 characters of printable text, and never
+  `unknown` (the result below the similarity floor).
 - `"fleet": true` marks the merge a fleet member classifies with (edgecam.fleet):
   it may have no classes yet (every image is then `unknown`) while the members'
   heads are on their way. Other readers ignore the key.
@@ -43,7 +45,6 @@ the folder): a crash or a full disk leaves the old head intact, never half a hea
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,35 +55,24 @@ import numpy as np
 from edgecam.common.files import atomic_write, read_user_file
 from edgecam.config.fields import STATE_DIR
 from edgecam.errors import EdgecamError, ModelError
+from edgecam.models.fewshot.headcheck import (
+    FORMAT,
+    MAX_CLASSES,
+    MAX_COUNT,
+    UNKNOWN,
+    VERSION,
+    HeadError,
+    check_label,
+    read_document,
+)
 
-FORMAT = "edgecam-head"
-VERSION = 1
+__all__ = ["UNKNOWN", "Head", "HeadClass", "HeadError", "check_label", "load_or_new", "merge_heads"]
+
 DEFAULT_HEAD_PATH = STATE_DIR / "heads" / "default.head"
-UNKNOWN = "unknown"
-MAX_LABEL = 100
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a whole number"}
-# A sum of `count` unit vectors is at most `count` long; float32 embeddings leave some slack.
-_NORM_SLACK = 1e-4
-
-
-class HeadError(ModelError):
-    """A head file that cannot be used: corrupt, another format or another extractor."""
-
-
-def check_label(label: str) -> str:
-    """The label, stripped of surrounding blanks; raises EdgecamError for an unusable one."""
-    text = label.strip()
-    if not text:
-        raise EdgecamError("the label is empty: name the class, e.g. `edgecam learn add \"my cat\" ...`")
-    if len(text) > MAX_LABEL:
-        raise EdgecamError(f"the label is {len(text)} characters long (at most {MAX_LABEL})")
-    if not text.isprintable():
-        raise EdgecamError(f"the label {text!r} has control characters (tabs, newlines...)")
-    if text.lower() == UNKNOWN:
-        raise EdgecamError(f"{UNKNOWN!r} is reserved for images that match no class: "
-                           "pick another label")
-    return text
+# What one head brings to a class in a merge: at most MEMBER_WEIGHT examples' weight (its
+# count clipped, its sum scaled alike: its mean is kept). No single fleet member, however
+# many examples it claims, can then override what the others learned (README, PERFORMANCE.md).
+MEMBER_WEIGHT = 5
 
 
 @dataclass
@@ -134,6 +124,10 @@ class Head:
         if not vectors:
             raise EdgecamError(f"no examples to add to {label!r}")
         found = self.find(label)
+        if found is None and len(self.classes) >= MAX_CLASSES:
+            raise EdgecamError(f"a head holds at most {MAX_CLASSES} classes: remove one first")
+        if found is not None and found.count + len(vectors) > MAX_COUNT:
+            raise EdgecamError(f"{label!r} has {found.count} examples: at most {MAX_COUNT} in all")
         if found is None:
             found = HeadClass(label, 0, np.zeros(self.dim, np.float64))
             self.classes.append(found)
@@ -150,19 +144,30 @@ class Head:
         self.classes.remove(found)
         return found
 
-    def merge(self, other: Head, where: str = "a head") -> None:
-        """Adds `other`'s sums and counts, class by class (new labels go last, in its order)."""
+    def merge(self, other: Head, where: str = "a head", weight: int = MAX_COUNT) -> int:
+        """Adds `other`'s sums and counts, class by class (new labels go last, in its order),
+        each class's count clipped to `weight` and its sum scaled alike (its mean is kept).
+        Returns how many of its classes were left out: a head holds at most MAX_CLASSES."""
         if other.extractor_sha256 != self.extractor_sha256:
             raise HeadError(f"{where}: made with another embedding extractor "
                             f"({_describe_extractor(other)}, not {_describe_extractor(self)}): "
                             "heads only merge when learned with the same one")
+        left_out = 0
         for theirs in other.classes:
+            count = min(theirs.count, weight)
+            total = theirs.sum * (count / theirs.count) if count < theirs.count else theirs.sum
             mine = self.find(theirs.label)
-            if mine is None:
-                self.classes.append(HeadClass(theirs.label, theirs.count, theirs.sum.copy()))
+            if mine is None and len(self.classes) >= MAX_CLASSES:
+                left_out += 1
+            elif mine is None:
+                self.classes.append(HeadClass(theirs.label, count, total.copy()))
+            elif mine.count + count > MAX_COUNT:  # (only after 200,000 heads of MEMBER_WEIGHT)
+                mine.sum = (mine.sum + total) * (MAX_COUNT / (mine.count + count))
+                mine.count = MAX_COUNT
             else:
-                mine.sum = mine.sum + theirs.sum
-                mine.count += theirs.count
+                mine.sum = mine.sum + total
+                mine.count += count
+        return left_out
 
     def check_extractor(self, sha256: str, model_path: str, where: str) -> None:
         """Refuses to go with any extractor but the one the head was learned with."""
@@ -200,64 +205,13 @@ class Head:
         return cls.parse(data, str(path))
 
     @classmethod
-    def parse(cls, data: bytes, where: str) -> Head:
-        try:
-            document = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            raise HeadError(f"{where}: not an edgecam head file, or a corrupt one (not valid JSON; "
-                            "truncated?)") from None
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise HeadError(f"{where}: not an edgecam head file (no \"format\": \"{FORMAT}\")")
-        version = document.get("version")
-        if type(version) is not int or version < 1:
-            raise HeadError(f"{where}: corrupt head file: bad version {version!r}")
-        if version > VERSION:
-            raise HeadError(f"{where}: head format version {version} is newer than this edgecam "
-                            f"reads ({VERSION}): upgrade edgecam")
-        try:
-            return cls._from_document(document)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HeadError(f"{where}: corrupt head file: {exc}") from None
-
-    @classmethod
-    def _from_document(cls, document: dict[str, Any]) -> Head:
-        extractor = _typed(document, "extractor", dict)
-        sha = _typed(extractor, "sha256", str)
-        if not _SHA256.match(sha):
-            raise ValueError(f"extractor.sha256 is not a sha256: {sha[:80]!r}")
-        dim = _typed(extractor, "dim", int)
-        if not 2 <= dim <= 1 << 20:
-            raise ValueError(f"extractor.dim {dim} is out of range")
-        name = extractor.get("name", "")
-        head = cls(sha, dim, name if isinstance(name, str) else "", fleet=document.get("fleet") is True)
-        seen: set[str] = set()
-        for number, item in enumerate(_typed(document, "classes", list)):
-            if not isinstance(item, dict):
-                raise ValueError(f"classes[{number}] is not an object")
-            label = _typed(item, "label", str)
-            try:
-                label_ok = check_label(label) == label
-            except EdgecamError:
-                label_ok = False
-            if not label_ok:
-                raise ValueError(f"classes[{number}]: unusable label {label[:80]!r}")
-            if label in seen:
-                raise ValueError(f"classes[{number}]: label {label!r} appears twice")
-            seen.add(label)
-            count = _typed(item, "count", int)
-            if count < 1:
-                raise ValueError(f"classes[{number}] ({label!r}): count {count} is not at least 1")
-            values = _typed(item, "sum", list)
-            if len(values) != dim or not all(type(v) in (int, float) for v in values):
-                raise ValueError(f"classes[{number}] ({label!r}): sum is not {dim} numbers")
-            total = np.array(values, np.float64)
-            if not np.isfinite(total).all():
-                raise ValueError(f"classes[{number}] ({label!r}): sum is not finite")
-            if float(np.linalg.norm(total)) > count * (1 + _NORM_SLACK):
-                raise ValueError(f"classes[{number}] ({label!r}): sum is longer than {count} "
-                                 "normalized embeddings can add up to")
-            head.classes.append(HeadClass(label, count, total))
-        return head
+    def parse(cls, data: bytes, where: str, dim: int | None = None) -> Head:
+        """The head in `data` (headcheck.read_document: every number checked); `dim`, if given,
+        the width it must have. HeadError, one line naming `where`, for anything else."""
+        checked = read_document(data, where, dim)
+        return cls(checked.sha256, checked.dim, checked.name,
+                   [HeadClass(label, count, total) for label, count, total in checked.classes],
+                   fleet=checked.fleet)
 
 
 def load_or_new(path: str | Path, sha256: str, dim: int, model_path: str) -> tuple[Head, bool]:
@@ -273,7 +227,9 @@ def load_or_new(path: str | Path, sha256: str, dim: int, model_path: str) -> tup
 
 
 def merge_heads(heads: Sequence[tuple[str, Head]]) -> Head:
-    """One head with every class of `heads` (name, head): sums and counts added per label."""
+    """One head with every class of `heads` (name, head): sums and counts added per label, each
+    head bringing at most MEMBER_WEIGHT examples' weight to a class (Head.merge); classes past
+    MAX_CLASSES are left out (the first heads' are kept)."""
     first_name, first = heads[0]
     merged = Head(first.extractor_sha256, first.dim, first.extractor_name)
     for name, head in heads:
@@ -284,24 +240,10 @@ def merge_heads(heads: Sequence[tuple[str, Head]]) -> Head:
                             "the same extractor")
         if head.dim != first.dim:
             raise HeadError(f"{name}: {head.dim}-wide, {first_name} is {first.dim}-wide")
-        merged.merge(head, name)
+        merged.merge(head, name, MEMBER_WEIGHT)
     return merged
 
 
 def _describe_extractor(head: Head) -> str:
     name = f"{head.extractor_name}, " if head.extractor_name else ""
     return f"{name}sha256 {head.extractor_sha256[:12]}…"
-
-
-def _typed(mapping: dict[str, Any], key: str, kind: type) -> Any:
-    if key not in mapping:
-        raise ValueError(f"{key!r} is missing")
-    value = mapping[key]
-    if type(value) is not kind:
-        raise ValueError(f"{key!r} is not {_KIND_NAMES[kind]}")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
-

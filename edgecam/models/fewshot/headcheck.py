@@ -1,0 +1,165 @@
+"""Checking a head file's document before anything is built from it (the format: head.py).
+
+A head comes from a file this device wrote, a file a user hands `edgecam learn
+merge`, or another fleet member's retained MQTT message, which anyone who can
+publish to the broker can forge. So every number is checked before it is kept:
+the width against the extractor's when it is known, counts as whole numbers
+from 1 to MAX_COUNT (a 309-digit count would overflow every float it meets),
+sums finite and no longer than `count` unit vectors can add up to, at most
+MAX_CLASSES classes. Whatever the bytes are (deeply nested, huge numbers,
+invalid UTF-8), the only error is HeadError: one line naming where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgecam.errors import EdgecamError, ModelError
+
+FORMAT = "edgecam-head"
+VERSION = 1
+UNKNOWN = "unknown"
+MAX_LABEL = 100
+# More classes than anyone teaches a camera by hand: a head of 100 classes of a 1024-wide
+# extractor is 2.2 MB of JSON, 0.8 MB in memory; the limit is what makes 1000 absurd.
+MAX_CLASSES = 1000
+# Examples of one class: `learn add` takes photos a few at a time; a million is already absurd,
+# and keeps every count exactly representable as a float (a sum's length is checked against it).
+MAX_COUNT = 1_000_000
+MAX_DIM = 1 << 20
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a whole number"}
+# A sum of `count` unit vectors is at most `count` long; float32 embeddings leave some slack.
+_NORM_SLACK = 1e-4
+
+
+class HeadError(ModelError):
+    """A head file that cannot be used: corrupt, another format or another extractor."""
+
+
+def check_label(label: str) -> str:
+    """The label, stripped of surrounding blanks; raises EdgecamError for an unusable one."""
+    text = label.strip()
+    if not text:
+        raise EdgecamError("the label is empty: name the class, e.g. `edgecam learn add \"my cat\" ...`")
+    if len(text) > MAX_LABEL:
+        raise EdgecamError(f"the label is {len(text)} characters long (at most {MAX_LABEL})")
+    if not text.isprintable():
+        raise EdgecamError(f"the label {text!r} has control characters (tabs, newlines...)")
+    if text.lower() == UNKNOWN:
+        raise EdgecamError(f"{UNKNOWN!r} is reserved for images that match no class: "
+                           "pick another label")
+    return text
+
+
+@dataclass
+class Checked:
+    """A head document that checked out: what Head is built from."""
+
+    sha256: str
+    dim: int
+    name: str
+    fleet: bool
+    classes: list[tuple[str, int, np.ndarray]]  # label, count, sum (float64)
+
+
+def read_document(data: bytes, where: str, dim: int | None = None) -> Checked:
+    """The checked head in `data`; HeadError (one line naming `where`) for anything else.
+
+    `dim`: the width the head must have (the extractor's), checked before any sum is read."""
+    try:
+        document = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+        # ValueError covers a number of more than 4300 digits; RecursionError deep nesting.
+        raise HeadError(f"{where}: not an edgecam head file, or a corrupt one (not valid JSON; "
+                        "truncated?)") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise HeadError(f"{where}: not an edgecam head file (no \"format\": \"{FORMAT}\")")
+    version = document.get("version")
+    if type(version) is not int or version < 1:
+        raise HeadError(f"{where}: corrupt head file: bad version {str(version)[:20]}")
+    if version > VERSION:
+        raise HeadError(f"{where}: head format version {str(version)[:20]} is newer than this "
+                        f"edgecam reads ({VERSION}): upgrade edgecam")
+    try:
+        return _checked(document, dim)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise HeadError(f"{where}: corrupt head file: {exc}") from None
+
+
+def _checked(document: dict[str, Any], expected_dim: int | None) -> Checked:
+    extractor = _typed(document, "extractor", dict)
+    sha = _typed(extractor, "sha256", str)
+    if not _SHA256.match(sha):
+        raise ValueError(f"extractor.sha256 is not a sha256: {sha[:80]!r}")
+    dim = _typed(extractor, "dim", int)
+    if not 2 <= dim <= MAX_DIM:
+        raise ValueError(f"extractor.dim {str(dim)[:20]} is out of range")
+    if expected_dim is not None and dim != expected_dim:
+        raise ValueError(f"{dim}-wide, this device's embedding extractor gives {expected_dim}")
+    name = extractor.get("name", "")
+    items = _typed(document, "classes", list)
+    if len(items) > MAX_CLASSES:
+        raise ValueError(f"{len(items)} classes (at most {MAX_CLASSES})")
+    checked = Checked(sha, dim, name if isinstance(name, str) else "", document.get("fleet") is True,
+                      [])
+    seen: set[str] = set()
+    for number, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"classes[{number}] is not an object")
+        label = _label(item, number, seen)
+        count = _typed(item, "count", int)
+        if count < 1:
+            raise ValueError(f"classes[{number}] ({label!r}): count {count} is not at least 1")
+        if count > MAX_COUNT:
+            raise ValueError(f"classes[{number}] ({label!r}): count {str(count)[:20]}… is more "
+                             f"than {MAX_COUNT}")
+        checked.classes.append((label, count, _sum(item, number, label, count, dim)))
+    return checked
+
+
+def _label(item: dict[str, Any], number: int, seen: set[str]) -> str:
+    label = _typed(item, "label", str)
+    try:
+        label_ok = check_label(label) == label
+    except EdgecamError:
+        label_ok = False
+    if not label_ok:
+        raise ValueError(f"classes[{number}]: unusable label {label[:80]!r}")
+    if label in seen:
+        raise ValueError(f"classes[{number}]: label {label!r} appears twice")
+    seen.add(label)
+    return label
+
+
+def _sum(item: dict[str, Any], number: int, label: str, count: int, dim: int) -> np.ndarray:
+    values = _typed(item, "sum", list)
+    if len(values) != dim or not all(type(v) in (int, float) for v in values):
+        raise ValueError(f"classes[{number}] ({label!r}): sum is not {dim} numbers")
+    total = np.array(values, np.float64)  # an int too large for a float: OverflowError
+    if not np.isfinite(total).all():
+        raise ValueError(f"classes[{number}] ({label!r}): sum is not finite")
+    if float(np.abs(total).max()) > count:  # before the norm, which could overflow
+        raise ValueError(f"classes[{number}] ({label!r}): sum has a value larger than {count}")
+    if float(np.linalg.norm(total)) > count * (1 + _NORM_SLACK):
+        raise ValueError(f"classes[{number}] ({label!r}): sum is longer than {count} "
+                         "normalized embeddings can add up to")
+    return total
+
+
+def _typed(mapping: dict[str, Any], key: str, kind: type) -> Any:
+    if key not in mapping:
+        raise ValueError(f"{key!r} is missing")
+    value = mapping[key]
+    if type(value) is not kind:
+        raise ValueError(f"{key!r} is not {_KIND_NAMES[kind]}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
