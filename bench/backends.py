@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/backends.py [--threads N [N ...]] [--seconds S] [--rounds R]
+    .venv/bin/python -m bench.backends [--threads N [N ...]] [--seconds S] [--rounds R]
 
 The shared MobileNet v2 as a .tflite (LiteRT) and as its ONNX conversion (a QDQ graph,
 ONNX Runtime) are loaded through edgecam's own CPU back-ends
@@ -26,14 +26,11 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edgecam.models.classifier import open_image_model  # noqa: E402
+from bench.launcher import ROOT
+from edgecam.models.classifier import open_image_model
 
 SHARED = ROOT.parent / "shared"
 MODELS = {"LiteRT": SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite",
@@ -53,7 +50,7 @@ def median_ms(model, image, seconds: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.backends", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=5)

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/critical_path.py [--seconds S] [--threads N]
+    .venv/bin/python -m bench.critical_path [--seconds S] [--threads N]
 
 Why: issue 10's on-demand goal (`bench/pipeline.py`: results/s >= 0.97 of a bare
 invoke() loop) is a ratio of two rates measured one after the other, and on a
@@ -54,10 +54,8 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import print_header  # bench/machine.py
-from pipeline import DEFAULT_IMAGES, DEFAULT_LABELS, DEFAULT_MODEL, daemon_config  # bench/pipeline.py
-
+from bench.daemon import DEFAULT_IMAGES, DEFAULT_LABELS, DEFAULT_MODEL, daemon_config
+from bench.machine import print_header
 from edgecam.models import classifier as classifier_module
 from edgecam.models.preprocess import Preprocessor
 from edgecam.pipeline.inference import Inference
@@ -151,7 +149,7 @@ def read_lines(path: Path, stop: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.critical_path", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="measured (default: 15)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/fleet.py [--members N] [--classes C] [--rounds R]
+    .venv/bin/python -m bench.fleet [--members N] [--classes C] [--rounds R]
 
 What is measured (a real broker, /usr/sbin/mosquitto, on 127.0.0.1 with a temporary config):
 
@@ -34,7 +34,6 @@ import argparse
 import gc
 import json
 import statistics
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -42,24 +41,20 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.launcher import ROOT, free_port
+from bench.machine import describe
+from edgecam.config import Config, parse_config
+from edgecam.fleet.member import Fleet
+from edgecam.fleet.sync import SETTLE_MAX_S
+from edgecam.models.fewshot.embedder import Embedder
+from edgecam.models.fewshot.head import Head, merge_heads
+from edgecam.outputs.mqtt_client import paho
+from edgecam.pipeline.stats import Stats
+from tests.brokers import Mosquitto, require_mosquitto
+from tests.learn_views import TEST, views
+
 SHARED = ROOT.parent / "shared"
 EXTRACTOR = SHARED / "models" / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
-for folder in (ROOT, ROOT / "tests"):  # this checkout's edgecam, and the tests' broker helper
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from brokers import Mosquitto, free_port, require_mosquitto  # noqa: E402
-from learn_views import TEST, views  # noqa: E402
-from machine import describe  # noqa: E402  (bench/machine.py)
-
-from edgecam.config import Config, parse_config  # noqa: E402
-from edgecam.fleet.member import Fleet  # noqa: E402
-from edgecam.fleet.sync import SETTLE_MAX_S  # noqa: E402
-from edgecam.models.fewshot.embedder import Embedder  # noqa: E402
-from edgecam.models.fewshot.head import Head, merge_heads  # noqa: E402
-from edgecam.outputs.mqtt_client import paho  # noqa: E402
-from edgecam.pipeline.stats import Stats  # noqa: E402
 
 DIM = 1024
 WAIT_S = 600
@@ -182,7 +177,7 @@ def scenario(args: argparse.Namespace, shared: bool, embedder: Embedder, folder:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)

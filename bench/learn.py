@@ -3,7 +3,7 @@ the figures behind `model.head_min_similarity`'s default.
 
 Run from the repository root:
 
-    .venv/bin/python bench/learn.py [--threads N] [--rounds R] [--frames F] [--cli-runs C]
+    .venv/bin/python -m bench.learn [--threads N] [--rounds R] [--frames F] [--cli-runs C]
 
 What is measured, in one process, on the photos in ../shared/images and their views
 (tests/learn_views.py: crops, mirror images, brightness changes):
@@ -45,23 +45,19 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.launcher import ROOT
+from bench.machine import print_header
+from edgecam.config import Config
+from edgecam.models.classifier import Classifier
+from edgecam.models.fewshot.embedder import Embedder
+from edgecam.models.fewshot.head import Head
+from edgecam.models.fewshot.imprint import HeadClassifier
+from tests.learn_views import PHOTOS, TEST, TRAIN, scenes, views, write_views
+
 SHARED = ROOT.parent / "shared"
 EXTRACTOR = SHARED / "models" / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
 CLASSIFIER = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
 LABELS_FILE = SHARED / "models" / "imagenet_labels.txt"
-for folder in (ROOT, ROOT / "tests"):  # this checkout's edgecam, and the views the tests use
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from learn_views import PHOTOS, TEST, TRAIN, scenes, views, write_views  # noqa: E402
-from machine import print_header  # noqa: E402  (bench/machine.py)
-
-from edgecam.config import Config  # noqa: E402
-from edgecam.models.classifier import Classifier  # noqa: E402
-from edgecam.models.fewshot.embedder import Embedder  # noqa: E402
-from edgecam.models.fewshot.head import Head  # noqa: E402
-from edgecam.models.fewshot.imprint import HeadClassifier  # noqa: E402
 
 LABELS = tuple(PHOTOS)
 
@@ -179,7 +175,7 @@ def accuracy_and_similarities(embedder: Embedder) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.learn", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds (default: 5)")

@@ -1,4 +1,8 @@
-"""What machine and code a benchmark ran on, printed with its figures (shared by bench/ scripts)."""
+"""What machine and code a benchmark ran on, printed with its figures (shared by bench/ scripts).
+
+Nothing of edgecam is imported until describe() runs (bench.reaction's serial loop imports this
+module and must not load edgecam).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.launcher import ROOT
 
 
 def describe() -> dict[str, str]:
@@ -38,9 +42,9 @@ def print_header(title: str, script: str, argv: Sequence[str] | None = None) -> 
     """How every bench/ script's output begins: its title, the command that ran it and the
     machine (describe()), so a figure copied out of it keeps what made it."""
     args = sys.argv[1:] if argv is None else argv
+    module = ".".join(Path(script).resolve().relative_to(ROOT).with_suffix("").parts)
     print(f"# {title}\n")
-    print(f"command: {os.path.relpath(sys.executable, ROOT)} {os.path.relpath(script, ROOT)} "
-          f"{' '.join(args)}".rstrip())
+    print(f"command: {os.path.relpath(sys.executable, ROOT)} -m {module} {' '.join(args)}".rstrip())
     for key, value in describe().items():
         print(f"{key}: {value}")
 

@@ -3,7 +3,7 @@ accuracy, and what it saves under attack.
 
 Run from the repository root:
 
-    .venv/bin/python bench/merge_bound.py [--members M] [--held-out H] [--seed S]
+    .venv/bin/python -m bench.merge_bound [--members M] [--held-out H] [--seed S]
 
 Members learn the photos of ../shared/images (cat, hopper, parrot) from random
 augmentations (crops of 55-100 %, mirror images, brightness ×0.5-1.5), each
@@ -20,22 +20,16 @@ head claiming "cat" with the hopper's sums and counts ×1e5.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.launcher import ROOT
+from edgecam.config import Config
+from edgecam.models.fewshot.embedder import Embedder
+from edgecam.models.fewshot.head import MEMBER_WEIGHT, Head, merge_heads
+from tests.learn_views import PHOTOS, TEST, View, photo, views
+
 EXTRACTOR = ROOT.parent / "shared" / "models" / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
-for folder in (ROOT, ROOT / "tests"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from learn_views import PHOTOS, TEST, View, photo, views  # noqa: E402
-
-from edgecam.config import Config  # noqa: E402
-from edgecam.models.fewshot.embedder import Embedder  # noqa: E402
-from edgecam.models.fewshot.head import MEMBER_WEIGHT, Head, merge_heads  # noqa: E402
 
 LABELS = tuple(PHOTOS)
 COUNTS = (1, 3, 10, 30)
@@ -88,7 +82,7 @@ def score(head: Head, held_out: dict[str, np.ndarray]) -> tuple[float, float, fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.merge_bound", description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--held-out", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)

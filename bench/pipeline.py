@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/pipeline.py [--model M] [--threads N [N ...]] [--seconds S] [--rounds R]
+    .venv/bin/python -m bench.pipeline [--model M] [--threads N [N ...]] [--seconds S] [--rounds R]
                                        [--paced-fps F] [--slow-fps F]
 
 What is compared, on the same model and the same thread count:
@@ -60,14 +60,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
-import re
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -76,27 +70,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DEFAULT_MODEL = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
-DEFAULT_IMAGES = SHARED / "images"
-DEFAULT_LABELS = DEFAULT_MODEL.parent / "imagenet_labels.txt"
-if str(ROOT) not in sys.path:  # the edgecam of this checkout, as the daemon (run from ROOT) uses
-    sys.path.insert(0, str(ROOT))
-
-from machine import print_header, table  # noqa: E402  (bench/machine.py)
+from bench.daemon import DEFAULT_IMAGES, DEFAULT_MODEL, daemon_config, measure_window
+from bench.machine import print_header, table
 
 WARMUP_S = 1.0  # of the bare loop
-DAEMON_WARMUP_S = 3.0  # the daemon's uptime before its measured window may start
-START_TIMEOUT_S = 60.0
-STATS_TIMEOUT_S = 30.0  # beyond the expected arrival of a stats message
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_LATENCY = re.compile(rb'"latency_ms": ([0-9.]+)')
-# Whatever the benchmark was started under must not leak into the daemon.
-_DAEMON_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
-                    "EDGECAM_FAULT_HANG_AFTER")
 
 
 @dataclass
@@ -175,170 +153,24 @@ def measure_bare(model: Path, images: Path, threads: int, seconds: float, rnd: i
 # -- the daemon -------------------------------------------------------------------------------
 
 
-def daemon_config(model: Path, labels: Path, images: Path, threads: int, paced_fps: float,
-                  sock: Path) -> dict[str, Any]:
-    camera: dict[str, Any] = {"source": str(images), "realtime": bool(paced_fps)}
-    if paced_fps:
-        camera["fps"] = paced_fps
-    return {
-        "camera": camera,
-        "model": {"path": str(model), "labels": str(labels), "threads": threads},
-        "outputs": {"min_score": 0.0, "emit": "every_frame", "journal": {"enabled": False},
-                    "socket": {"enabled": True, "path": str(sock)}},
-        "log_level": "warning",
-    }
-
-
-def process_cpu_s(pid: int) -> float:
-    """utime + stime of every thread of `pid`, in seconds (whole clock ticks)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-@dataclass(frozen=True)
-class CpuSample:
-    """A process's CPU time, coarse (all threads ever, in ticks) and precise (live threads, in ns)."""
-
-    ticks_s: float
-    threads_ns: dict[int, int]
-
-    @classmethod
-    def of(cls, pid: int) -> CpuSample:
-        threads: dict[int, int] = {}
-        try:
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    threads[int(tid)] = int(f.read().split()[0])
-        except OSError:  # no schedstat (kernel without it), or a thread that just ended
-            threads = {}
-        return cls(process_cpu_s(pid), threads)
-
-    def precise_since(self, earlier: CpuSample) -> bool:
-        return bool(self.threads_ns) and self.threads_ns.keys() == earlier.threads_ns.keys()
-
-    def __sub__(self, earlier: CpuSample) -> float:
-        """CPU seconds from `earlier` to this sample: precise when the same threads ran throughout."""
-        if self.precise_since(earlier):
-            return sum(self.threads_ns[t] - earlier.threads_ns[t] for t in self.threads_ns) / 1e9
-        return self.ticks_s - earlier.ticks_s
-
-
-class DaemonRun:
-    """One `python -m edgecam run` in a temporary folder, stopped (by its pid) on exit."""
-
-    def __init__(self, config: dict[str, Any], workdir: Path) -> None:
-        self.workdir = workdir
-        self.sock_path = Path(config["outputs"]["socket"]["path"])
-        self.config_path = workdir / "edgecam.yaml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.log_path = workdir / "daemon.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.conn: socket.socket | None = None
-        self._buffer = b""
-        self.classification_lines = 0
-        #: every classification's latency_ms, in the order read (bench/web.py's percentiles)
-        self.latencies_ms: list[float] = []
-
-    def __enter__(self) -> DaemonRun:
-        env = {k: v for k, v in os.environ.items() if k not in _DAEMON_ENV_DROP}
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edgecam", "run", "-c", str(self.config_path)],
-                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-        self.conn = self._connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def _failed(self, what: str) -> RuntimeError:
-        log = self.log_path.read_text(errors="replace").strip()
-        return RuntimeError(f"daemon: {what}\n{log}")
-
-    def _connect(self) -> socket.socket:
-        assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise self._failed(f"exited with {self.proc.returncode} at start-up")
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                conn.connect(str(self.sock_path))
-            except OSError:
-                conn.close()
-                time.sleep(0.05)
-                continue
-            return conn
-        raise self._failed(f"no socket at {self.sock_path} after {START_TIMEOUT_S:.0f} s")
-
-    def next_stats(self, timeout: float) -> tuple[dict[str, Any], CpuSample]:
-        """The daemon's next `stats` message and its CPU time when it arrived."""
-        assert self.conn is not None and self.proc is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            while b"\n" in self._buffer:
-                line, self._buffer = self._buffer.split(b"\n", 1)
-                if line.startswith(b'{"type": "classification"'):
-                    self.classification_lines += 1
-                    latency = _LATENCY.search(line)
-                    if latency:
-                        self.latencies_ms.append(float(latency[1]))
-                    continue
-                message = json.loads(line)
-                if message.get("type") == "stats":
-                    return message, CpuSample.of(self.proc.pid)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._failed(f"no stats message within {timeout:.0f} s")
-            self.conn.settimeout(remaining)
-            try:
-                data = self.conn.recv(1 << 20)
-            except TimeoutError:
-                continue
-            if not data:
-                raise self._failed("closed the socket")
-            self._buffer += data
-
-
 def measure_daemon(variant: str, model: Path, labels: Path, images: Path, threads: int,
                    paced_fps: float, seconds: float, rnd: int) -> Measurement:
     with tempfile.TemporaryDirectory(prefix="edgecam-bench-") as tmp:
-        workdir = Path(tmp)
-        config = daemon_config(model, labels, images, threads, paced_fps, workdir / "results.sock")
-        with DaemonRun(config, workdir) as run:
-            # The first stats message comes one stats interval (5 s) after the daemon is ready:
-            # start-up and the first frames are never measured.
-            first, cpu0 = run.next_stats(START_TIMEOUT_S)
-            while first.get("uptime_s", DAEMON_WARMUP_S) < DAEMON_WARMUP_S:
-                first, cpu0 = run.next_stats(START_TIMEOUT_S)
-            lines0 = run.classification_lines
-            last, cpu1 = first, cpu0
-            while last["ts"] - first["ts"] < seconds * 0.9:
-                last, cpu1 = run.next_stats(seconds + STATS_TIMEOUT_S)
-            lines = run.classification_lines - lines0
-    classified = last["frames"]["classified"] - first["frames"]["classified"]
-    captured = last["frames"]["captured"] - first["frames"]["captured"]
-    wall = last["ts"] - first["ts"]
+        config = daemon_config(model, labels, images, threads, paced_fps, Path(tmp) / "results.sock")
+        window = measure_window(config, Path(tmp), seconds)
+    last = window.last
     extra = {
         "paced_fps": paced_fps,
-        "input_fps": captured / wall,
-        "socket_lines": lines,
-        "emitted": last["outputs"]["emitted"] - first["outputs"]["emitted"],
+        "input_fps": window.delta("frames", "captured") / window.wall_s,
+        "socket_lines": window.classification_lines,
+        "emitted": window.delta("outputs", "emitted"),
         "socket_messages_dropped": last["outputs"]["socket_messages_dropped"],
         "inference_ms_p50": last["inference_ms"]["p50"],
         "latency_ms_p50": last["latency_ms"]["p50"],
+        "cpu_clock": "schedstat" if window.precise else "ticks",
     }
-    extra["cpu_clock"] = "schedstat" if cpu1.precise_since(cpu0) else "ticks"
-    return Measurement(variant, threads, rnd, classified, wall, cpu1 - cpu0, extra)
+    return Measurement(variant, threads, rnd, window.delta("frames", "classified"), window.wall_s,
+                       window.cpu_s, extra)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -439,7 +271,7 @@ def report(measurements: list[Measurement], variants: list[str], threads: list[i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the .tflite model")
     parser.add_argument("--labels", type=Path,

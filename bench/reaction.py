@@ -3,7 +3,7 @@
 
 Run from the repository root, as root (the slow board is a cgroup v1 CPU quota):
 
-    .venv/bin/python bench/reaction.py [--codec mjpeg h264] [--cap 25 0] [--seconds S]
+    .venv/bin/python -m bench.reaction [--codec mjpeg h264] [--cap 25 0] [--seconds S]
                                        [--scene-seconds 3] [--rounds R] [--json FILE]
 
 Defaults: both codecs, a 25 % cap and uncapped, 30 s of MJPEG and 45 s of H.264 per run (one
@@ -99,15 +99,15 @@ from typing import Any
 import cv2
 import numpy as np
 import yaml
-from machine import table  # bench/machine.py (describe() is imported later: it imports edgecam)
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.cpu import process_cpu_s
+from bench.launcher import ROOT, Process, edgecam_run
+from bench.machine import print_header, table
+
 SHARED = ROOT.parent / "shared"
 DEFAULT_MODEL = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
 DEFAULT_LABELS = SHARED / "models" / "imagenet_labels.txt"
 DEFAULT_IMAGES = SHARED / "images"
-if str(ROOT) not in sys.path:  # the edgecam of this checkout, as the daemon (run from ROOT) uses
-    sys.path.insert(0, str(ROOT))
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 STREAM_CORE, CONTENDER_CORE = 0, 1
@@ -119,10 +119,6 @@ ACCEPT_TIMEOUT_S = 90.0  # start-up of a contender under a 25 % cap, until it co
 STOP_TIMEOUT_S = 10.0
 TS_PACKET = 188
 TS_VIDEO_PID = 0x100  # ffmpeg's mpegts muxer: the first stream's PID
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# Whatever the benchmark was started under must not leak into the daemon.
-_DAEMON_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
-                    "EDGECAM_FAULT_HANG_AFTER")
 _RESULT_KEYS = {"type", "seq", "ts", "latency_ms", "inference_ms", "labels"}
 
 
@@ -310,7 +306,7 @@ class Stream:
         self.bytes_in = self.bytes_out = self.max_backlog = 0
         self.ended = threading.Event()  # ffmpeg's output ended
         self.client_gone = threading.Event()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process: Process | None = None
         self.conn: socket.socket | None = None
         self._queue: queue.Queue[bytes | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -322,16 +318,15 @@ class Stream:
                "-loglevel", "error", "-re", "-framerate", str(FPS), "-start_number", "0",
                "-i", str(self.frames / "f%05d.bmp"), "-frames:v", str(self.n_frames), "-an",
                *encoder_args(self.codec), "-flush_packets", "1", "pipe:1"]
-        with open(self.log, "wb") as err:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        self.process = Process(cmd, stdout=subprocess.PIPE, stderr=self.log)
         for target in (self._read, self._relay):
             thread = threading.Thread(target=target, name=f"stream-{target.__name__}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd, counter = self.proc.stdout.fileno(), FrameCounter(self.codec)
+        assert self.process is not None and self.process.proc.stdout is not None
+        fd, counter = self.process.proc.stdout.fileno(), FrameCounter(self.codec)
         try:
             while True:
                 chunk = os.read(fd, 1 << 16)
@@ -363,15 +358,9 @@ class Stream:
         return self.bytes_in - self.bytes_out
 
     def stop(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.ffmpeg_log = self.log.read_text(errors="replace").strip()
+        if self.process is not None:
+            self.process.stop(STOP_TIMEOUT_S)
+            self.ffmpeg_log = self.process.log().strip()
         self._queue.put(None)
         if self.conn is not None:
             with contextlib.suppress(OSError):
@@ -431,12 +420,6 @@ class CpuCap:
                 time.sleep(0.1)
 
 
-def process_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def placement(pid: int) -> tuple[str, str]:
     """The process's cpu cgroup and allowed CPUs, from /proc."""
     group = "?"
@@ -460,21 +443,18 @@ class Contender:
             argv = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cap.path / "cgroup.procs"), *pinned]
         else:
             argv = pinned
-        env = {k: v for k, v in os.environ.items() if k not in _DAEMON_ENV_DROP}
         self.results: list[tuple[float, dict[str, Any]]] = []
         self.stderr: collections.deque[str] = collections.deque(maxlen=40)
         self.troubles: list[tuple[float, str]] = []  # log lines about a lost or stalled source
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     start_new_session=True)
+        self.process = Process(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, new_session=True)
         self._threads = [threading.Thread(target=self._stdout, daemon=True),
                          threading.Thread(target=self._stderr, daemon=True)]
         for thread in self._threads:
             thread.start()
 
     def _stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+        assert self.process.proc.stdout is not None
+        for line in self.process.proc.stdout:
             now = time.time()
             try:
                 message = json.loads(line)
@@ -485,24 +465,18 @@ class Contender:
                 self.results.append((now, message))
 
     def _stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+        assert self.process.proc.stderr is not None
+        for line in self.process.proc.stderr:
             text = line.decode(errors="replace").rstrip()
             self.stderr.append(text)
             if any(word in text for word in ("lost", "stalled", "reopening", "abandoned")):
                 self.troubles.append((time.time(), text))
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.process.stop(STOP_TIMEOUT_S)
         for thread in self._threads:
             thread.join(2.0)
-        return self.proc.returncode
+        return self.process.proc.returncode
 
 
 def edgecam_config(port: int, model: Path, labels: Path, workdir: Path, stats: bool) -> dict[str, Any]:
@@ -666,9 +640,9 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
             config = workdir / "edgecam.yaml"
             config.write_text(yaml.safe_dump(
                 edgecam_config(port, args.model, args.labels, workdir, args.daemon_stats), sort_keys=False))
-            cmd = [sys.executable, "-m", "edgecam", "run", "-c", str(config), "--print"]
+            cmd = edgecam_run(config, "--print")
         else:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--serial-loop", url,
+            cmd = [sys.executable, "-m", "bench.reaction", "--serial-loop", url,
                    str(args.model), str(args.labels)]
         cap = stack.enter_context(CpuCap(cap_pct)) if cap_pct else None
         # ExitStack unwinds last in, first out: the contender stops first (a sendall blocked on it
@@ -688,15 +662,15 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
                 conn, _ = listener.accept()
                 break
             except TimeoutError:
-                if proc.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{contender} never connected (exit {proc.proc.poll()}):\n"
+                if not proc.process.alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"{contender} never connected (exit {proc.process.proc.poll()}):\n"
                                        + "\n".join(proc.stderr)) from None
         listener.close()  # one client only
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        where = placement(proc.proc.pid)
+        where = placement(proc.process.pid)
         if (cap is not None and not where[0].endswith(cap.path.name)) or where[1] != str(CONTENDER_CORE):
             raise RuntimeError(f"{contender} is not where it should be: cgroup {where[0]}, CPUs {where[1]}")
-        cpu0 = process_cpu_s(proc.proc.pid)
+        cpu0 = process_cpu_s(proc.process.pid)
         stream.start(conn)
         stream.ended.wait(n_frames / FPS + 30)
         if len(stream.frame_times) < n_frames:
@@ -713,15 +687,15 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
 
         grace_end = time.monotonic() + args.grace
         while (any(o["status"] == "pending" for o in outcomes()) and time.monotonic() < grace_end
-               and proc.proc.poll() is None and not stream.client_gone.is_set()):
+               and proc.process.alive() and not stream.client_gone.is_set()):
             time.sleep(0.25)
         wall = time.time() - t0
-        alive = proc.proc.poll() is None
-        cpu = process_cpu_s(proc.proc.pid) - cpu0 if alive else float("nan")
+        alive = proc.process.alive()
+        cpu = process_cpu_s(proc.process.pid) - cpu0 if alive else float("nan")
         throttle = cap.stat() if cap is not None else {}
         final = outcomes()
         backlog_end = stream.backlog
-    exit_code = proc.proc.returncode
+    exit_code = proc.process.proc.returncode
     live = [(t, m) for t, m in proc.results if t0 <= t <= t_end]
     extra: dict[str, Any] = {"backlog_at_end_mb": round(backlog_end / 1e6, 2),
                              "source_troubles_live": [line for t, line in proc.troubles if t <= t_end]}
@@ -830,7 +804,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench.reaction", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--codec", nargs="+", choices=("mjpeg", "h264"), default=["mjpeg", "h264"])
     parser.add_argument("--cap", nargs="+", type=float, default=[25.0, 0.0], metavar="PCT",
@@ -863,8 +837,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"needs CPUs {STREAM_CORE} (the stream) and {CONTENDER_CORE} (the contender)")
     os.sched_setaffinity(0, {STREAM_CORE})
     signal.signal(signal.SIGTERM, _interrupt)  # a kill runs every `finally` too, as Ctrl-C does
-
-    from machine import print_header  # bench/machine.py (imports edgecam: after the --serial-loop exit)
 
     started = time.monotonic()
     print_header("edgecam reaction benchmark (a slow board)", __file__, argv)

@@ -2,7 +2,7 @@
 
 Run from the repository root, with ../shared beside it (the photos and the model):
 
-    .venv/bin/python bench/snapshots.py [--duration 600] [--fps 8] [--restart-every 150] [--out DIR]
+    .venv/bin/python -m bench.snapshots [--duration 600] [--fps 8] [--restart-every 150] [--out DIR]
 
 The real daemon (`python -m edgecam run -c CONFIG`) reads the photos folder at --fps with
 `emit: on_change` and no heartbeat: each photo's label leads decisively, so every frame is a
@@ -34,9 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,7 +45,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.launcher import ROOT, Process, WaitTimeout, edgecam_run
+
 SHARED = ROOT.parent / "shared"
 LIMITS = ({"max_files": 20, "max_mb": 100.0}, {"max_files": 1000, "max_mb": 1.0})  # first half, second
 SAMPLE_S = 0.1
@@ -143,38 +142,6 @@ class Monitor(threading.Thread):
                             self.first_snapshot.set()
 
 
-class Daemon:
-    def __init__(self, config: Path, log: Path, socket_path: Path) -> None:
-        self.socket_path = socket_path
-        with log.open("wb") as stderr:
-            self.proc = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "-c", str(config)],
-                                         stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT,
-                                         env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-    def wait_socket(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited with {self.proc.returncode}")
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.connect(str(self.socket_path))
-                    return
-                except OSError:
-                    time.sleep(0.1)
-        raise RuntimeError("the daemon's socket did not accept")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
-        return self.proc.returncode
-
-
 def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     halves = [Half(limits["max_files"], limits["max_mb"]) for limits in LIMITS]
     checked, counters, exits, warnings = Checked(), dict.fromkeys(COUNTERS, 0), [], []
@@ -186,10 +153,10 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         config = out / f"daemon-{number}.yaml"
         limits = {"max_files": half.max_files, "max_mb": half.max_mb}
         config.write_text(yaml.safe_dump(daemon_config(out, args.fps, limits)))
-        daemon = Daemon(config, out / f"daemon-{number}.log", out / "run" / "results.sock")
+        daemon = Process(edgecam_run(config), stderr=out / f"daemon-{number}.log")
         try:
-            daemon.wait_socket()
-            monitor = Monitor(daemon.socket_path, checked)
+            daemon.wait_socket(out / "run" / "results.sock")
+            monitor = Monitor(out / "run" / "results.sock", checked)
             monitor.start()
             if not monitor.first_snapshot.wait(60):
                 raise RuntimeError("no snapshot within 60 s")
@@ -200,11 +167,10 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                 half.most_files, half.most_bytes = max(half.most_files, files), max(half.most_bytes, size)
                 if files > half.max_files or size > half.max_mb * 1e6:
                     half.over.append(f"{time.monotonic() - started:.1f} s: {files} snapshots, {size} bytes")
-                if daemon.proc.poll() is not None:
-                    raise RuntimeError(f"the daemon exited with {daemon.proc.returncode}")
+                daemon.check_alive()
                 time.sleep(SAMPLE_S)
         finally:
-            exits.append(daemon.stop())
+            exits.append(daemon.stop(15))
         monitor.join(5)
         for key in COUNTERS:
             counters[key] += monitor.stats.get(key, 0)
@@ -239,7 +205,7 @@ def report(summary: dict[str, Any]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/snapshots.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.snapshots", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=600, help="seconds (default 600)")
     parser.add_argument("--fps", type=float, default=8, help="photos per second (default 8)")
     parser.add_argument("--restart-every", type=float, default=150, help="seconds (default 150)")
@@ -251,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.restart_every:g} s; results in {out}", flush=True)
     try:
         summary = run(args, out)
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, WaitTimeout) as exc:
         print(f"bench/snapshots.py: the run could not be done: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/token_timing.py [--rounds R] [--calls N]
+    .venv/bin/python -m bench.token_timing [--rounds R] [--calls N]
 
 A timing side channel would show as wrong tokens that share a longer prefix
 with the right one (or have its length) taking longer to refuse. The check
@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import print_header  # bench/machine.py
-
+from bench.machine import print_header
 from edgecam.web.auth import Auth
 
 TOKEN = "correct-horse-battery-staple-0123456789"
@@ -55,7 +51,7 @@ def per_call_ns(check: Callable[[str], bool], given: str, calls: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.token_timing", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--calls", type=int, default=200_000)
     args = parser.parse_args()

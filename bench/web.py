@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/web.py [--camera-fps 30 0] [--preview-fps 5] [--threads N]
+    .venv/bin/python -m bench.web [--camera-fps 30 0] [--preview-fps 5] [--threads N]
                                   [--seconds S] [--rounds R]
 
 Each run is the real daemon (`python -m edgecam run`, as bench/pipeline.py runs it: the photos
@@ -40,20 +40,16 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # its free_port()
-from machine import print_header  # bench/machine.py
-from pipeline import (  # bench/pipeline.py: the daemon harness the benchmarks share
-    DAEMON_WARMUP_S,
+from bench.daemon import (
     DEFAULT_IMAGES,
     DEFAULT_LABELS,
     DEFAULT_MODEL,
     START_TIMEOUT_S,
-    STATS_TIMEOUT_S,
-    DaemonRun,
     daemon_config,
+    measure_window,
 )
-from streams import free_port  # tests/streams.py
+from bench.launcher import free_port
+from bench.machine import print_header
 
 VARIANTS = ("none", "stalled", "viewer")
 
@@ -96,35 +92,31 @@ def measure(variant: str, camera_fps: float, preview_fps: float, threads: int,
         config["camera"].update({"width": 640, "height": 480})
         config["web"] = {"enabled": True, "listen": f"127.0.0.1:{port}", "preview_fps": preview_fps,
                          "preview_width": 640}
-        watcher: Watcher | None = None
-        with DaemonRun(config, workdir) as run:
-            try:
-                first, cpu0 = run.next_stats(START_TIMEOUT_S)
-                if variant != "none":
-                    watcher = Watcher(port, reads=variant == "viewer")
-                while first.get("uptime_s", DAEMON_WARMUP_S) < DAEMON_WARMUP_S:
-                    first, cpu0 = run.next_stats(START_TIMEOUT_S)
-                read_from = len(run.latencies_ms)
-                last, cpu1 = first, cpu0
-                while last["ts"] - first["ts"] < seconds * 0.9:
-                    last, cpu1 = run.next_stats(seconds + STATS_TIMEOUT_S)
-            finally:
-                if watcher is not None:
-                    watcher.close()
-    wall = last["ts"] - first["ts"]
-    latencies = np.array(run.latencies_ms[read_from:])
+        watchers: list[Watcher] = []
+
+        def watch() -> None:  # at the first stats message: the daemon is up
+            if variant != "none":
+                watchers.append(Watcher(port, reads=variant == "viewer"))
+        try:
+            window = measure_window(config, workdir, seconds, on_first=watch)
+        finally:
+            for watcher in watchers:
+                watcher.close()
+    wall = window.wall_s
+    latencies = np.array(window.latencies_ms)
+    first, last = window.first, window.last
     outputs = last["outputs"]
     return {"fps": (last["frames"]["classified"] - first["frames"]["classified"]) / wall,
             "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
-            "cpu_pct": 100 * (cpu1 - cpu0) / wall,
+            "cpu_pct": 100 * window.cpu_s / wall,
             "encoded_per_s": (outputs["web_preview_encoded"]
                               - first["outputs"]["web_preview_encoded"]) / wall,
             "preview_dropped": outputs["web_preview_dropped"],
-            "received_kb_s": (watcher.received / 1000 / wall) if watcher is not None else 0.0}
+            "received_kb_s": sum(w.received for w in watchers) / 1000 / wall}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.web", description=__doc__.splitlines()[0])
     parser.add_argument("--camera-fps", type=float, nargs="+", default=[30.0, 0.0])
     parser.add_argument("--preview-fps", type=float, default=5.0)
     parser.add_argument("--threads", type=int, default=1)

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/zones.py [--threads N] [--seconds S] [--rounds R]
+    .venv/bin/python -m bench.zones [--threads N] [--seconds S] [--rounds R]
 
 Each variant is the real daemon (`python -m edgecam run`, as bench/pipeline.py runs it: the
 photos folder read on demand, `camera.realtime: false`, so the model is the bottleneck;
@@ -29,18 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import print_header  # bench/machine.py
-from pipeline import (  # bench/pipeline.py: the daemon harness both benchmarks use
-    DAEMON_WARMUP_S,
-    DEFAULT_IMAGES,
-    DEFAULT_LABELS,
-    DEFAULT_MODEL,
-    START_TIMEOUT_S,
-    STATS_TIMEOUT_S,
-    DaemonRun,
-    daemon_config,
-)
+from bench.daemon import DEFAULT_IMAGES, DEFAULT_LABELS, DEFAULT_MODEL, daemon_config, measure_window
+from bench.machine import print_header
 
 CROPS = {
     1: [[0.0, 0.0, 1.0, 1.0]],
@@ -56,23 +46,17 @@ def measure(zones: int, threads: int, seconds: float) -> dict[str, float]:
                                workdir / "results.sock")
         if zones:
             config["zones"] = [{"name": f"z{i}", "crop": crop} for i, crop in enumerate(CROPS[zones])]
-        with DaemonRun(config, workdir) as run:
-            first, cpu0 = run.next_stats(START_TIMEOUT_S)
-            while first.get("uptime_s", DAEMON_WARMUP_S) < DAEMON_WARMUP_S:
-                first, cpu0 = run.next_stats(START_TIMEOUT_S)
-            last, cpu1 = first, cpu0
-            while last["ts"] - first["ts"] < seconds * 0.9:
-                last, cpu1 = run.next_stats(seconds + STATS_TIMEOUT_S)
-    frames = last["frames"]["classified"] - first["frames"]["classified"]
-    results = frames if not zones else sum(
-        last["zones"][name]["classified"] - first["zones"][name]["classified"] for name in last["zones"])
-    cpu_ms = (cpu1 - cpu0) * 1000
-    return {"fps": frames / (last["ts"] - first["ts"]), "cpu_per_frame_ms": cpu_ms / frames,
+        window = measure_window(config, workdir, seconds)
+    frames = window.delta("frames", "classified")
+    results = frames if not zones else sum(window.delta("zones", name, "classified")
+                                           for name in window.last["zones"])
+    cpu_ms = window.cpu_s * 1000
+    return {"fps": frames / window.wall_s, "cpu_per_frame_ms": cpu_ms / frames,
             "cpu_per_result_ms": cpu_ms / results}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.zones", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)

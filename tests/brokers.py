@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import stop_each, wait_for
-from streams import free_port
+
+from bench.launcher import free_port, stop_each, wait_for
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"

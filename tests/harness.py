@@ -4,25 +4,32 @@
 tmp_path (the real model and photos from ../shared) and, in its finalizer,
 stops every one it started, by pid: SIGTERM, then SIGKILL. Tests read the
 real Unix socket with `Client`.
+
+How a process is started and stopped (and `wait_for`, `stop_each`, `clean_environment`) is
+bench/launcher.py's, shared with the benchmarks: pytest finds `bench` at the checkout's root
+(`pythonpath` in pyproject.toml).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
-T = TypeVar("T")
+from bench.launcher import (  # noqa: F401  (clean_environment, stop_each: the tests' too)
+    Process,
+    clean_environment,
+    edgecam_run,
+    stop_each,
+    wait_for,
+)
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MODELS = SHARED / "models"
 IMAGES = SHARED / "images"
@@ -52,40 +59,6 @@ def write_config(path: Path, config: dict[str, Any] | str) -> Path:
     temp.write_text(text)
     os.replace(temp, path)
     return path
-
-
-# What systemd (or a CI runner under systemd) hands a service: a daemon under test must not
-# notify, or be watched by, the runner's own manager.
-SERVICE_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
-                     "LISTEN_FDNAMES", "INVOCATION_ID", "JOURNAL_STREAM", "RUNTIME_DIRECTORY")
-
-
-def clean_environment() -> dict[str, str]:
-    """This process's environment without the service variables above."""
-    return {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-
-
-def stop_each(items: Iterable[T], stop: Callable[[T], Any]) -> None:
-    """Stops every item, even when stopping one of them fails; then raises the first failure."""
-    failures: list[BaseException] = []
-    for item in items:
-        try:
-            stop(item)
-        except Exception as exc:
-            failures.append(exc)
-    if failures:
-        raise failures[0]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Polls until `predicate()` is truthy; the timeout only bounds a hang, it is never a measure."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class Client:
@@ -134,8 +107,9 @@ class Client:
         self.sock.close()
 
 
-class Daemon:
-    """One `edgecam run` process; its stderr goes to a log file the test can read."""
+class Daemon(Process):
+    """One `edgecam run` process (bench/launcher.py's Process); its stderr goes to a log file the
+    test can read, its stdout to another (`stdout_lines()`)."""
 
     def __init__(self, config_path: Path, config: dict[str, Any], args: list[str],
                  env: dict[str, str] | None) -> None:
@@ -144,35 +118,15 @@ class Daemon:
         self.socket_path = Path(config["outputs"]["socket"]["path"])
         self.log_path = config_path.with_suffix(".log")
         self.stdout_path = config_path.with_suffix(".out")
-        with self.log_path.open("wb") as log, self.stdout_path.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edgecam", "run", "-c", str(config_path), *args],
-                stdout=out, stderr=log, env={**clean_environment(), **(env or {})})
+        super().__init__(edgecam_run(config_path, *args), stdout=self.stdout_path, stderr=self.log_path,
+                         env=env)
         self._clients: list[Client] = []
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def stdout_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.stdout_path.read_text().splitlines() if line]
 
-    def wait_socket(self, timeout: float = 60.0) -> None:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(self.socket_path))
-            except OSError:
-                return False
-            finally:
-                probe.close()
-            return True
-        wait_for(ready, timeout, f"the socket {self.socket_path} to accept")
+    def wait_socket(self, path: Path | None = None, timeout: float = 60.0) -> None:
+        super().wait_socket(path or self.socket_path, timeout)
 
     def client(self, timeout: float = 30.0) -> Client:
         self.wait_socket()
@@ -180,21 +134,11 @@ class Daemon:
         self._clients.append(client)
         return client
 
-    def signal(self, signum: int) -> None:
-        os.kill(self.proc.pid, signum)
-
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM and wait; SIGKILL if it does not exit (a failure the caller can assert on)."""
+        """Closes its clients, then SIGTERM and wait; SIGKILL if it does not exit."""
         for client in self._clients:
             client.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        return self.proc.returncode
+        return super().stop(timeout)
 
 
 @pytest.fixture

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+# Re-exported: the tests take it from here (its one copy, shared with bench/, is the launcher's).
+from bench.launcher import free_port  # noqa: F401
 
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 WIDTH, HEIGHT = 640, 480
@@ -62,37 +63,6 @@ def build_scenes(out: Path, images: Sequence[Path], seconds: float, fps: int,
     if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"ffmpeg could not build {out}:\n{done.stderr}")
     return out
-
-
-_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-_PORTS_BELOW_EPHEMERAL = 10_000
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody uses right now, below the kernel's ephemeral range.
-
-    Not port 0's pick: that comes from the ephemeral range, which every outgoing connection
-    on the machine draws its local port from, so between this call and the bind of whoever
-    it is for (a daemon's metrics, a broker) a client's connection could take it (CI once
-    failed on "Address already in use" so). Below that range only a bind takes a port.
-    Each port is handed out once per test run, so two calls never give the same one.
-    """
-    low = int(_EPHEMERAL_RANGE.read_text().split()[0]) if _EPHEMERAL_RANGE.exists() else 32768
-    first = max(1024, low - _PORTS_BELOW_EPHEMERAL)
-    candidates = list(range(first, low))
-    random.shuffle(candidates)
-    for port in candidates:
-        if port in _handed_out:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError(f"no free TCP port in {first}..{low - 1}")
 
 
 def listening(port: int) -> bool:

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Soak benchmark: the real daemon on a live stream for a long time, with clients, reloads and outages.
 
 Run from the repository root (matplotlib comes with the `bench` extra):
 
-    .venv/bin/python bench/soak [--duration 600] [--out DIR]
+    .venv/bin/python -m bench.soak [--duration 600] [--out DIR]
 
 What runs, for --duration seconds (default 10 min):
 
@@ -53,7 +52,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import ctypes
 import datetime
 import json
 import os
@@ -73,11 +71,12 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.cpu import process_cpu_s
+from bench.launcher import ROOT, Process, WaitTimeout, edgecam_run, free_port
+from bench.machine import describe
+from tests.streams import FFMPEG, HEIGHT, WIDTH, StreamServer, build_scenes
+
 SHARED = ROOT.parent / "shared"
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "bench")]
-from machine import describe  # noqa: E402  (bench/machine.py)
-from streams import FFMPEG, HEIGHT, WIDTH, StreamServer, build_scenes, free_port  # noqa: E402
 
 MODEL = "models/mobilenet_v2_1.0_224_quant.tflite"  # in --shared
 LABELS = "models/imagenet_labels.txt"
@@ -106,10 +105,6 @@ CSV_FIELDS = (
 COUNTERS = CSV_FIELDS[CSV_FIELDS.index("captured"):CSV_FIELDS.index("output_errors") + 1]
 
 
-class SoakError(Exception):
-    """The run could not go on (the daemon died, a tool is missing): exit status 2."""
-
-
 # -- the daemon --------------------------------------------------------------------------------
 
 
@@ -132,77 +127,7 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the soak process dies, however it dies."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class DaemonProcess:
-    def __init__(self, config_path: Path, socket_path: Path, log_path: Path) -> None:
-        self.socket_path = socket_path
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            # Its own session: a Ctrl-C in the terminal reaches this script, which stops the
-            # daemon itself (and measures that stop), not the daemon directly.
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edgecam", "run", "-c", str(config_path)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT,
-                start_new_session=True, preexec_fn=_die_with_parent)
-        self.pid = self.proc.pid
-        self.exit_code: int | None = None
-        self.stop_s: float | None = None
-        self.killed = False
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def check_alive(self) -> None:
-        if not self.alive():
-            tail = "\n".join(self.log().splitlines()[-30:])
-            raise SoakError(f"the daemon exited with {self.proc.returncode}:\n{tail}")
-
-    def wait_socket(self) -> None:
-        deadline = time.monotonic() + SOCKET_WAIT_S
-        while True:
-            self.check_alive()
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.connect(str(self.socket_path))
-                    return
-                except OSError:
-                    pass
-            if time.monotonic() > deadline:
-                raise SoakError(f"the daemon's socket {self.socket_path} did not accept within "
-                                f"{SOCKET_WAIT_S:.0f} s")
-            time.sleep(0.1)
-
-    def hup(self) -> None:
-        os.kill(self.pid, signal.SIGHUP)
-
-    def stop(self) -> None:
-        """SIGTERM and wait (how long it takes is reported); SIGKILL if it does not exit."""
-        if self.alive():
-            started = time.monotonic()
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_WAIT_S)
-                self.stop_s = time.monotonic() - started
-            except subprocess.TimeoutExpired:
-                self.killed = True
-                self.proc.kill()
-                self.proc.wait()
-        self.exit_code = self.proc.returncode
-
-
 # -- /proc -------------------------------------------------------------------------------------
-
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def proc_sample(pid: int) -> dict[str, float]:
@@ -218,9 +143,7 @@ def proc_sample(pid: int) -> dict[str, float]:
             elif key == "Threads":
                 values["threads"] = int(rest)
     values["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    values["cpu_s"] = (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+    values["cpu_s"] = process_cpu_s(pid)
     return values
 
 
@@ -420,16 +343,19 @@ def soak(args: argparse.Namespace, run: Run, out: Path, tmp: Path) -> None:
     write_atomically(config_path, configs[0])
     (out / "edgecam-a.yaml").write_text(configs[0])
     (out / "edgecam-b.yaml").write_text(configs[1])
-    daemon: DaemonProcess | None = None
+    daemon: Process | None = None
     monitor: Monitor | None = None
     clients: list[ChurnClient] = []
     threads: list[threading.Thread] = []
     try:
         server.start()
-        daemon = DaemonProcess(config_path, socket_path, out / "daemon.log")
+        # Its own session: a Ctrl-C in the terminal reaches this script, which stops the daemon
+        # itself (and measures that stop), not the daemon directly.
+        daemon = Process(edgecam_run(config_path), stderr=out / "daemon.log", new_session=True,
+                         die_with_parent=True)
         print(f"daemon pid {daemon.pid}, stream {server.url} (ffmpeg pid {server.pid}), "
               f"socket {socket_path}", flush=True)
-        daemon.wait_socket()
+        daemon.wait_socket(socket_path, SOCKET_WAIT_S)
         monitor = Monitor(socket_path, stop)
         clients = [ChurnClient(i, socket_path, stop, args.seed + i) for i in range(args.clients)]
         threads = [monitor, *clients]
@@ -447,13 +373,12 @@ def soak(args: argparse.Namespace, run: Run, out: Path, tmp: Path) -> None:
                                monitor_closed_by_daemon=monitor.reconnects_after_eof,
                                monitor_bad_lines=monitor.bad_lines)
         if daemon is not None:
-            daemon.stop()
-            run.args["daemon_exit"] = {"code": daemon.exit_code, "stop_s": daemon.stop_s,
+            run.args["daemon_exit"] = {"code": daemon.stop(STOP_WAIT_S), "stop_s": daemon.stop_s,
                                        "killed": daemon.killed}
         server.close()
 
 
-def _loop(args: argparse.Namespace, run: Run, daemon: DaemonProcess, server: StreamServer,
+def _loop(args: argparse.Namespace, run: Run, daemon: Process, server: StreamServer,
           monitor: Monitor, clients: list[ChurnClient], configs: list[str], config_path: Path) -> None:
     t0 = time.monotonic()
     downs = args.down
@@ -495,7 +420,7 @@ def _loop(args: argparse.Namespace, run: Run, daemon: DaemonProcess, server: Str
             run.hups += 1
             run.hup_times.append(round(now, 1))
             write_atomically(config_path, configs[run.hups % 2])
-            daemon.hup()
+            daemon.signal(signal.SIGHUP)
         if (pending is None and down_until is None and now >= next_kill
                 and now + downs[len(run.restarts) % len(downs)] + args.recover_within < args.duration):
             next_kill += args.restart_every
@@ -797,7 +722,7 @@ def _downs(text: str) -> list[float]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench/soak", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=600, help="seconds (default 600)")
     parser.add_argument("--out", type=Path, help="output folder (default: a new one under /tmp)")
     parser.add_argument("--shared", type=Path, default=SHARED,
@@ -857,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
               started=started.isoformat(timespec="seconds"))
     info = {**describe(), "ffmpeg": _ffmpeg_version()}
     run.args.update(machine_info=info, root=str(ROOT),
-                    command=" ".join([".venv/bin/python", "bench/soak", *(argv or sys.argv[1:])]),
+                    command=" ".join([".venv/bin/python", "-m", "bench.soak", *(argv or sys.argv[1:])]),
                     # glibc allocator tuning changes the RSS figures: say if any was set
                     malloc_env={k: v for k, v in os.environ.items() if k.startswith("MALLOC_")})
     print(f"soak: {args.duration:g} s, output in {out}")
@@ -871,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         run.interrupted, status = True, 2
         print("soak: interrupted; everything it started is stopped", file=sys.stderr)
-    except (SoakError, RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, WaitTimeout) as exc:
         run.error, status = str(exc), 2
         print(f"soak: {exc}", file=sys.stderr)
     finally:
