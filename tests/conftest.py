@@ -3,8 +3,9 @@
 Tests are in tests/unit (in process, with fakes), tests/integration (daemons,
 sockets, streams, brokers as real processes) and tests/system (the systemd
 sandbox); the helpers beside this file (harness, streams, brokers, sandbox,
-fakes, heads, fleets, fleet_keys, notify_socket, fake_picamera2, learn_views, sysfs) are imported by name from any of
-them: pytest puts this folder on sys.path for its conftest.py.
+fakes, heads, fleets, fleet_keys, notify_socket, fake_picamera2, learn_views,
+sysfs) are imported by name from any of them: pytest puts this folder on
+sys.path for its conftest.py.
 """
 
 from __future__ import annotations
