@@ -121,8 +121,8 @@ def _classifier(model: ModelConfig, current: dict[ModelConfig, ImageClassifier],
     if model in current:
         return refresh_classifier(current[model], model, model)
     if model.head is not None and _extractor_key(model) in extractors:
-        return HeadClassifier.from_config(model, extractors[_extractor_key(model)])
-    classifier = make_classifier(model)
+        return HeadClassifier.from_config(model, extractors[_extractor_key(model)], recover=True)
+    classifier = make_classifier(model, recover=True)
     if isinstance(classifier, HeadClassifier):
         extractors[_extractor_key(model)] = classifier.embedder
     return classifier

@@ -51,9 +51,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.common.files import atomic_write, read_user_file
+from edgecam.common.files import atomic_write, read_user_file, set_aside
 from edgecam.config.fields import STATE_DIR
 from edgecam.errors import EdgecamError, ModelError
+from edgecam.models.fewshot.errors import CorruptHeadError, HeadError
 
 FORMAT = "edgecam-head"
 VERSION = 1
@@ -64,10 +65,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a whole number"}
 # A sum of `count` unit vectors is at most `count` long; float32 embeddings leave some slack.
 _NORM_SLACK = 1e-4
-
-
-class HeadError(ModelError):
-    """A head file that cannot be used: corrupt, another format or another extractor."""
 
 
 def check_label(label: str) -> str:
@@ -204,20 +201,20 @@ class Head:
         try:
             document = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
         except (UnicodeDecodeError, ValueError, RecursionError):
-            raise HeadError(f"{where}: not an edgecam head file, or a corrupt one (not valid JSON; "
-                            "truncated?)") from None
+            raise CorruptHeadError(where, "not an edgecam head file, or a corrupt one (not valid "
+                                   "JSON; truncated?)") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise HeadError(f"{where}: not an edgecam head file (no \"format\": \"{FORMAT}\")")
         version = document.get("version")
         if type(version) is not int or version < 1:
-            raise HeadError(f"{where}: corrupt head file: bad version {version!r}")
+            raise CorruptHeadError(where, f"corrupt head file: bad version {version!r}")
         if version > VERSION:
             raise HeadError(f"{where}: head format version {version} is newer than this edgecam "
                             f"reads ({VERSION}): upgrade edgecam")
         try:
             return cls._from_document(document)
         except (KeyError, TypeError, ValueError) as exc:
-            raise HeadError(f"{where}: corrupt head file: {exc}") from None
+            raise CorruptHeadError(where, f"corrupt head file: {exc}") from None
 
     @classmethod
     def _from_document(cls, document: dict[str, Any]) -> Head:
@@ -261,11 +258,16 @@ class Head:
 
 
 def load_or_new(path: str | Path, sha256: str, dim: int, model_path: str) -> tuple[Head, bool]:
-    """The head at `path` checked against the extractor, or a new empty one; (head, is_new)."""
+    """The head at `path` checked against the extractor, or a new empty one; (head, is_new).
+    One cut, emptied or garbage is set aside (`.corrupt`, one warning line) for a new one."""
     path = Path(path)
-    if not path.exists():
+    try:
+        head = Head.load(path) if path.exists() else None
+    except CorruptHeadError as exc:
+        set_aside(path, exc.problem)
+        head = None
+    if head is None:
         return Head(sha256, dim, Path(model_path).name), True
-    head = Head.load(path)
     head.check_extractor(sha256, model_path, str(path))
     if head.dim != dim:  # the same sha256 cannot give another width; a hand-edited file can
         raise HeadError(f"{path}: corrupt head file: {head.dim}-wide, the extractor gives {dim}")
