@@ -134,13 +134,13 @@ def test_check_config_refuses_a_sparse_4gb_labels_file(sparse: Path, tmp_path: P
 def test_check_config_refuses_secret_and_tls_files_that_are_not_regular_or_too_big(
         fifo: Path, tmp_path: Path) -> None:
     big = tmp_path / "big.pw"
-    big.write_bytes(b"p" * 5000)
+    big.write_bytes(b"p" * 70_000)
     text = (f"outputs:\n  mqtt:\n    username: u\n    password_file: {big}\n"
             f"    tls:\n      ca_file: {fifo}\n"
             f"web:\n  token_file: /dev/zero\n")
     lines = config_errors(text, tmp_path)
-    assert lines == [f"e.yaml:4: outputs.mqtt.password_file: {big}: 5000 bytes, more than the 4096 "
-                     "bytes such a file may be",
+    assert lines == [f"e.yaml:4: outputs.mqtt.password_file: {big}: 70000 bytes, more than the "
+                     "65536 bytes such a file may be",
                      f"e.yaml:6: outputs.mqtt.tls.ca_file: {fifo}: not a regular file (a FIFO)",
                      "e.yaml:8: web.token_file: /dev/zero: not a regular file (a device)"]
 
