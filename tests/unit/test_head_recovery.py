@@ -1,5 +1,5 @@
 """A learned head a power cut left cut, emptied or garbage (issue 24, item 3): the daemon sets it
-aside in one line and classifies on (every image `unknown`); `edgecam learn` starts a new one.
+aside in one line and classifies on (every image `unknown`); `edgecam learn` refuses it.
 
 Only garbage is set aside: a head of another extractor or a newer format is
 the user's to fix, and still ends the start in one line.
@@ -75,11 +75,12 @@ def test_a_head_of_another_extractor_is_not_set_aside(head_file: Path, embedder,
     assert head_file.exists()
 
 
-def test_learn_starts_a_new_head_in_place_of_a_corrupt_one(head_file: Path, embedder) -> None:
+def test_learn_refuses_a_corrupt_head_and_leaves_it_alone(head_file: Path, embedder) -> None:
+    """`edgecam learn add` is a person at a terminal: told in one line, they decide."""
     head_file.write_bytes(damaged(head_file.read_bytes(), "cut"))
-    head, new = load_or_new(head_file, embedder.sha256, embedder.dim, str(EXTRACTOR))
-    assert new and not head.classes
-    assert head_file.with_name("default.head.corrupt").exists() and not head_file.exists()
+    with pytest.raises(CorruptHeadError):
+        load_or_new(head_file, embedder.sha256, embedder.dim, str(EXTRACTOR))
+    assert head_file.exists()
 
 
 def test_a_reload_after_learning_again_classifies_with_the_new_classes(head_file: Path, embedder,

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.common.files import atomic_write, read_user_file, set_aside
+from edgecam.common.files import atomic_write, read_user_file
 from edgecam.config.fields import STATE_DIR
 from edgecam.errors import EdgecamError, ModelError
 from edgecam.models.fewshot.errors import CorruptHeadError, HeadError
@@ -258,16 +258,11 @@ class Head:
 
 
 def load_or_new(path: str | Path, sha256: str, dim: int, model_path: str) -> tuple[Head, bool]:
-    """The head at `path` checked against the extractor, or a new empty one; (head, is_new).
-    One cut, emptied or garbage is set aside (`.corrupt`, one warning line) for a new one."""
+    """The head at `path` checked against the extractor, or a new empty one; (head, is_new)."""
     path = Path(path)
-    try:
-        head = Head.load(path) if path.exists() else None
-    except CorruptHeadError as exc:
-        set_aside(path, exc.problem)
-        head = None
-    if head is None:
+    if not path.exists():
         return Head(sha256, dim, Path(model_path).name), True
+    head = Head.load(path)
     head.check_extractor(sha256, model_path, str(path))
     if head.dim != dim:  # the same sha256 cannot give another width; a hand-edited file can
         raise HeadError(f"{path}: corrupt head file: {head.dim}-wide, the extractor gives {dim}")
