@@ -17,8 +17,8 @@ from edgecam.models.filesig import changed
 
 def make_classifier(config: ModelConfig, *, recover: bool = False) -> ImageClassifier:
     """The classifier the model section asks for: a head's classes, or the model's own labels,
-    on the back-end model.backend (or the model file) names. `recover` (the daemon): a corrupt
-    head is set aside (HeadClassifier.from_config)."""
+    on the back-end model.backend (or the model file) names. `recover` (the daemon's start): a
+    corrupt head is set aside (HeadClassifier.from_config)."""
     if config.head is not None:
         return HeadClassifier.from_config(config, recover=recover)
     backend = backend_of(config.backend, config.path)
@@ -46,7 +46,8 @@ def close_classifier(classifier: ImageClassifier) -> None:
 
 
 def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelConfig) -> ImageClassifier:
-    """The classifier for `new` after a daemon's reload: `current` when nothing it uses changed.
+    """The classifier for `new` after a reload: `current` when nothing it uses changed (a corrupt
+    head is refused, never set aside: the running one goes on).
 
     Learning rewrites the head file without touching the config, so with a head the file
     is re-read whenever it changed; so is a model or labels file replaced in place. The
@@ -54,13 +55,13 @@ def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelCon
     a new head or threshold does not reload the model.
     """
     if changed(current.loaded_files):  # the model or labels file was replaced in place
-        return make_classifier(new, recover=True)
+        return make_classifier(new)
     same_extractor = ((new.path, new.threads, new.resize, new.backend, new.providers)
                       == (old.path, old.threads, old.resize, old.backend, old.providers))
     if isinstance(current, HeadClassifier) and new.head is not None and same_extractor:
         if new == old:
             return current.reloaded(new)
-        return HeadClassifier.from_config(new, current.embedder, recover=True)
+        return HeadClassifier.from_config(new, current.embedder)
     if new != old:
-        return make_classifier(new, recover=True)
+        return make_classifier(new)
     return current

@@ -91,3 +91,11 @@ def test_a_reload_after_learning_again_classifies_with_the_new_classes(head_file
     head_file.write_bytes(good)  # `edgecam learn add` wrote a new head
     reloaded = running.reloaded(model(head_file))
     assert reloaded is not running and reloaded.labels == make_head(embedder, train).labels
+
+
+def test_a_reload_never_sets_a_head_aside_the_running_one_goes_on(head_file: Path, embedder) -> None:
+    running = HeadClassifier.from_config(model(head_file), embedder, recover=True)
+    head_file.write_bytes(damaged(head_file.read_bytes(), "garbage"))
+    with pytest.raises(CorruptHeadError):
+        running.reloaded(model(head_file))
+    assert head_file.exists() and running.labels

@@ -77,9 +77,11 @@ class HeadClassifier(Infers):
                     recover: bool = False) -> HeadClassifier:
         """Loads model.head; `embedder` (already loaded, same model settings) is reused.
 
-        `recover` (the daemon): a head file a power cut left cut, emptied or garbage is set
-        aside as `<head>.corrupt` and every image is `unknown` (no classes) until classes are
-        learned again, so the start goes on; so it stays while only the `.corrupt` file is there.
+        `recover` (the daemon's start): a head file a power cut left cut, emptied or garbage is
+        set aside as `<head>.corrupt` and every image is `unknown` (no classes) until classes
+        are learned again, so the start goes on; so it stays while only the `.corrupt` file is
+        there. A reload never recovers: it keeps the running head, as it keeps every part when
+        something new fails.
         """
         assert config.head is not None
         embedder = embedder or Embedder.from_config(config)
@@ -132,4 +134,4 @@ class HeadClassifier(Infers):
         signature = file_signature(config.head or "")
         if signature is not None and signature == self.head_signature:
             return self
-        return HeadClassifier.from_config(config, self.embedder, recover=True)
+        return HeadClassifier.from_config(config, self.embedder)
