@@ -5,10 +5,10 @@ from edgecam.config.fields import (
     is_loopback,
     picamera_number,
     picamera_source,
-    read_token,
     source_is_path,
     split_listen,
 )
+from edgecam.config.files import read_token
 from edgecam.config.instance import SINGLE, Camera
 from edgecam.config.loader import load_config, parse_config, to_yaml
 from edgecam.config.schema import (

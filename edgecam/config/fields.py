@@ -7,9 +7,7 @@ with the problem; the loader (config.loader) adds the file, line and key path.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import stat
 from collections.abc import Callable
 from dataclasses import field
 from pathlib import Path
@@ -21,6 +19,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/edgecam/edgecam.yaml")
 STATE_DIR = Path("/var/lib/edgecam")
 #: the units' RuntimeDirectory=, which every instance shares (sockets, claims)
 RUNTIME_DIR = Path("/run/edgecam")
+#: the longest string a config value may be: PATH_MAX, ample for a URL too
+MAX_STRING = 4096
 
 
 def setting(
@@ -241,33 +241,3 @@ def check_crop(crop: tuple[float, ...]) -> None:
     if x + width > 1 + 1e-9 or y + height > 1 + 1e-9:
         raise ValueError(f"{list(crop)}: reaches outside the frame (x + width and y + height "
                          "must be at most 1)")
-
-
-def read_token(path: str) -> str:
-    """The first line of a token file, stripped; ValueError saying why there is none."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            token = file.readline().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ValueError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text") from None
-    if not token:
-        raise ValueError(f"{path}: its first line, the token, is empty")
-    return token
-
-
-def existing_file(value: str) -> None:
-    """A file named in the config must be there (unless we may not look: the daemon reads it)."""
-    if not value:
-        return
-    try:
-        mode = os.stat(value).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        raise ValueError(f"{value}: no such file") from None
-    except OSError:
-        return
-    if not stat.S_ISREG(mode):
-        raise ValueError(f"{value}: not a file")

@@ -20,11 +20,12 @@ from typing import Any
 
 import yaml
 
-from edgecam.config.fields import DEFAULT_CONFIG_PATH, parse_mode
+from edgecam.common.files import MAX_CONFIG_BYTES, read_user_text
+from edgecam.config.fields import DEFAULT_CONFIG_PATH, MAX_STRING, parse_mode
 from edgecam.config.instance import SINGLE, Camera
 from edgecam.config.labels import LabelRef, unknown_labels
 from edgecam.config.schema import Config
-from edgecam.errors import ConfigError
+from edgecam.errors import ConfigError, EdgecamError, MissingFileError
 
 _TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 
@@ -66,7 +67,7 @@ class _Loader:
                 continue
             if not _is_plain_name(key):
                 # Shown quoted at the section's path: a key with blanks would break `FILE:LINE: key: `.
-                self.error(key_node, keypath or "(top)", f"keys must be plain names, got {key!r}")
+                self.error(key_node, keypath or "(top)", f"keys must be plain names, got {key[:100]!r}")
                 continue
             if key in seen:
                 self.error(key_node, where, "duplicate key")
@@ -123,6 +124,9 @@ class _Loader:
             raw = node.value
         if raw is None and _allows_none(hint):
             return True, None
+        if isinstance(raw, str) and len(raw) > MAX_STRING:
+            self.error(node, where, f"{len(raw):,} characters long (at most {MAX_STRING:,})")
+            return False, None
         try:
             value = meta["parse"](raw) if meta["parse"] else _check_type(raw, _base_type(hint), meta)
         except ValueError as exc:
@@ -246,8 +250,9 @@ class _Loader:
     def label(self, spec: dataclasses.Field, node: yaml.Node, where: str, what: str) -> str | None:
         """One name of a list or mapping, noted for the label check if the field holds labels."""
         raw = node.value if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":str") else None
-        if raw is None or not raw.strip():
-            self.error(node, where, f"{what} must be a label (a non-empty string)")
+        if raw is None or not raw.strip() or len(raw) > MAX_STRING:
+            self.error(node, where, f"{what} must be a label (a non-empty string of at most "
+                       f"{MAX_STRING:,} characters)")
             return None
         text = raw.strip()
         if spec.metadata.get("labels"):
@@ -340,7 +345,7 @@ def _is_null(node: yaml.Node) -> bool:
 
 def _is_plain_name(key: str) -> bool:
     """A key that can be shown unquoted in `FILE:LINE: key.path: problem`: no blanks, printable."""
-    return bool(key) and key.isprintable() and " " not in key
+    return bool(key) and len(key) <= 100 and key.isprintable() and " " not in key
 
 
 def _unknown_key(key: str, fields: dict[str, Any]) -> str:
@@ -393,13 +398,13 @@ def load_config(path: str | os.PathLike[str] | None, camera: Camera = SINGLE) ->
         path = camera.config_path
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        text = read_user_text(path, "config file", max_bytes=MAX_CONFIG_BYTES)
+    except MissingFileError:
         hint = f" (sudo make install NAME={camera.name} writes it)" if camera.name else ""
         raise ConfigError([f"{path}:1: (file): not found{hint}"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError([f"{path}:1: (file): cannot read: {reason}"]) from None
+    except EdgecamError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise ConfigError([f"{path}:1: (file): {reason}"]) from None
     return camera.localize(parse_config(text, str(path), path.resolve().parent))
 
 

@@ -14,7 +14,6 @@ from edgecam.config.backends import BACKENDS, backend_mismatch, camera_problems
 from edgecam.config.fields import (
     STATE_DIR,
     check_crop,
-    existing_file,
     is_loopback,
     parse_client_id,
     parse_discovery_prefix,
@@ -32,6 +31,7 @@ from edgecam.config.fields import (
     source_is_path,
     split_listen,
 )
+from edgecam.config.files import head_file, labels_file, model_file, pem_file, secret_file, source_file
 from edgecam.config.fleet_schema import FleetConfig
 
 
@@ -42,7 +42,7 @@ class CameraConfig:
         "picamera2 | picamera2:1 | /dev/video0 | 0 | rtsp://… | http://… | tcp://… | clip.mp4 | photo.jpg | "
         "photos/",
         parse=parse_source,
-        path=source_is_path,
+        path=source_is_path, check=source_file,
     )
     width: int = setting(640, "capture width in pixels", min=16, max=8192)
     height: int = setting(480, "capture height in pixels", min=16, max=8192)
@@ -59,10 +59,10 @@ class CameraConfig:
 class ModelConfig:
     path: str = setting(str(STATE_DIR / "models" / "mobilenet_v2_1.0_224_quant.tflite"),
                         "the image classifier: .tflite (LiteRT), .onnx (ONNX Runtime), .rpk (the AI "
-                        "Camera's IMX500) or .hef (an AI Kit / AI HAT+'s Hailo)", path=True)
+                        "Camera's IMX500) or .hef (an AI Kit / AI HAT+'s Hailo)", path=True, check=model_file)
     labels: str = setting(str(STATE_DIR / "models" / "imagenet_labels.txt"),
                           "labels file, one label a line (an .rpk's own labels are used unless this "
-                          "is changed from the default)", path=True)
+                          "is changed from the default)", path=True, check=labels_file)
     backend: str = setting("auto", "what runs the model; auto: chosen from model.path's suffix",
                            choices=BACKENDS)
     providers: tuple[str, ...] = setting(
@@ -76,11 +76,10 @@ class ModelConfig:
     head: str | None = setting(
         None, "classes learned with `edgecam learn` (a head file); model.path is then the embedding "
         "extractor the head was learned with, and model.labels is not used",
-        parse=parse_head_path, path=True)
+        parse=parse_head_path, path=True, check=head_file)
     head_min_similarity: float = setting(
         0.6, "with a head: an image whose cosine similarity to every class is lower is `unknown`",
         min=0, max=1)
-
 
     def problems(self) -> list[tuple[str, str]]:
         mismatch = backend_mismatch(self.backend, self.path)
@@ -110,11 +109,11 @@ class SocketConfig:
 @dataclass(frozen=True)
 class MqttTlsConfig:
     ca_file: str = setting("", "CA certificate(s), PEM, the broker's certificate is checked against;"
-                           " setting it turns TLS on", path=bool, check=existing_file)
+                           " setting it turns TLS on", path=bool, check=pem_file)
     cert_file: str = setting("", "client certificate, PEM (brokers that require one)", path=bool,
-                             check=existing_file)
+                             check=pem_file)
     key_file: str = setting("", "the client certificate's private key, PEM (if not in cert_file)",
-                            path=bool, check=existing_file)
+                            path=bool, check=pem_file)
 
     def problems(self) -> list[tuple[str, str]]:
         found = []
@@ -133,7 +132,7 @@ class MqttConfig:
     port: int = setting(1883, "the broker's port (1883; 8883 is usual with TLS)", min=1, max=65535)
     username: str = setting("", "user name; empty = anonymous")
     password_file: str = setting("", "file holding the password (read at start, never in this file)",
-                                 path=bool, check=existing_file)
+                                 path=bool, check=secret_file)
     tls: MqttTlsConfig = section(MqttTlsConfig)
     client_id: str = setting("", "MQTT client id; empty = the topic prefix with - for /",
                              parse=parse_client_id)
@@ -190,10 +189,11 @@ class OutputsConfig:
 class ZoneModelConfig:
     """A zone's own model; each key left out is the top-level model's."""
 
-    path: str | None = setting(None, "the .tflite classifier (or embedding extractor)", path=True)
-    labels: str | None = setting(None, "its labels file", path=True)
+    path: str | None = setting(None, "the .tflite classifier (or embedding extractor)", path=True,
+                               check=model_file)
+    labels: str | None = setting(None, "its labels file", path=True, check=labels_file)
     head: str | None = setting(None, "classes learned for this zone (`edgecam learn add --zone`)",
-                               parse=parse_head_path, path=True)
+                               parse=parse_head_path, path=True, check=head_file)
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ class WebConfig:
     listen: str = setting("127.0.0.1:8080", "HOST:PORT to serve on (:8080 = every interface, which "
                           "needs token_file)", parse=parse_listen)
     token_file: str = setting("", "file whose first line is the token the page asks for; required "
-                              "when listen is not a loopback address", path=bool, check=existing_file)
+                              "when listen is not a loopback address", path=bool, check=secret_file)
     preview_fps: float = setting(5.0, "most frames per second the preview is encoded at",
                                  min=0.2, max=30)
     preview_width: int = setting(640, "the preview's width in pixels (its height follows)",

@@ -13,14 +13,17 @@ lock goes with its process (kill -9 included): a file left behind is never a sta
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecam.common.files import set_aside
 from edgecam.config import Camera, Config, picamera_number, split_listen
 from edgecam.config.fields import RUNTIME_DIR
 from edgecam.errors import EX_UNAVAILABLE, EdgecamError
@@ -108,7 +111,7 @@ class Claims:
     def _take(self, resource: Resource) -> int:
         self._folder.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(resource.what.encode()).hexdigest()[:24]
-        fd = os.open(self._folder / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+        fd = _open_claim(self._folder / f"{name}.lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -126,13 +129,46 @@ class Claims:
         return fd
 
 
+def _open_claim(path: Path) -> int:
+    """The claim file, opened to be locked and written: a regular file, never through a symlink
+    (a link planted in the folder would have the daemon truncate what it points at). Anything
+    else there (a link, a FIFO) is set aside once and the file made anew; what a crash left in
+    a regular one (half a record, garbage) is rewritten once the lock is taken."""
+    for attempt in (1, 2):
+        try:
+            fd = os.open(path, _OPEN_FLAGS, 0o660)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP or attempt == 2:
+                raise
+            set_aside(path, "a claim file that is a symlink")
+            continue
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)
+        if attempt == 1:
+            set_aside(path, "a claim file that is not a regular file")
+    raise EdgecamError(f"{path}: cannot make this claim file a regular file")
+
+
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
 def _holder(fd: int) -> str:
-    """`camera a (/etc/edgecam/a.yaml, pid 812)`, from the holder's record."""
+    """`camera a (/etc/edgecam/a.yaml, pid 812)`, from the holder's record (which a crash or a
+    hand may have left cut or garbage: then the holder is not named)."""
     try:
         record = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         record = {}
-    if not record:
+    if not isinstance(record, dict) or not record:
         return "another running edgecam"
-    camera = Camera(record.get("camera", ""))
-    return f"{camera.describe()} ({record.get('config')}, pid {record.get('pid')})"
+    name, config, pid = record.get("camera", ""), record.get("config"), record.get("pid")
+    try:
+        camera = Camera.named(name) if isinstance(name, str) else None
+    except EdgecamError:
+        camera = None
+    if camera is None:
+        return "another running edgecam"
+    if not isinstance(config, str) or type(pid) is not int:
+        return f"{camera.describe()} (another running edgecam)"
+    return f"{camera.describe()} ({config[:200]}, pid {pid})"

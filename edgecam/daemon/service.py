@@ -22,6 +22,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 
 from edgecam.config import SINGLE, Camera, Config, load_config
+from edgecam.config.files import source_override
 from edgecam.daemon import ipfilter
 from edgecam.daemon.board_watch import BoardWatch
 from edgecam.daemon.claims import Claims
@@ -105,7 +106,8 @@ class Daemon:
         config = load_config(self._config_path, self._camera)
         if self._source_override:
             config = dataclasses.replace(
-                config, camera=dataclasses.replace(config.camera, source=self._source_override))
+                config, camera=dataclasses.replace(config.camera,
+                                                   source=source_override(self._source_override)))
         return config
 
     def _fleet_reload(self, why: str) -> None:
@@ -122,7 +124,7 @@ class Daemon:
         self._claims.hold(config)  # another instance using its socket, ports or camera: one line
         self._warn_if_filtered(config)
         self._notifier.status("loading the model")
-        classifier = make_classifier(config.model)
+        classifier = make_classifier(config.model, recover=True)
         if self._stopping():
             return False
         self._pipeline.start_outputs(config)

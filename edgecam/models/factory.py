@@ -15,11 +15,12 @@ from edgecam.models.fewshot.imprint import HeadClassifier
 from edgecam.models.filesig import changed
 
 
-def make_classifier(config: ModelConfig) -> ImageClassifier:
+def make_classifier(config: ModelConfig, *, recover: bool = False) -> ImageClassifier:
     """The classifier the model section asks for: a head's classes, or the model's own labels,
-    on the back-end model.backend (or the model file) names."""
+    on the back-end model.backend (or the model file) names. `recover` (the daemon's start): a
+    corrupt head is set aside (HeadClassifier.from_config)."""
     if config.head is not None:
-        return HeadClassifier.from_config(config)
+        return HeadClassifier.from_config(config, recover=recover)
     backend = backend_of(config.backend, config.path)
     if backend == "imx500":
         from edgecam.models.imx500 import Imx500Classifier
@@ -45,7 +46,8 @@ def close_classifier(classifier: ImageClassifier) -> None:
 
 
 def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelConfig) -> ImageClassifier:
-    """The classifier for `new` after a reload: `current` when nothing it uses changed.
+    """The classifier for `new` after a reload: `current` when nothing it uses changed (a corrupt
+    head is refused, never set aside: the running one goes on).
 
     Learning rewrites the head file without touching the config, so with a head the file
     is re-read whenever it changed; so is a model or labels file replaced in place. The

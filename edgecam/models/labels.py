@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from edgecam.common.files import read_user_text
+from edgecam.common.files import MAX_LABELS_BYTES, read_user_text
 from edgecam.errors import ModelError
 
 _NUMBERED = re.compile(r"^\s*(\d+)[\s:]+(.*\S)\s*$")
@@ -23,7 +23,7 @@ MAX_LABELS = 100_000
 
 def read_labels(path: str | Path) -> list[str]:
     """The labels of a file, one a line (blank lines skipped); numbered lines are placed by number."""
-    text = read_user_text(path, "labels file", error=ModelError)
+    text = read_user_text(path, "labels file", error=ModelError, max_bytes=MAX_LABELS_BYTES)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise ModelError(f"{path}: the labels file is empty")

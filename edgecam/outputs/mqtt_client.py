@@ -25,7 +25,7 @@ import time
 from collections.abc import Container
 from typing import Any
 
-from edgecam.common.files import read_user_text
+from edgecam.common.files import MAX_PEM_BYTES, MAX_SECRET_BYTES, read_user_text, user_file_problem
 from edgecam.common.worker import Worker
 from edgecam.config import MqttConfig
 from edgecam.dependencies import PAHO, MissingDependency
@@ -154,7 +154,8 @@ def close_client(client: Any, last: tuple[str, str, int] | None, timeout_s: floa
 
 def read_password(path: str) -> str:
     """The password file's text without its trailing newline; one clear line if unusable."""
-    password = read_user_text(path, "outputs.mqtt.password_file").rstrip("\r\n")
+    password = read_user_text(path, "outputs.mqtt.password_file",
+                              max_bytes=MAX_SECRET_BYTES).rstrip("\r\n")
     if not password:
         raise EdgecamError(f"outputs.mqtt.password_file: {path} is empty")
     return password
@@ -165,6 +166,11 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     tls = config.tls
     if not tls.ca_file:
         return None
+    # Regular files within MAX_PEM_BYTES only: OpenSSL would wait on a FIFO, read /dev/zero forever.
+    for key, path in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+        problem = user_file_problem(path, MAX_PEM_BYTES) if path else None
+        if problem is not None:
+            raise EdgecamError(f"outputs.mqtt.tls.{key}: cannot load {path}: {problem}")
     try:
         context = ssl.create_default_context(cafile=tls.ca_file)
     except (OSError, ssl.SSLError) as exc:

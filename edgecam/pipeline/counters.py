@@ -84,6 +84,9 @@ COUNTERS = (
             "or the frame was cut to the model's input before a reload turned snapshots on)"),
     Counted("snapshots_failed", "outputs", "snapshots_failed", "edgecam_snapshots_failed",
             "Label changes not saved: the write failed (a full or read-only disk, no permission)"),
+    Counted("snapshots_refused", "outputs", "snapshots_refused", "edgecam_snapshots_refused",
+            "Snapshots the status page did not list or serve: a sidecar that does not check out (cut, "
+            "garbage, not finite) or a JPEG that is empty or not a regular file (a symlink)"),
     # The status page (edgecam/web): its preview is encoded only while someone watches.
     Counted("web_preview_encoded", "outputs", "web_preview_encoded", "edgecam_web_preview_encoded",
             "Preview frames encoded for the status page (resized, zones drawn, JPEG)"),

@@ -80,7 +80,7 @@ class Pipeline:
 
     def start(self, config: Config, classifier: ImageClassifier, source: Source | None) -> None:
         """Inference, then capture (its first frame then has somewhere to go)."""
-        zones, self._classifiers = build_zones(config, {config.model: classifier}, ())
+        zones, self._classifiers = build_zones(config, {config.model: classifier}, (), recover=True)
         self._stack.callback(self._close_classifiers)  # last: after capture, which reads the sensor
         self.stats.set_zones(zone_names(config))
         self._snapshots = self._start_snapshots(config.snapshots)

@@ -85,8 +85,8 @@ def frame_size(config: Config, input_size: tuple[int, int]) -> tuple[int, int]:
     return (config.camera.width, config.camera.height) if whole_frames(config) else input_size
 
 
-def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier],
-                running: tuple[Zone, ...]) -> tuple[tuple[Zone, ...], dict[ModelConfig, ImageClassifier]]:
+def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier], running: tuple[Zone, ...],
+                *, recover: bool = False) -> tuple[tuple[Zone, ...], dict[ModelConfig, ImageClassifier]]:
     """The zones `config` names, and the classifiers they use, keyed by model section.
 
     `current` holds the classifiers running now (the top level's among them): a model that
@@ -94,6 +94,7 @@ def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier],
     load an interpreter twice; heads on the same extractor share its interpreter. A zone
     whose rules did not change keeps its filter from `running` (the zones before a reload),
     so its current label is not emitted again. EdgecamError if a model does not load.
+    `recover` (the start, not a reload): a corrupt head is set aside (HeadClassifier.from_config).
     """
     classifiers: dict[ModelConfig, ImageClassifier] = {}
     extractors = {_extractor_key(model): classifier.embedder
@@ -102,7 +103,7 @@ def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier],
     for zone in config.zones:
         model = config.zone_model(zone)
         if model not in classifiers:
-            classifiers[model] = _classifier(model, current, extractors)
+            classifiers[model] = _classifier(model, current, extractors, recover)
         classifier = classifiers[model]
         rules = config.zone_outputs(zone)
         kept = next((z.filter for z in running if z.name == zone.name and z.rules == rules
@@ -117,12 +118,12 @@ _ExtractorKey = tuple[str, int | str, str, str, tuple[str, ...]]
 
 
 def _classifier(model: ModelConfig, current: dict[ModelConfig, ImageClassifier],
-                extractors: dict[_ExtractorKey, Embedder]) -> ImageClassifier:
+                extractors: dict[_ExtractorKey, Embedder], recover: bool) -> ImageClassifier:
     if model in current:
         return refresh_classifier(current[model], model, model)
     if model.head is not None and _extractor_key(model) in extractors:
-        return HeadClassifier.from_config(model, extractors[_extractor_key(model)])
-    classifier = make_classifier(model)
+        return HeadClassifier.from_config(model, extractors[_extractor_key(model)], recover=recover)
+    classifier = make_classifier(model, recover=recover)
     if isinstance(classifier, HeadClassifier):
         extractors[_extractor_key(model)] = classifier.embedder
     return classifier

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ _FOLDER = re.compile(r"[a-z0-9_-]{1,32}")  # a zone's name (config.fields.parse_
 _FILE = re.compile(rf"({_STEM.pattern})\.(jpg|json)")
 _LEFTOVER = re.compile(rf"\.({_STEM.pattern})\.(jpg|json)\..+\.tmp")  # atomic_write's, after a crash
 _SLUG_LENGTH = 40
+MAX_SIDECAR_BYTES = 64 * 1024  # the writer's are under 1 kB (100 labels of 100 characters: 15 kB)
+MAX_JPEG_BYTES = 64 * 1024 * 1024  # an 8192 x 8192 frame at quality 100 is about 40 MB
+_MAX_TS = 1e11  # the year 5138: time.localtime overflows further on
 
 
 def snapshot_stem(result: Result) -> str:
@@ -173,35 +177,92 @@ class Listed:
 
 
 def list_snapshots(folder: Path) -> tuple[list[Listed], list[str]]:
-    """Every snapshot under `folder`, newest first, and one line for each that cannot be read.
+    """Every snapshot under `folder`, newest first, and one line for each that is refused.
 
+    Only regular files count (a symlink named as a snapshot is refused: it would serve what it
+    points at), and only a sidecar that checks out (`_read`): the folder may hold what a power
+    cut left, or what another user of its group put there.
     OSError if the folder cannot be read; one that does not exist holds none.
     """
-    names: dict[tuple[str, int, str], dict[str, Path]] = {}
+    names: dict[tuple[str, int, str], dict[str, os.DirEntry[str]]] = {}
     for zone, entry in _files(folder):
         match = _FILE.fullmatch(entry.name)
         if match is not None:
-            names.setdefault((match[2], int(match[3]), zone), {})[match[5]] = Path(entry.path)
+            names.setdefault((match[2], int(match[3]), zone), {})[match[5]] = entry
     listed, problems = [], []
     for _key, files in sorted(names.items(), reverse=True):
         if "json" not in files:
             continue  # its sidecar is being written, or it was removed by hand: not a snapshot yet
+        sidecar_path = Path(files["json"].path)
         if "jpg" not in files:
-            problems.append(f"{files['json']}: its JPEG is missing")
+            problems.append(f"{sidecar_path}: its JPEG is missing")
             continue
+        jpeg = files["jpg"]
         try:
-            listed.append(_read(files["jpg"], files["json"]))
-        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-            problems.append(f"{files['json']}: cannot read this sidecar: {exc}")
+            if not jpeg.is_file(follow_symlinks=False) or jpeg.stat(follow_symlinks=False).st_size == 0:
+                problems.append(f"{jpeg.path}: not a snapshot (empty, or not a regular file)")
+                continue
+            listed.append(_read(Path(jpeg.path), sidecar_path))
+        except FileNotFoundError:
+            continue  # removed meanwhile (retention)
+        except (OSError, ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            problems.append(f"{sidecar_path}: cannot read this sidecar: {reason}")
     return listed, problems
 
 
+def read_snapshot(jpeg: Path) -> bytes | None:
+    """A snapshot's JPEG as the page serves it: a regular file of at most MAX_JPEG_BYTES, its
+    zone's folder and itself no symlink (O_NOFOLLOW); None if it is not that, or is gone."""
+    try:
+        folder = os.open(jpeg.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            data = _read_regular(jpeg.name, folder, MAX_JPEG_BYTES)
+        finally:
+            os.close(folder)
+    except (OSError, ValueError):
+        return None
+    return data
+
+
 def _read(jpeg: Path, sidecar_path: Path) -> Listed:
-    data = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    """The sidecar's figures, each checked (ValueError, KeyError, TypeError, OSError if not):
+    finite numbers within range, the types the writer gives them (a `1e999` ts must not reach
+    time.localtime or a JSON answer)."""
+    text = _read_regular(str(sidecar_path), None, MAX_SIDECAR_BYTES).decode("utf-8")
+    data = json.loads(text, parse_constant=_no_constant)
     message = data["message"]
     top = message["labels"][0]
-    return Listed(jpeg, float(message["ts"]), data["zone"], str(top["label"]), int(top["index"]),
-                  float(top["score"]))
+    zone = data["zone"]
+    ts, score, index, label = message["ts"], top["score"], top["index"], top["label"]
+    if zone is not None and not isinstance(zone, str):
+        raise TypeError(f"zone {zone!r} is not a name")
+    if type(ts) not in (int, float) or not 0 <= ts < _MAX_TS:
+        raise ValueError(f"ts {ts!r} is not a time")
+    if type(score) not in (int, float) or not 0 <= score <= 1:
+        raise ValueError(f"score {score!r} is not between 0 and 1")
+    if type(index) is not int or not isinstance(label, str):
+        raise TypeError("the top label's index or name is of the wrong type")
+    return Listed(jpeg, float(ts), zone, label, index, float(score))
+
+
+def _read_regular(name: str, folder: int | None, limit: int) -> bytes:
+    """The bytes of a regular file, not a symlink, of at most `limit`; OSError, ValueError if not."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise ValueError(f"not a regular file of at most {limit} bytes")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"more than {limit} bytes")
+    return data
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")
 
 
 def _files(folder: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecam.common.files import MAX_IMAGE_BYTES, user_file_problem
 from edgecam.errors import SourceError
 from edgecam.pipeline.frames import Fitter, Picture
 from edgecam.sources.base import Pacer, Source
@@ -69,6 +70,10 @@ class ImageSource(Source):
             raise SourceError(f"camera.source: {self.name}: no such file or folder")
         images = []
         for file in files:
+            problem = user_file_problem(file, MAX_IMAGE_BYTES)  # a FIFO would hang imread
+            if problem is not None:
+                log.warning("%s: %s, skipped", file, problem)
+                continue
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("%s: cannot read image, skipped", file)

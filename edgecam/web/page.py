@@ -18,7 +18,7 @@ from edgecam.config import Config, read_token
 from edgecam.errors import ConfigError
 from edgecam.pipeline.results import Result, stats_message
 from edgecam.pipeline.stats import Stats
-from edgecam.snapshots.store import list_snapshots
+from edgecam.snapshots.store import list_snapshots, read_snapshot
 from edgecam.web.auth import Auth
 from edgecam.web.preview import Overlay
 
@@ -67,6 +67,7 @@ class PageState:
         self.results: dict[str | None, Result] = {}
         self._stats_taken: tuple[float, dict[str, Any]] | None = None
         self._snapshots_listed: tuple[float, str | None, list[dict[str, Any]]] | None = None
+        self._refused: set[str] = set()  # the snapshots the last listing refused (each counted once)
         self._auth = (settings, Auth(settings.token))
 
     def auth(self) -> Auth:
@@ -110,14 +111,15 @@ class PageState:
                             "viewers": viewers, "max_viewers": max_viewers},
                 "snapshots": self._snapshots(now)}
 
-    def snapshot_file(self, zone: str, name: str) -> Path | None:
-        """The JPEG /snapshots/ZONE/NAME names, if it is one of the snapshots listed."""
+    def snapshot_jpeg(self, zone: str, name: str) -> bytes | None:
+        """The JPEG /snapshots/ZONE/NAME names, if it is one of the snapshots listed, and a
+        regular file reached through no symlink (read_snapshot); off the event loop: it reads."""
         listed = self._snapshots_listed
         url = f"/snapshots/{zone}/{name}"
         if listed is None or not any(item["url"] == url for item in listed[2]):
             return None
         folder = self.settings.snapshots
-        return Path(folder, zone, name) if folder else None
+        return read_snapshot(Path(folder, zone, name)) if folder else None
 
     def _stats_message(self, now: float) -> dict[str, Any]:
         taken = self._stats_taken
@@ -132,12 +134,20 @@ class PageState:
             recent: list[dict[str, Any]] = []
             if folder:
                 try:
-                    found, _problems = list_snapshots(Path(folder))
+                    found, problems = list_snapshots(Path(folder))
                 except OSError:
-                    found = []
+                    found, problems = [], []
+                self._count_refused(problems)
                 recent = [{"url": f"/snapshots/{item.jpeg.parent.name}/{item.jpeg.name}",
                            "zone": item.zone, "label": item.label, "score": round(item.score, 3),
                            "ts": item.ts, "time": time.strftime("%H:%M:%S", time.localtime(item.ts))}
                           for item in found[:RECENT_SNAPSHOTS]]
             listed = self._snapshots_listed = (now, folder, recent)
         return listed[2]
+
+    def _count_refused(self, problems: list[str]) -> None:
+        """Counts each snapshot refused (snapshots_refused) once, not at every listing."""
+        refused = set(problems)
+        if refused - self._refused:
+            self._stats.count("snapshots_refused", len(refused - self._refused))
+        self._refused = refused

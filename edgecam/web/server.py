@@ -204,11 +204,13 @@ class WebServer:
         status = self.state.status(time.monotonic(), len(self._viewers), MAX_VIEWERS)
         return web.Response(text=json.dumps(status), content_type="application/json")
 
-    async def _snapshot(self, request: web.Request) -> web.FileResponse:
-        path = self.state.snapshot_file(request.match_info["zone"], request.match_info["name"])
-        if path is None:
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        jpeg = await asyncio.get_running_loop().run_in_executor(
+            None, self.state.snapshot_jpeg, request.match_info["zone"], request.match_info["name"])
+        if jpeg is None:
             raise web.HTTPNotFound()
-        return web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+        return web.Response(body=jpeg, content_type="image/jpeg",
+                            headers={"Cache-Control": "private, max-age=3600"})
 
     # -- the preview -------------------------------------------------------------------------
 

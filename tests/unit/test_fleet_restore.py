@@ -64,7 +64,7 @@ def test_an_unusable_rollout_state_is_set_aside_and_the_config_model_runs(
     assert statuses == []
     assert not active.exists() and active.with_name("active.json.corrupt").exists()
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and "set aside as active.json.corrupt" in warnings[0].getMessage()
+    assert len(warnings) == 1 and f"set aside as {active}.corrupt" in warnings[0].getMessage()
     assert warnings[0].exc_info is None
 
 

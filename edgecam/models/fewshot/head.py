@@ -55,18 +55,19 @@ import numpy as np
 from edgecam.common.files import atomic_write, read_user_file
 from edgecam.config.fields import STATE_DIR
 from edgecam.errors import EdgecamError, ModelError
+from edgecam.models.fewshot.errors import CorruptHeadError, HeadError
 from edgecam.models.fewshot.headcheck import (
     FORMAT,
     MAX_CLASSES,
     MAX_COUNT,
     UNKNOWN,
     VERSION,
-    HeadError,
     check_label,
     read_document,
 )
 
-__all__ = ["UNKNOWN", "Head", "HeadClass", "HeadError", "check_label", "load_or_new", "merge_heads"]
+__all__ = ["UNKNOWN", "CorruptHeadError", "Head", "HeadClass", "HeadError", "check_label",
+           "load_or_new", "merge_heads"]
 
 DEFAULT_HEAD_PATH = STATE_DIR / "heads" / "default.head"
 # What one head brings to a class in a merge: at most MEMBER_WEIGHT examples' weight (its

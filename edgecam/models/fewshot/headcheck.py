@@ -7,7 +7,9 @@ the width against the extractor's when it is known, counts as whole numbers
 from 1 to MAX_COUNT (a 309-digit count would overflow every float it meets),
 sums finite and no longer than `count` unit vectors can add up to, at most
 MAX_CLASSES classes. Whatever the bytes are (deeply nested, huge numbers,
-invalid UTF-8), the only error is HeadError: one line naming where it came from.
+invalid UTF-8), the only error is HeadError: one line naming where it came from;
+CorruptHeadError when the bytes themselves do not check out (what a power cut
+may leave), as against a head of another format or version.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.errors import EdgecamError, ModelError
+from edgecam.errors import EdgecamError
+from edgecam.models.fewshot.errors import CorruptHeadError, HeadError
 
 FORMAT = "edgecam-head"
 VERSION = 1
@@ -36,10 +39,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a whole number"}
 # A sum of `count` unit vectors is at most `count` long; float32 embeddings leave some slack.
 _NORM_SLACK = 1e-4
-
-
-class HeadError(ModelError):
-    """A head file that cannot be used: corrupt, another format or another extractor."""
 
 
 def check_label(label: str) -> str:
@@ -76,20 +75,20 @@ def read_document(data: bytes, where: str, dim: int | None = None) -> Checked:
         document = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError, MemoryError):
         # ValueError covers a number of more than 4300 digits; RecursionError deep nesting.
-        raise HeadError(f"{where}: not an edgecam head file, or a corrupt one (not valid JSON; "
-                        "truncated?)") from None
+        raise CorruptHeadError(where, "not an edgecam head file, or a corrupt one (not valid JSON; "
+                               "truncated?)") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise HeadError(f"{where}: not an edgecam head file (no \"format\": \"{FORMAT}\")")
     version = document.get("version")
     if type(version) is not int or version < 1:
-        raise HeadError(f"{where}: corrupt head file: bad version {str(version)[:20]}")
+        raise CorruptHeadError(where, f"corrupt head file: bad version {str(version)[:20]}")
     if version > VERSION:
         raise HeadError(f"{where}: head format version {str(version)[:20]} is newer than this "
                         f"edgecam reads ({VERSION}): upgrade edgecam")
     try:
         return _checked(document, dim)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise HeadError(f"{where}: corrupt head file: {exc}") from None
+        raise CorruptHeadError(where, f"corrupt head file: {exc}") from None
 
 
 def _checked(document: dict[str, Any], expected_dim: int | None) -> Checked:

@@ -25,13 +25,16 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
+from edgecam.common.files import set_aside
 from edgecam.config import ModelConfig
+from edgecam.errors import MissingFileError
 from edgecam.models.base import Classification, Infers, top_labels
 from edgecam.models.fewshot.embedder import Embedder
-from edgecam.models.fewshot.head import UNKNOWN, Head, HeadError
+from edgecam.models.fewshot.head import UNKNOWN, CorruptHeadError, Head, HeadError
 from edgecam.models.filesig import file_signature
 
 log = logging.getLogger(__name__)
@@ -44,12 +47,12 @@ class HeadClassifier(Infers):
     """An embedding extractor plus the classes of a head file, loaded once."""
 
     def __init__(self, embedder: Embedder, head: Head, *, min_similarity: float, top_k: int = 3,
-                 head_path: str = "the head") -> None:
+                 head_path: str = "the head", empty_ok: bool = False) -> None:
         head.check_extractor(embedder.sha256, embedder.model_path, head_path)
         if head.dim != embedder.dim:
             raise HeadError(f"{head_path}: corrupt head file: {head.dim}-wide, the extractor gives "
                             f"{embedder.dim}")
-        if not head.classes and not head.fleet:  # the fleet's merge may wait for its members
+        if not head.classes and not (head.fleet or empty_ok):  # the fleet's merge may wait for its members
             raise HeadError(f"{head_path}: the head has no classes yet: teach it some with "
                             "`edgecam learn add LABEL IMAGE...`")
         self.embedder = embedder
@@ -70,12 +73,34 @@ class HeadClassifier(Infers):
                  len(self.labels), ", ".join(self.labels), min_similarity)
 
     @classmethod
-    def from_config(cls, config: ModelConfig, embedder: Embedder | None = None) -> HeadClassifier:
-        """Loads model.head; `embedder` (already loaded, same model settings) is reused."""
+    def from_config(cls, config: ModelConfig, embedder: Embedder | None = None, *,
+                    recover: bool = False) -> HeadClassifier:
+        """Loads model.head; `embedder` (already loaded, same model settings) is reused.
+
+        `recover` (the daemon's start): a head file a power cut left cut, emptied or garbage is
+        set aside as `<head>.corrupt` and every image is `unknown` (no classes) until classes
+        are learned again, so the start goes on; so it stays while only the `.corrupt` file is
+        there. A reload never recovers: it keeps the running head, as it keeps every part when
+        something new fails.
+        """
         assert config.head is not None
         embedder = embedder or Embedder.from_config(config)
-        return cls(embedder, Head.load(config.head), min_similarity=config.head_min_similarity,
-                   top_k=config.top_k, head_path=config.head)
+        path = Path(config.head)
+        try:
+            head = Head.load(path)
+        except (CorruptHeadError, MissingFileError) as exc:
+            aside = path.with_name(f"{path.name}.corrupt")
+            if not recover or (isinstance(exc, MissingFileError) and not aside.exists()):
+                raise
+            if isinstance(exc, CorruptHeadError):
+                set_aside(path, f"{exc.problem}; every image is {UNKNOWN!r} until classes are "
+                          "learned again (edgecam learn add)")
+            else:
+                log.warning("%s: set aside as %s (it was corrupt); every image is %r until classes "
+                            "are learned again (edgecam learn add)", path, aside.name, UNKNOWN)
+            head = Head(embedder.sha256, embedder.dim, Path(embedder.model_path).name)
+        return cls(embedder, head, min_similarity=config.head_min_similarity, top_k=config.top_k,
+                   head_path=config.head, empty_ok=recover)
 
     def similarities(self, image: np.ndarray) -> np.ndarray:
         """The cosine similarity of an image to each class, in class order (a new array)."""
