@@ -138,7 +138,7 @@ class Daemon:
     """One `edgecam run` process; its stderr goes to a log file the test can read."""
 
     def __init__(self, config_path: Path, config: dict[str, Any], args: list[str],
-                 env: dict[str, str] | None) -> None:
+                 env: dict[str, str] | None, preexec_fn: Callable[[], Any] | None = None) -> None:
         self.config_path = config_path
         self.config = config
         self.socket_path = Path(config["outputs"]["socket"]["path"])
@@ -147,7 +147,8 @@ class Daemon:
         with self.log_path.open("wb") as log, self.stdout_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edgecam", "run", "-c", str(config_path), *args],
-                stdout=out, stderr=log, env={**clean_environment(), **(env or {})})
+                stdout=out, stderr=log, env={**clean_environment(), **(env or {})},
+                preexec_fn=preexec_fn)
         self._clients: list[Client] = []
 
     @property
@@ -206,9 +207,10 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     runtime = {"RUNTIME_DIRECTORY": str(tmp_path / "runtime")}
 
     def start(config: dict[str, Any], *args: str, env: dict[str, str] | None = None,
-              name: str = "edgecam") -> Daemon:
+              name: str = "edgecam", preexec_fn: Callable[[], Any] | None = None) -> Daemon:
+        """`preexec_fn` runs in the child before edgecam (a test's resource limits)."""
         path = write_config(tmp_path / f"{name}-{len(started)}.yaml", config)
-        daemon = Daemon(path, config, list(args), {**runtime, **(env or {})})
+        daemon = Daemon(path, config, list(args), {**runtime, **(env or {})}, preexec_fn)
         started.append(daemon)
         return daemon
 
