@@ -193,6 +193,9 @@ class SocketOutput(Output):
         """Takes the clients waiting, as many as there is room for (common.fds); stops listening
         for a while if the process is out of descriptors (outputs.socket_file)."""
         assert self._listener is not None
+        if len(self._clients) >= SOCKET_CLIENTS:
+            for client in list(self._clients.values()):  # those that hung up make room first
+                self._read(client)
         room = max(0, SOCKET_CLIENTS - len(self._clients))
         for conn in self._file.accept(self._listener, room):
             client = _Client(conn)

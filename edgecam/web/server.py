@@ -3,7 +3,9 @@
 Only APIs aiohttp 3.8 has (Raspberry Pi OS bookworm's python3-aiohttp 3.8.4)
 are used. `start` binds before it returns (a port in use is one clear line,
 and a reload that cannot bind keeps the old page); `close` ends the streams,
-unbinds and joins the thread.
+unbinds and joins the thread. Each connection goes through web.guard (a cap,
+a head timeout) before aiohttp sees it, and each request through web.gate
+(the Host, the token) before a handler does.
 
 /preview.mjpeg serves at most MAX_VIEWERS at once (the next gets 503). One
 broadcast task runs while any is connected: every 1/preview_fps it asks
