@@ -121,12 +121,13 @@ class Process:
     `new_session`: a Ctrl-C in the terminal reaches only the parent, which then stops the child
     itself (and can time that stop). `die_with_parent`: the child gets SIGTERM if the parent
     dies without stopping it (a benchmark killed by an OOM or a kill -9); not for tests, whose
-    threads make a pre-exec hook unsafe.
+    threads make a pre-exec hook unsafe. `preexec_fn` (instead): what a test sets in the child
+    before exec, such as a resource limit (it must not take locks).
     """
 
     def __init__(self, argv: Sequence[str], *, stderr: Path | int, stdout: Path | int = subprocess.DEVNULL,
                  env: Mapping[str, str] | None = None, new_session: bool = False,
-                 die_with_parent: bool = False) -> None:
+                 die_with_parent: bool = False, preexec_fn: Callable[[], Any] | None = None) -> None:
         self.argv = list(argv)
         self.log_path = stderr if isinstance(stderr, Path) else None
         with contextlib.ExitStack() as files:
@@ -135,7 +136,8 @@ class Process:
             self.proc = subprocess.Popen(
                 self.argv, cwd=ROOT, env={**clean_environment(), **(env or {})},
                 stdin=subprocess.DEVNULL, stdout=target(stdout), stderr=target(stderr),
-                start_new_session=new_session, preexec_fn=_die_with_parent if die_with_parent else None)
+                start_new_session=new_session,
+                preexec_fn=_die_with_parent if die_with_parent else preexec_fn)
         #: how long the last stop() took from SIGTERM to exit, and whether it needed SIGKILL
         self.stop_s: float | None = None
         self.killed = False

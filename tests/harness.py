@@ -112,14 +112,14 @@ class Daemon(Process):
     test can read, its stdout to another (`stdout_lines()`)."""
 
     def __init__(self, config_path: Path, config: dict[str, Any], args: list[str],
-                 env: dict[str, str] | None) -> None:
+                 env: dict[str, str] | None, preexec_fn: Callable[[], Any] | None = None) -> None:
         self.config_path = config_path
         self.config = config
         self.socket_path = Path(config["outputs"]["socket"]["path"])
         self.log_path = config_path.with_suffix(".log")
         self.stdout_path = config_path.with_suffix(".out")
         super().__init__(edgecam_run(config_path, *args), stdout=self.stdout_path, stderr=self.log_path,
-                         env=env)
+                         env=env, preexec_fn=preexec_fn)
         self._clients: list[Client] = []
 
     def stdout_lines(self) -> list[dict[str, Any]]:
@@ -150,9 +150,10 @@ def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     runtime = {"RUNTIME_DIRECTORY": str(tmp_path / "runtime")}
 
     def start(config: dict[str, Any], *args: str, env: dict[str, str] | None = None,
-              name: str = "edgecam") -> Daemon:
+              name: str = "edgecam", preexec_fn: Callable[[], Any] | None = None) -> Daemon:
+        """`preexec_fn` runs in the child before edgecam (a test's resource limits)."""
         path = write_config(tmp_path / f"{name}-{len(started)}.yaml", config)
-        daemon = Daemon(path, config, list(args), {**runtime, **(env or {})})
+        daemon = Daemon(path, config, list(args), {**runtime, **(env or {})}, preexec_fn)
         started.append(daemon)
         return daemon
 

@@ -14,13 +14,11 @@ from edgecam.config.backends import BACKENDS, backend_mismatch, camera_problems
 from edgecam.config.fields import (
     STATE_DIR,
     check_crop,
-    is_loopback,
     parse_client_id,
     parse_discovery_prefix,
     parse_folder,
     parse_head_path,
     parse_host,
-    parse_listen,
     parse_mode,
     parse_source,
     parse_threads,
@@ -29,10 +27,10 @@ from edgecam.config.fields import (
     section,
     setting,
     source_is_path,
-    split_listen,
 )
 from edgecam.config.files import head_file, labels_file, model_file, pem_file, secret_file, source_file
 from edgecam.config.fleet_schema import FleetConfig
+from edgecam.config.servers import MetricsConfig, WebConfig
 
 
 @dataclass(frozen=True)
@@ -158,13 +156,6 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
-class MetricsConfig:
-    enabled: bool = setting(False, "serve Prometheus metrics over HTTP at /metrics")
-    listen: str = setting("127.0.0.1:9464", "HOST:PORT to serve on (:9464 = every interface)",
-                          parse=parse_listen)
-
-
-@dataclass(frozen=True)
 class OutputsConfig:
     min_score: float = setting(0.3, "results whose best score is lower are not emitted", min=0, max=1)
     labels_allow: tuple[str, ...] = setting(
@@ -228,27 +219,6 @@ class SnapshotsConfig:
     max_mb: float = setting(200.0, "megabytes (10^6 bytes) the JPEGs and sidecars may take; the "
                             "oldest are removed first", min=0.1, max=1_000_000)
     quality: int = setting(85, "JPEG quality", min=1, max=100)
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    """The status page (edgecam.web): the live preview, the labels, the figures; read-only."""
-
-    enabled: bool = setting(False, "serve the status page over HTTP (needs the `web` extra)")
-    listen: str = setting("127.0.0.1:8080", "HOST:PORT to serve on (:8080 = every interface, which "
-                          "needs token_file)", parse=parse_listen)
-    token_file: str = setting("", "file whose first line is the token the page asks for; required "
-                              "when listen is not a loopback address", path=bool, check=secret_file)
-    preview_fps: float = setting(5.0, "most frames per second the preview is encoded at",
-                                 min=0.2, max=30)
-    preview_width: int = setting(640, "the preview's width in pixels (its height follows)",
-                                 min=64, max=4096)
-
-    def problems(self) -> list[tuple[str, str]]:
-        if not self.token_file and not is_loopback(split_listen(self.listen)[0]):
-            return [("listen", f"{self.listen} is reachable from other machines: set token_file, "
-                     "or listen on 127.0.0.1")]
-        return []
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 
+from edgecam.common.fds import fit_limit
 from edgecam.config import SINGLE, Camera, Config, load_config
 from edgecam.config.files import source_override
 from edgecam.daemon import ipfilter
@@ -94,6 +95,7 @@ class Daemon:
         self._signals = Signals((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         pin_mmap_threshold()
+        fit_limit()  # the connection caps must fit in the descriptor limit
         try:
             if not self._start():
                 return 0

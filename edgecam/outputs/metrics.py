@@ -11,24 +11,23 @@ registry is private (nothing from other libraries leaks in) and has
 prometheus-client's process collector: RSS, CPU seconds, open files, start
 time.
 
-One `edgecam-metrics` thread serves HTTP (a thread per request); close()
-stops it and frees the port, on daemon stop and when a reload removes it.
+One `edgecam-metrics` thread serves HTTP (a thread per request, capped, and
+only for the Host names that name it: outputs.metrics_http); close() stops it
+and frees the port, on daemon stop and when a reload removes it.
 """
 
 from __future__ import annotations
 
-import http.server
 import logging
-import socket
-import socketserver
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 from edgecam import __version__
+from edgecam.common.hosts import HostCheck
 from edgecam.common.worker import Worker
 from edgecam.config import Config, split_listen
 from edgecam.errors import EdgecamError, SourceError
+from edgecam.outputs import metrics_http
 from edgecam.outputs.base import Output
 from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, MODEL_VERSION_METRIC, ZONE_COUNTERS
 from edgecam.pipeline.results import Result
@@ -116,26 +115,17 @@ class _ZoneResults:
         yield from (info, score, when)
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def server_bind(self) -> None:
-        # HTTPServer's own looks the address up in DNS (getfqdn), slow on a Pi without DNS.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-
 class MetricsOutput(Output):
     """Serves /metrics at `listen`; start() binds (one clear line if it cannot), close() unbinds."""
 
     name = "metrics"
     stats_interval_s = 0.0
 
-    def __init__(self, listen: str, stats: Stats) -> None:
+    def __init__(self, listen: str, stats: Stats, allowed_hosts: tuple[str, ...] = ()) -> None:
         prometheus = _prometheus()
         self.listen = listen
         self._stats = stats
+        self._hosts = HostCheck(split_listen(listen)[0], allowed_hosts)
         registry = self.registry = prometheus.CollectorRegistry(auto_describe=False)
         prometheus.ProcessCollector(registry=registry)
         prometheus.PlatformCollector(registry=registry)
@@ -158,7 +148,7 @@ class MetricsOutput(Output):
         self._last_time = prometheus.Gauge("edgecam_last_result_timestamp_seconds",
                                            "Capture time of the last emitted result",
                                            registry=registry)
-        self._server: _Server | None = None
+        self._server: metrics_http.MetricsServer | None = None
         self._worker: Worker | None = None
 
     def start(self) -> None:
@@ -169,6 +159,9 @@ class MetricsOutput(Output):
         # Another address is a new exporter: it binds while this one still serves, so a port
         # that cannot be bound refuses the reload and this one goes on.
         return config.outputs.metrics.listen == self.listen
+
+    def reconfigure(self, config: Config) -> None:
+        self._hosts = HostCheck(split_listen(self.listen)[0], config.outputs.metrics.allowed_hosts)
 
     # -- the Output protocol -----------------------------------------------------------------
 
@@ -199,38 +192,9 @@ class MetricsOutput(Output):
 
     def _serve(self, listen: str) -> None:
         host, port = split_listen(listen)
-        registry = self.registry
-        base = _prometheus().MetricsHandler
-
-        class Handler(base):  # type: ignore[misc, valid-type]
-            def do_GET(self) -> None:
-                path = urlparse(self.path).path
-                if path == "/metrics":
-                    super().do_GET()
-                elif path == "/":
-                    self._reply(200, b"edgecam: metrics at /metrics\n")
-                else:
-                    self._reply(404, b"not found: metrics are at /metrics\n")
-
-            def _reply(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        Handler.registry = registry
+        handler = metrics_http.handler_class(_prometheus().MetricsHandler, self.registry)
         try:
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                        flags=socket.AI_PASSIVE)[0][0]
-            server_class = type("Server", (_Server,), {"address_family": family})
-            server = server_class((host, port), Handler, bind_and_activate=False)
-            try:
-                server.server_bind()
-                server.server_activate()
-            except OSError:
-                server.server_close()
-                raise
+            server = metrics_http.bind(host, port, handler, self._stats, lambda: self._hosts)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise SourceError(f"outputs.metrics.listen: cannot serve on {listen}: {reason}") from None

@@ -6,7 +6,8 @@ is woken for it, which on a camera slower than the model is a thread
 wake-up saved per frame. Results are encoded only while some client is
 connected. Bytes a client's kernel buffer did not take wait in that client's
 bounded buffer for the `edgecam-socket` thread, which owns everything else:
-with a selector it accepts clients, discards whatever they send (garbage or
+with a selector it accepts clients (at most common.fds.SOCKET_CLIENTS, the
+rest closed at once: outputs.socket_file), discards whatever they send (garbage or
 huge lines included), and writes what is pending as the client reads. A
 client that stops reading is disconnected when its buffer fills (counted,
 with the lines it did not get), so a stuck `nc -U` never slows the pipeline
@@ -16,21 +17,19 @@ or the other clients.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import selectors
 import socket
-import stat
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
+from edgecam.common.fds import SOCKET_CLIENTS
 from edgecam.common.worker import Worker
 from edgecam.config import Config
-from edgecam.errors import EdgecamError, SourceError
 from edgecam.outputs.base import Output
+from edgecam.outputs.socket_file import PAUSE_S, SocketFile
 from edgecam.pipeline.results import Result, json_line, stats_message
 from edgecam.pipeline.stats import Stats
 
@@ -68,14 +67,15 @@ class SocketOutput(Output):
         self._selector = selectors.DefaultSelector()
         self._worker = Worker("edgecam-socket", self._run)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._file = SocketFile(path, mode, stats)
         self._listener: socket.socket | None = None
-        self._inode: int | None = None
+        self._listening = False  # the listener is in the selector (not while accept is paused)
         self._checked = 0.0
-        self._rebind_failing = False
 
     def start(self) -> None:
-        self._listener = self._bind()
+        self._listener = self._file.bind()
         self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        self._listening = True
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._worker.start()
         log.info("socket %s: serving results (mode %s)", self.path, self.mode)
@@ -94,7 +94,7 @@ class SocketOutput(Output):
             log.error("outputs.socket.mode: cannot chmod %s: %s; it stays %s", self.path,
                       exc.strerror, self.mode)
             return
-        self.mode = mode
+        self.mode = self._file.mode = mode
 
     def emit(self, result: Result) -> None:
         if self._clients:  # nobody connected: nothing to encode
@@ -115,7 +115,7 @@ class SocketOutput(Output):
                 self._drop(client, counted=False)
         if self._listener is not None:
             self._listener.close()
-            self._remove_file()
+            self._file.remove()
             self._listener = None
         self._selector.close()
         for fd in (self._wake_r, self._wake_w):
@@ -154,61 +154,9 @@ class SocketOutput(Output):
         except OSError:
             pass
 
-    def _bind(self) -> socket.socket:
-        path = Path(self.path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise EdgecamError(f"outputs.socket.path: cannot create {path.parent}: {exc.strerror}"
-                               ) from None
-        self._remove_stale(path)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            listener.bind(str(path))
-            os.chmod(path, int(self.mode, 8))
-            listener.listen(64)
-            listener.setblocking(False)
-        except OSError as exc:
-            listener.close()
-            raise EdgecamError(f"outputs.socket.path: cannot serve on {path}: {exc.strerror}"
-                               ) from None
-        self._inode = path.stat().st_ino
-        return listener
-
-    def _remove_stale(self, path: Path) -> None:
-        """Replaces a socket file nobody listens on; refuses a live one or a non-socket."""
-        try:
-            mode = path.lstat().st_mode
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(mode):
-            raise EdgecamError(f"outputs.socket.path: {path} exists and is not a socket")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        probe.settimeout(1.0)
-        try:
-            probe.connect(str(path))
-        except OSError as exc:
-            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-                raise EdgecamError(f"outputs.socket.path: cannot check {path}: {exc.strerror}"
-                                   ) from None
-            log.info("socket %s: removing a stale socket file", path)
-            path.unlink(missing_ok=True)
-            return
-        finally:
-            probe.close()
-        raise SourceError(f"outputs.socket.path: {path} is in use by another running edgecam")
-
-    def _remove_file(self) -> None:
-        """Removes the socket file if it is still ours (not one a newer daemon bound)."""
-        try:
-            if os.stat(self.path).st_ino == self._inode:
-                os.unlink(self.path)
-        except OSError:
-            pass
-
     def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            for key, events in self._selector.select(timeout=1.0):
+            for key, events in self._selector.select(timeout=PAUSE_S if not self._listening else 1.0):
                 if key.data == "accept":
                     self._accept()
                 elif key.data == "wake":
@@ -219,55 +167,53 @@ class SocketOutput(Output):
                     with self._lock:
                         self._flush(key.data)
             self._tend()
+            self._resume()
             self._stats.set_gauge("socket_clients", len(self._clients))
             self._check_file()
 
     def _check_file(self) -> None:
-        """Serves on a fresh socket file if ours was removed (an `rm -r /run/edgecam`, say).
-
-        Clients already connected keep their connections. While the folder cannot be
-        written (made read-only), this retries every CHECK_INTERVAL_S and warns once.
-        """
+        """Serves on a fresh socket file if ours was removed (every CHECK_INTERVAL_S); clients
+        already connected keep their connections."""
         now = time.monotonic()
         if now - self._checked < CHECK_INTERVAL_S:
             return
         self._checked = now
-        try:
-            if os.stat(self.path).st_ino == self._inode:
-                return
-        except OSError:
-            pass
-        try:
-            listener = self._bind()
-        except EdgecamError as exc:
-            if not self._rebind_failing:
-                log.warning("socket %s was removed and cannot be recreated: %s", self.path, exc)
-                self._rebind_failing = True
+        listener = self._file.rebound()
+        if listener is None:
             return
         assert self._listener is not None
-        self._selector.unregister(self._listener)
+        if self._listening:
+            self._selector.unregister(self._listener)
         self._listener.close()
         self._listener = listener
         self._selector.register(listener, selectors.EVENT_READ, "accept")
-        self._rebind_failing = False
-        self._stats.count("socket_rebinds")
-        log.warning("socket %s was removed; serving on a new one", self.path)
+        self._listening, self._file.paused_until = True, 0.0
 
     def _accept(self) -> None:
+        """Takes the clients waiting, as many as there is room for (common.fds); stops listening
+        for a while if the process is out of descriptors (outputs.socket_file)."""
         assert self._listener is not None
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # EMFILE and friends: keep serving those we have
-                log.warning("socket %s: accept failed: %s", self.path, exc.strerror)
-                return
-            conn.setblocking(False)
+        if len(self._clients) >= SOCKET_CLIENTS:
+            for client in list(self._clients.values()):  # those that hung up make room first
+                self._read(client)
+        room = max(0, SOCKET_CLIENTS - len(self._clients))
+        for conn in self._file.accept(self._listener, room):
             client = _Client(conn)
             with self._lock:
                 self._clients[conn.fileno()] = client
             self._selector.register(conn, selectors.EVENT_READ, client)
+        if self._file.paused_until and self._listening:
+            self._selector.unregister(self._listener)
+            self._listening = False
+
+    def _resume(self) -> None:
+        """Listens again once an accept pause is over."""
+        if self._listening or time.monotonic() < self._file.paused_until:
+            return
+        assert self._listener is not None
+        self._file.paused_until = 0.0
+        self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        self._listening = True
 
     def _drain_wake(self) -> None:
         # One read: bytes left over (more than 4096 wakes) make the pipe readable again.

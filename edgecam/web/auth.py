@@ -2,11 +2,14 @@
 
 Without web.token_file the page is served on loopback only (the config refuses
 anything else) and asks for nothing. With it, every path but /login needs
-`Authorization: Bearer TOKEN` or the cookie. The cookie holds an HMAC of the
-token, not the token: the server keeps no sessions, a new token logs every
-browser out, and a stolen cookie does not give the token away. Comparisons
-are of SHA-256 digests with hmac.compare_digest: equal lengths, constant time,
-so a wrong token's answer takes as long whatever it shares with the right one.
+`Authorization: Bearer TOKEN` or the cookie. The cookie holds the time it was
+issued and an HMAC of that time keyed by the token, not the token: the server
+keeps no sessions, a new token logs every browser out, a stolen cookie does not
+give the token away, and a session ends SESSION_S after its login (a cookie
+from a laptop left somewhere does not work for ever). Comparisons are of
+SHA-256 digests or HMACs with hmac.compare_digest: equal lengths, constant
+time, so a wrong token's answer takes as long whatever it shares with the
+right one. Guessing is slowed by web.limits.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 COOKIE = "edgecam_session"
-COOKIE_MAX_AGE_S = 30 * 24 * 3600
+SESSION_S = 12 * 3600
+#: a cookie issued this much in the future is still taken (the clock was set back a little)
+_SKEW_S = 60
 LOGIN_PATH = "/login"
 
 
@@ -26,30 +32,53 @@ def _digest(text: str) -> bytes:
 
 
 class Auth:
-    def __init__(self, token: str | None) -> None:
+    """The token check of one token; `clock` (wall time: cookies outlive a restart) for tests."""
+
+    def __init__(self, token: str | None, clock: Callable[[], float] = time.time) -> None:
         self.token = token
+        self._clock = clock
         self._token_digest = _digest(token) if token else b""
-        #: what the cookie holds once logged in
-        self.session = (hmac.new(token.encode(), b"edgecam-session", hashlib.sha256).hexdigest()
-                        if token else "")
-        self._session_digest = _digest(self.session)
+        self._key = hmac.new(token.encode(), b"edgecam-session", hashlib.sha256).digest() if token else b""
 
     @property
     def required(self) -> bool:
         return self.token is not None
 
+    @property
+    def session(self) -> str:
+        """A new session cookie's value: the time now, signed."""
+        issued = int(self._clock())
+        return f"{issued}.{self._sign(issued)}"
+
+    def _sign(self, issued: int) -> str:
+        return hmac.new(self._key, f"session {issued}".encode(), hashlib.sha256).hexdigest()
+
     def accepts_token(self, given: str) -> bool:
         return self.required and hmac.compare_digest(_digest(given), self._token_digest)
+
+    def accepts_session(self, cookie: str) -> bool:
+        """Whether `cookie` is one of this token's, issued less than SESSION_S ago."""
+        issued_text, _, mac = cookie.partition(".")
+        if not self.required or not issued_text.isdigit() or len(issued_text) > 12:
+            return False
+        issued = int(issued_text)
+        if not issued - _SKEW_S <= self._clock() < issued + SESSION_S:
+            return False
+        return hmac.compare_digest(mac.encode(), self._sign(issued).encode())
 
     def allows(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
         """Whether a request with these headers and cookies may see the page."""
         if not self.required:
             return True
-        scheme, _, given = headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and self.accepts_token(given.strip()):
-            return True
-        cookie = cookies.get(COOKIE, "")
-        return bool(cookie) and hmac.compare_digest(_digest(cookie), self._session_digest)
+        given = bearer(headers)
+        return (given is not None and self.accepts_token(given)) or self.accepts_session(
+            cookies.get(COOKIE, ""))
+
+
+def bearer(headers: Mapping[str, str]) -> str | None:
+    """The token of an `Authorization: Bearer` header; None without one."""
+    scheme, _, given = headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else None
 
 
 def login_page(problem: str = "") -> str:

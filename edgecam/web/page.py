@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecam import __version__
-from edgecam.config import Config, read_token
+from edgecam.common.hosts import HostCheck
+from edgecam.config import Config, read_token, split_listen
 from edgecam.errors import ConfigError
 from edgecam.pipeline.results import Result, stats_message
 from edgecam.pipeline.stats import Stats
@@ -35,6 +36,8 @@ class PageSettings:
     zones: tuple[tuple[str, tuple[float, float, float, float]], ...]
     model: str
     snapshots: str | None  # the snapshot folder, with snapshots on
+    listen_host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: Config) -> PageSettings:
@@ -49,7 +52,12 @@ class PageSettings:
                 raise ConfigError([f"web.token_file: {exc}"]) from None
         return cls(token, web.preview_fps, web.preview_width,
                    tuple((zone.name, zone.crop) for zone in config.zones), model_name(config),
-                   config.snapshots.dir if config.snapshots.enabled else None)
+                   config.snapshots.dir if config.snapshots.enabled else None,
+                   split_listen(web.listen)[0], web.allowed_hosts)
+
+
+def _host_check(settings: PageSettings) -> HostCheck:
+    return HostCheck(settings.listen_host, settings.allowed_hosts)
 
 
 def model_name(config: Config) -> str:
@@ -68,14 +76,21 @@ class PageState:
         self._stats_taken: tuple[float, dict[str, Any]] | None = None
         self._snapshots_listed: tuple[float, str | None, list[dict[str, Any]]] | None = None
         self._refused: set[str] = set()  # the snapshots the last listing refused (each counted once)
-        self._auth = (settings, Auth(settings.token))
+        self._checks = (settings, Auth(settings.token), _host_check(settings))
 
     def auth(self) -> Auth:
         """The token check of the settings in force (made again only when a reload swapped them)."""
-        settings, auth = self._auth
-        if settings is not self.settings:
-            self._auth = (self.settings, auth := Auth(self.settings.token))
-        return auth
+        return self._settings_checks()[1]
+
+    def hosts(self) -> HostCheck:
+        """The Host check of the settings in force (web.allowed_hosts may be reloaded)."""
+        return self._settings_checks()[2]
+
+    def _settings_checks(self) -> tuple[PageSettings, Auth, HostCheck]:
+        if self._checks[0] is not self.settings:
+            settings = self.settings
+            self._checks = (settings, Auth(settings.token), _host_check(settings))
+        return self._checks
 
     def emit(self, result: Result) -> None:
         self.results[result.zone] = result

@@ -3,7 +3,9 @@
 Only APIs aiohttp 3.8 has (Raspberry Pi OS bookworm's python3-aiohttp 3.8.4)
 are used. `start` binds before it returns (a port in use is one clear line,
 and a reload that cannot bind keeps the old page); `close` ends the streams,
-unbinds and joins the thread.
+unbinds and joins the thread. Each connection goes through web.guard (a cap,
+a head timeout) before aiohttp sees it, and each request through web.gate
+(the Host, the token) before a handler does.
 
 /preview.mjpeg serves at most MAX_VIEWERS at once (the next gets 503). One
 broadcast task runs while any is connected: every 1/preview_fps it asks
@@ -25,20 +27,26 @@ import socket
 import threading
 import time
 from importlib import resources
-from typing import Any
 
 from aiohttp import web
 
+from edgecam.common.fds import PAGE_CONNECTIONS
 from edgecam.errors import SourceError
 from edgecam.pipeline.latest import LatestFrame
 from edgecam.pipeline.stats import Stats
-from edgecam.web.auth import COOKIE, COOKIE_MAX_AGE_S, LOGIN_PATH, login_page
+from edgecam.web.auth import LOGIN_PATH
+from edgecam.web.gate import Gate, login_response
+from edgecam.web.guard import Connections
 from edgecam.web.page import PageState
 from edgecam.web.preview import Encoded, Preview
 
 log = logging.getLogger(__name__)
 
 MAX_VIEWERS = 4
+#: a new connection must send its first request's head within this; a kept-alive one that sends
+#: no next request is closed after KEEPALIVE_S (aiohttp's keepalive_timeout)
+HEAD_S = 10.0
+KEEPALIVE_S = 15.0
 #: the kernel's send buffer of a viewer's connection: a few frames, so that one that stops reading
 #: is found stalled (and costs nothing) after those, not after the megabytes Linux would allow
 SEND_BUFFER_BYTES = 256 * 1024
@@ -87,6 +95,8 @@ class WebServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._gate = Gate(state, stats)
 
     # -- life cycle (the caller's thread) ----------------------------------------------------
 
@@ -112,9 +122,9 @@ class WebServer:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(_STOP_S)
         self._stats.clear_gauge("web_viewers")
+        self._stats.clear_gauge("web_connections")
 
-    @staticmethod
-    def _run(loop: asyncio.AbstractEventLoop) -> None:
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_event_loop(loop)
         try:
             loop.run_forever()
@@ -123,44 +133,44 @@ class WebServer:
 
     async def _serve(self, host: str, port: int) -> None:
         self._closing = asyncio.Event()
-        app = web.Application(middlewares=[self._auth])
+        app = web.Application(middlewares=[self._gate.middleware])
         app.on_response_prepare.append(self._headers)
         app.router.add_get("/", self._index)
         app.router.add_get(LOGIN_PATH, self._login_form)
-        app.router.add_post(LOGIN_PATH, self._login)
+        app.router.add_post(LOGIN_PATH, self._gate.login)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/preview.jpg", self._preview_jpg)
         app.router.add_get("/preview.mjpeg", self._preview_mjpeg, allow_head=False)  # a HEAD never ends
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/favicon.ico", self._no_icon)
         app.router.add_get("/snapshots/{zone}/{name}", self._snapshot)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                               keepalive_timeout=KEEPALIVE_S)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        assert runner.server is not None
+        loop = asyncio.get_running_loop()
+        # Not a TCPSite: each connection goes through the guard's cap and head timer first.
+        connections = Connections(runner.server, self._stats, PAGE_CONNECTIONS, HEAD_S)
+        loop.set_exception_handler(connections.loop_exception)
         try:
-            await site.start()
+            self._server = await loop.create_server(connections.protocol, host, port)
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._stats.set_gauge("web_connections", 0)
         self._stats.set_gauge("web_viewers", 0)
 
     async def _unserve(self) -> None:
         assert self._closing is not None and self._runner is not None
         self._closing.set()
+        if self._server is not None:
+            self._server.close()
         for viewer in self._viewers:  # streams never end by themselves: the cleanup would wait
             viewer.disconnect()
         await self._runner.cleanup()
 
-    # -- every request -----------------------------------------------------------------------
-
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        auth = self.state.auth()
-        if request.path == LOGIN_PATH or auth.allows(request.headers, request.cookies):
-            response: web.StreamResponse = await handler(request)
-            return response
-        return _login_response("", 401)
+    # -- every request (and the gate's middleware before) ------------------------------------
 
     @staticmethod
     async def _headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -185,20 +195,7 @@ class WebServer:
         return web.Response(status=204)
 
     async def _login_form(self, request: web.Request) -> web.Response:
-        return _login_response("", 200)
-
-    async def _login(self, request: web.Request) -> web.Response:
-        auth = self.state.auth()
-        form = await request.post()
-        given = form.get("token")
-        if not auth.required:
-            raise web.HTTPSeeOther("/")
-        if not isinstance(given, str) or not auth.accepts_token(given.strip()):
-            return _login_response("That is not the token.", 401)
-        response = web.Response(status=303, headers={"Location": "/"})
-        response.set_cookie(COOKIE, auth.session, max_age=COOKIE_MAX_AGE_S, httponly=True,
-                            samesite="Strict", path="/")
-        return response
+        return login_response("", 200)
 
     async def _status(self, request: web.Request) -> web.Response:
         status = self.state.status(time.monotonic(), len(self._viewers), MAX_VIEWERS)
@@ -295,6 +292,3 @@ class WebServer:
                 self._stats.count("web_preview_dropped", busy)
             await asyncio.sleep(1.0 / self.state.settings.preview_fps)
 
-
-def _login_response(problem: str, status: int) -> web.Response:
-    return web.Response(status=status, text=login_page(problem), content_type="text/html")

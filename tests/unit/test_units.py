@@ -39,3 +39,14 @@ def test_both_keep_the_shared_runtime_folder_and_do_not_loop_on_a_taken_camera()
         assert "RuntimeDirectoryPreserve=yes" in lines  # one stopping must not remove the others'
         (prevent,) = [line for line in lines if line.startswith("RestartPreventExitStatus=")]
         assert "69" in prevent.split("=", 1)[1].split()
+
+
+def test_both_set_a_descriptor_limit_the_connection_caps_fit_in() -> None:
+    """LimitNOFILE= (soft and hard) holds the caps of common.fds and what the rest needs, and
+    stays within select()'s 1024 (paho-mqtt waits with it)."""
+    from edgecam.common.fds import NEEDED, SELECT_LIMIT
+
+    for unit in (PLAIN, TEMPLATE):
+        (limit,) = [line for line in settings(unit.read_text()) if line.startswith("LimitNOFILE=")]
+        value = int(limit.split("=", 1)[1])
+        assert NEEDED < value <= SELECT_LIMIT, (unit.name, value)
