@@ -83,6 +83,10 @@ class HeadBook:
         """A member's retained head (empty: cleared); whether the heads changed. Never raises
         for what the payload holds: a payload that is not a usable head is a refusal."""
         key = (zone, device)
+        version = hashlib.sha256(payload).hexdigest()
+        with self._lock:  # the same head again (every member republishes at each connect)
+            if self._versions.get(key) == version:
+                return False
         where = f"{device}'s head" + (f" for zone {zone}" if zone else "")
         head = None
         if len(payload) > MAX_PAYLOAD:
@@ -99,7 +103,7 @@ class HeadBook:
             problem = self._room_for(head)
             if problem is None:
                 self._heads[key] = head
-                self._versions[key] = hashlib.sha256(payload).hexdigest()
+                self._versions[key] = version
                 self._values += _values(head)
         if problem is not None:
             self._refuse(key, "full", f"{where}: {problem}")

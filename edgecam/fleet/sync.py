@@ -68,8 +68,10 @@ class HeadSync:
         self._lock = threading.Lock()
         self._targets_now: list[Target] = []  # what the last reload classified with
         self._mine: dict[str | None, str] = {}  # the sha256 of each head this device publishes
-        self._changed_at: float | None = None  # the first change not merged yet
-        self._last_change = 0.0
+        # What changed and is not merged yet: the fleet's head (a reload merges it) and, on an
+        # aggregator, the members' heads (only its next publication merges them).
+        self._fleet_changed = _Pending()
+        self._book_changed = _Pending()
         self._seeded = False
         self._shared: set[str] = set()  # the head topics this device retains
         # The fleet's heads to save, at most every MEMBERS_SAVE_S and when closing.
@@ -82,19 +84,19 @@ class HeadSync:
     def offer(self, device: str, zone: str | None, payload: bytes) -> None:
         """A member's retained head (b"": cleared): an aggregator's only."""
         if self.aggregator is not None and self.aggregator.offer(device, zone, payload):
-            self._arrived()
+            self._arrived(self._book_changed)
 
     def offer_fleet(self, zone: str | None, payload: bytes) -> None:
         """The fleet's head (an aggregator's, until it published its own)."""
         if self.aggregator is not None and self.aggregator.has_published:
             return
         if self.fleet_heads.offer(zone, payload):
-            self._arrived()
+            self._arrived(self._fleet_changed)
 
     def subscribed(self) -> None:
         """An aggregator merges once the retained heads that follow have come."""
         if self.aggregator is not None:
-            self._arrived()
+            self._arrived(self._book_changed)
 
     # -- the fleet's thread --------------------------------------------------------------------
 
@@ -104,14 +106,13 @@ class HeadSync:
         most = (FIRST_MAX_S if self.aggregator is not None and not self.aggregator.has_published
                 else SETTLE_MAX_S)
         with self._lock:
-            first, last, targets = self._changed_at, self._last_change, self._targets_now
-            due = first is not None and (now - last >= SETTLE_S or now - first >= most)
-            if due:
-                self._changed_at = None
-        if due and self.aggregator is not None and targets:
+            targets = self._targets_now
+            publish = bool(targets) and self._book_changed.due(now, most)
+            reload = self._fleet_changed.due(now, SETTLE_MAX_S)
+        if publish and self.aggregator is not None:
             for zone, (head, payload) in self.aggregator.publish(targets).items():
                 self.fleet_heads.set(zone, head, payload)
-        if due:
+        if publish or reload:
             self._request_reload("the fleet's head changed")
         if now >= self._next_save and self._members_due:
             self._next_save = now + MEMBERS_SAVE_S
@@ -132,7 +133,7 @@ class HeadSync:
         """`config` with the merged heads in place of its own; writes the merges that changed
         and shares this device's heads if they did."""
         with self._lock:
-            self._changed_at = None
+            self._fleet_changed.first = None  # this reload merges the fleet's head as it is now
         targets = self._targets(config)
         for target in targets:
             self.fleet_heads.want(target)
@@ -216,12 +217,29 @@ class HeadSync:
             self._retain(topic, payload)
         self._shared = {topic for topic, payload in topics.items() if payload}
 
-    def _arrived(self) -> None:
+    def _arrived(self, pending: _Pending) -> None:
         with self._lock:
-            now = time.monotonic()
-            if self._changed_at is None:
-                self._changed_at = now
-            self._last_change = now
+            pending.mark(time.monotonic())
+
+
+class _Pending:
+    """Changes not merged yet: due once they settled (SETTLE_S without one), or `most` after
+    the first."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last = 0.0
+
+    def mark(self, now: float) -> None:
+        if self.first is None:
+            self.first = now
+        self.last = now
+
+    def due(self, now: float, most: float) -> bool:
+        due = self.first is not None and (now - self.last >= SETTLE_S or now - self.first >= most)
+        if due:
+            self.first = None
+        return due
 
 
 def _with_merged_heads(config: Config, merged: dict[str | None, Path]) -> Config:
