@@ -1,31 +1,27 @@
-"""Fleet benchmark: one member merging the heads of many others, over a real Mosquitto.
+"""Fleet benchmark: an aggregator merging the heads of many members, and a member hearing it.
 
 Run from the repository root:
 
-    .venv/bin/python -m bench.fleet [--members N] [--classes C] [--rounds R]
+    .venv/bin/python -m bench.fleet [--members N] [--classes C] [--rounds R] [--own-labels]
 
 What is measured (a real broker, /usr/sbin/mosquitto, on 127.0.0.1 with a temporary config):
 
 * ``publish``: N simulated members' heads of C classes each (random unit-vector sums of 3
-  examples, 1024 wide: the extractor's width) published retained at QoS 1 by one client:
-  the payload size of one head and the time until the broker acknowledged them all.
-* ``delivery``: the real member code (edgecam.fleet.member.Fleet, in this process) connecting
-  and subscribing: the time until every retained head has arrived and been parsed into its
-  HeadBook (paho's thread), and until it asks for a reload (its settle delay included).
-* ``merge``: `Fleet.effective` as a reload runs it (merge this device's head with the N
-  members', write the merge and the members' merge atomically), median of --rounds; against
-  ``merge_heads`` alone on the same heads (the arithmetic `learn merge` does) and against one
-  frame of the embedding extractor (what the merge costs in frames on this machine).
-* memory: what the member's book of N heads takes (tracemalloc, which numpy reports to, from
-  before it connects to once every head is in), against the heads' own sums (N x C x 1024
-  float64).
+  examples, 1024 wide: the extractor's width) published retained at QoS 1 by one client, as
+  members publish them (Head.to_wire: float32 in base64), against the same heads as JSON
+  numbers (what members published before issue 28).
+* ``aggregator``: the real member code (edgecam.fleet.member.Fleet with fleet.aggregate, in
+  this process) connecting: the time until it has published the fleet's head of all N, the
+  memory of its book (tracemalloc, which numpy reports to), its merge (book.merge and the
+  payload, median of --rounds) against one frame of the embedding extractor.
+* ``member``: a member Fleet connecting: the fleet's head it receives (bytes), and the time
+  until it asks for its reload; then one member learning a class (its head republished):
+  the time until the member has the fleet's head with it (aggregator's settle, merge,
+  broker, member), and the member's own merge (`Fleet.effective`).
 
-Two fleets: every member with the same C labels (a shop whose cameras all learn the same
-things: the merge has C classes), and every member with labels of its own (N x C classes).
-
-The broker's side (each member that connects is sent every retained head: N^2 x head size for
-a whole fleet coming back after a power cut) is extrapolated from ``delivery`` in
-docs/PERFORMANCE.md.
+The broker's side of a whole fleet coming back (after a broker restart: each head in once,
+out once to the aggregator, the fleet's head out once to each member) is N x (2 x head +
+fleet head), docs/PERFORMANCE.md; tests/integration/test_fleet_scale.py measures it for 200.
 """
 
 from __future__ import annotations
@@ -45,9 +41,8 @@ from bench.launcher import ROOT, free_port
 from bench.machine import describe
 from edgecam.config import Config, parse_config
 from edgecam.fleet.member import Fleet
-from edgecam.fleet.sync import SETTLE_MAX_S
 from edgecam.models.fewshot.embedder import Embedder
-from edgecam.models.fewshot.head import Head, merge_heads
+from edgecam.models.fewshot.head import Head
 from edgecam.outputs.mqtt_client import paho
 from edgecam.pipeline.stats import Stats
 from tests.brokers import Mosquitto, require_mosquitto
@@ -75,20 +70,20 @@ def wait(predicate, what: str) -> float:
     while not predicate():
         if time.perf_counter() - started > WAIT_S:
             raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.005)
+        time.sleep(0.002)
     return time.perf_counter() - started
 
 
-def publish(port: int, heads: list[bytes]) -> float:
+def publish(port: int, heads: dict[str, bytes]) -> float:
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = paho().Client(CallbackAPIVersion.VERSION2, client_id="bench-members")
+    client = paho().Client(CallbackAPIVersion.VERSION2, client_id=f"bench-members-{time.time()}")
     client.max_inflight_messages_set(100)
     client.connect("127.0.0.1", port)
     client.loop_start()
     started = time.perf_counter()
-    infos = [client.publish(f"edgecam/m{n:04d}/head", payload, qos=1, retain=True)
-             for n, payload in enumerate(heads)]
+    infos = [client.publish(f"edgecam/{name}/head", payload, qos=1, retain=True)
+             for name, payload in heads.items()]
     for info in infos:
         info.wait_for_publish(WAIT_S)
     elapsed = time.perf_counter() - started
@@ -97,83 +92,110 @@ def publish(port: int, heads: list[bytes]) -> float:
     return elapsed
 
 
-def deliver(config: Config, members: int, traced: bool) -> tuple[float, float, Fleet]:
-    """A member connecting: (seconds until every head is in its book, or with `traced` the MB
-    that book takes; seconds until its last reload request; the member, still connected)."""
-    requested: list[float] = []
-    fleet = Fleet(config, Stats(), lambda _why: requested.append(time.perf_counter()))
-    fleet.effective(config)  # this device's (empty) merge, and the extractor's width
-    book = fleet.sync.book  # (the benchmark reads the member's own book)
+def member_config(folder: Path, port: int, name: str, aggregate: bool) -> Config:
+    return parse_config(json.dumps({
+        "model": {"path": str(EXTRACTOR), "head": str(folder / f"{name}.head"), "threads": 1},
+        "outputs": {"mqtt": {"enabled": True, "host": "127.0.0.1", "port": port,
+                             "topic_prefix": f"edgecam/{name}"}},
+        "fleet": {"enabled": True, "state_dir": str(folder / name), "aggregate": aggregate}}),
+        "bench.yaml", folder)
+
+
+def fleet_head(fleet: Fleet) -> Head | None:
+    return fleet.sync.fleet_heads.get(None)[0]
+
+
+def aggregate(config: Config, members: int, rounds: int) -> dict[str, float]:
+    """The aggregator connecting to N retained heads: seconds to its fleet head, its book's MB,
+    its merge's ms (median); it stays connected (returned as `fleet`)."""
+    fleet = Fleet(config, Stats(), lambda _why: None)
+    fleet.effective(config)  # its targets: the extractor and its width
     gc.collect()
-    if traced:
-        tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0] if traced else 0
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
     started = time.perf_counter()
     fleet.start()
-    delivered_s = wait(lambda: book.size() >= members, "every head")
-    wait(lambda: bool(requested) and time.perf_counter() - requested[-1] > 2 * SETTLE_MAX_S,
-         "the reload requests to end")
-    settled_s = requested[-1] - started
-    if not traced:
-        fleet.close()
-        return delivered_s, settled_s, fleet
+    published_s = wait(lambda: len((fleet_head(fleet) or Head("0" * 64, 2)).members or []) >= members,
+                       "the aggregator's fleet head")
     gc.collect()
     book_mb = (tracemalloc.get_traced_memory()[0] - before) / 1e6
     tracemalloc.stop()
-    return book_mb, settled_s, fleet
+    assert fleet.sync.aggregator is not None
+    targets = fleet.sync._targets_now  # (the benchmark reads the member's own state)
+    merge_ms = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fleet.sync.aggregator.publish(targets)
+        merge_ms.append((time.perf_counter() - t0) * 1000)
+    return {"published_s": published_s, "book_mb": book_mb, "merge_ms": statistics.median(merge_ms),
+            "fleet": fleet, "started": started}  # type: ignore[dict-item]
 
 
-def scenario(args: argparse.Namespace, shared: bool, embedder: Embedder, folder: Path) -> None:
-    sha = embedder.sha256
+def scenario(args: argparse.Namespace, embedder: Embedder, folder: Path) -> None:
+    shared = not args.own_labels
     rng = np.random.default_rng(16)
-    heads = [member_head(sha, args.classes, rng, n, shared) for n in range(args.members)]
-    payloads = [head.to_bytes() for head in heads]
+    heads = [member_head(embedder.sha256, args.classes, rng, n, shared) for n in range(args.members)]
+    wire = {f"m{n:04d}": head.to_wire() for n, head in enumerate(heads)}
+    as_json = statistics.median(len(head.to_bytes()) for head in heads)
+    head_size = statistics.median(len(p) for p in wire.values())
     frames = views("cat", TEST)
     broker = Mosquitto(folder, free_port()).start()
     try:
-        published_s = publish(broker.port, payloads)
-        config = parse_config(json.dumps({
-            "model": {"path": str(EXTRACTOR), "head": str(folder / "local.head"), "threads": 1},
-            "outputs": {"mqtt": {"enabled": True, "host": "127.0.0.1", "port": broker.port,
-                                 "topic_prefix": "edgecam/bench"}},
-            "fleet": {"enabled": True, "state_dir": str(folder / "state")}}), "bench.yaml", folder)
-        delivered_s, settled_s = deliver(config, args.members, traced=False)[:2]
-        book_mb, _settled, fleet = deliver(config, args.members, traced=True)
-        effective_ms, arithmetic_ms, frame_ms = [], [], []
+        published_s = publish(broker.port, wire)
+        agg = aggregate(member_config(folder, broker.port, "aggregator", True), args.members,
+                        args.rounds)
+        aggregator: Fleet = agg["fleet"]  # type: ignore[assignment]
+        fleet_size = len(aggregator.link.retained()["edgecam/fleet/head"])
+        requested: list[float] = []
+        config = member_config(folder, broker.port, "member", False)
+        member = Fleet(config, Stats(), lambda _why: requested.append(time.perf_counter()))
+        member.effective(config)
+        started = time.perf_counter()
+        member.start()
+        wait(lambda: bool(requested), "the member's reload")
+        joined_s = requested[-1] - started
+        effective_ms = []
         for _ in range(args.rounds):
             t0 = time.perf_counter()
-            fleet.effective(config)
-            t1 = time.perf_counter()
-            merge_heads([(f"m{n}", head) for n, head in enumerate(heads)])
-            t2 = time.perf_counter()
-            for frame in frames:
-                embedder.embed(frame)
-            t3 = time.perf_counter()
-            effective_ms.append((t1 - t0) * 1000)
-            arithmetic_ms.append((t2 - t1) * 1000)
-            frame_ms.append((t3 - t2) * 1000 / len(frames))
-        merged_file = folder / "state" / "heads" / "fleet.head"
-        loaded = time.perf_counter()
-        merged = Head.load(merged_file)
-        load_ms = (time.perf_counter() - loaded) * 1000
-        fleet.close()
+            member.effective(config)
+            effective_ms.append((time.perf_counter() - t0) * 1000)
+        frame_ms = []
+        for frame in frames:
+            t0 = time.perf_counter()
+            embedder.embed(frame)
+            frame_ms.append((time.perf_counter() - t0) * 1000)
+        # One member learns a class: its head republished, until the member has the fleet's head.
+        learned = member_head(embedder.sha256, 1, rng, 0, False)
+        learned.classes[0].label = "learned"
+        heads[0].classes.append(learned.classes[0])
+        t0 = time.perf_counter()
+        publish(broker.port, {"m0000": heads[0].to_wire()})
+        wait(lambda: (fleet_head(member) or Head("0" * 64, 2)).find("learned") is not None,
+             "the learned class to reach the member")
+        spread_s = time.perf_counter() - t0
+        member.close()
+        aggregator.close()
     finally:
         broker.stop()
-    size = statistics.median(len(p) for p in payloads)
-    merge, arithmetic, frame = (statistics.median(v) for v in (effective_ms, arithmetic_ms, frame_ms))
-    print(f"\n{args.members} members x {args.classes} classes, "
-          f"{'the same labels on every member' if shared else 'labels of their own'}: "
-          f"merged head {len(merged.classes)} classes, {merged_file.stat().st_size / 1e6:.1f} MB")
-    print(f"  publish: one head {size / 1000:.0f} kB; {args.members} heads "
-          f"({sum(map(len, payloads)) / 1e6:.1f} MB) acknowledged by the broker in {published_s:.2f} s")
-    print(f"  delivery: every retained head parsed into the member's book {delivered_s:.2f} s after "
-          f"it connected; its last reload asked at {settled_s:.2f} s")
-    print(f"  merge (Fleet.effective, median of {args.rounds}): {merge:.0f} ms = "
-          f"{merge / arithmetic:.1f} x merge_heads alone ({arithmetic:.0f} ms) = "
-          f"{merge / frame:.0f} frames of the extractor ({frame:.1f} ms each); the reload then "
-          f"reads the merged head in {load_ms:.0f} ms = {load_ms / frame:.0f} frames")
-    print(f"  memory: the member's book {book_mb:.1f} MB traced (the sums alone: "
-          f"{args.members * args.classes * DIM * 8 / 1e6:.1f} MB)")
+    frame, merge, effective = (statistics.median(frame_ms), agg["merge_ms"],
+                               statistics.median(effective_ms))
+    n = args.members
+    print(f"\n{n} members x {args.classes} classes, "
+          f"{'the same labels on every member' if shared else 'labels of their own'}:")
+    print(f"  publish: one head {head_size / 1000:.1f} kB on the wire ({as_json / 1000:.0f} kB as "
+          f"JSON numbers: {as_json / head_size:.1f}x); {n} heads acknowledged in {published_s:.2f} s")
+    print(f"  aggregator: its fleet head of {n} published {agg['published_s']:.2f} s after it "
+          f"connected; book {agg['book_mb']:.1f} MB traced; merge {merge:.1f} ms median "
+          f"= {merge / frame:.1f} frames of the extractor ({frame:.1f} ms)")
+    print(f"  member: the fleet's head {fleet_size / 1000:.0f} kB, its reload asked {joined_s:.2f} s "
+          f"after it connected; its merge (Fleet.effective) {effective:.0f} ms")
+    print(f"  a class learned on one member reaches the member {spread_s:.2f} s after its head "
+          f"was published (then the member's reload: {effective:.0f} ms + reading the head)")
+    print(f"  per member on reconnect: {(fleet_size + head_size) / 1e3:.0f} kB (fleet head + its "
+          f"own republished), before: {n * as_json / 1e6:.1f} MB (every head as JSON)")
+    print(f"  broker restart: N x (2 x head + fleet head) = "
+          f"{n * (2 * head_size + fleet_size) / 1e6:.1f} MB; before: N² x JSON head = "
+          f"{n * n * as_json / 1e9:.2f} GB")
 
 
 def main() -> None:
@@ -181,13 +203,14 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--own-labels", action="store_true",
+                        help="each member's labels its own (N x C classes, at most 1000 merged)")
     args = parser.parse_args()
     require_mosquitto_or_exit()
     print(json.dumps(describe(), indent=1))
     embedder = Embedder(str(EXTRACTOR), threads=1)
-    for shared in (True, False):
-        with tempfile.TemporaryDirectory() as temp:
-            scenario(args, shared, embedder, Path(temp))
+    with tempfile.TemporaryDirectory() as temp:
+        scenario(args, embedder, Path(temp))
 
 
 def require_mosquitto_or_exit() -> None:

@@ -59,7 +59,10 @@ class FleetConfig:
     enabled: bool = setting(False, "take part in the fleet on outputs.mqtt's broker (needs "
                             "outputs.mqtt.enabled)")
     share_heads: bool = setting(True, "publish this device's learned heads, retained")
-    merge_heads: bool = setting(True, "classify with the merge of this device's heads and the fleet's")
+    merge_heads: bool = setting(True, "classify with the fleet's head (<topic_root>/fleet/head) "
+                                "and this device's own")
+    aggregate: bool = setting(False, "merge every member's head and publish the fleet's head on "
+                              "<topic_root>/fleet/head (one or two members of a fleet)")
     topic_root: str = setting("edgecam", "members publish under <topic_root>/<device>/...",
                               parse=parse_discovery_prefix)
     model_topic: str = setting("edgecam/fleet/model", "the retained model rollout manifest",

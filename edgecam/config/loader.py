@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import math
 import os
+import socket
 import types
 import typing
 from pathlib import Path
@@ -381,11 +382,31 @@ def parse_config(text: str, filename: str, base_dir: Path | None = None) -> Conf
         fleet = _value_node(root, "fleet")
         loader.error(_value_node(fleet, "enabled") if fleet is not None else root, "fleet.enabled",
                      "the fleet talks over the MQTT broker: set outputs.mqtt.enabled too")
+    _check_fleet_names(loader, root, config)
     if loader.errors:
         # In file order: a section's cross-field problems come after its nested sections.
         raise ConfigError(sorted(loader.errors,
                                  key=lambda line: int(line[len(filename) + 1:].split(":", 1)[0])))
     return config
+
+
+def _check_fleet_names(loader: _Loader, root: yaml.Node, config: Config) -> None:
+    """A member named `fleet` (topic_prefix's last level, as fleet/topics.py reads it) would
+    publish where the fleet's head is; an aggregator merges with its own head's extractor."""
+    fleet, mqtt = config.fleet, config.outputs.mqtt
+    if not fleet.enabled:
+        return
+    section = _value_node(root, "fleet")
+    if (mqtt.topic_prefix or f"edgecam/{socket.gethostname()}").rsplit("/", 1)[-1] == "fleet":
+        outputs = _value_node(root, "outputs")
+        node = _value_node(outputs, "mqtt") if outputs is not None else None
+        loader.error((_value_node(node, "topic_prefix") if node is not None else None) or root,
+                     "outputs.mqtt.topic_prefix", "a fleet member cannot be named `fleet` "
+                     "(<topic_root>/fleet/head is the fleet's head): end topic_prefix otherwise")
+    if fleet.aggregate and config.model.head is None and section is not None:
+        loader.error(_value_node(section, "aggregate") or section, "fleet.aggregate",
+                     "an aggregator merges the heads learned with its own embedding extractor: "
+                     "set model.head too")
 
 
 def load_config(path: str | os.PathLike[str] | None, camera: Camera = SINGLE) -> Config:

@@ -1,4 +1,4 @@
-"""The members' heads as the broker holds them, and their merge with this device's own.
+"""An aggregator's book: every member's head as the broker holds it, and their merge.
 
 Anyone who can publish to the broker can send a "head", so what arrives is
 bounded before it costs anything: a payload over MAX_PAYLOAD bytes is refused
@@ -11,15 +11,17 @@ against the embedding extractor this device classifies with (a reload may
 change it). A refusal is counted and logged once per member and reason until
 that member's head is merged (so alternating good and bad heads logs at most
 once per merge); past LOGGED_MEMBERS members refused at once (a flood of
-names), the rest are counted only. The merge is `learn
-merge`'s own (head.merge_heads, where a head weighs at most MEMBER_WEIGHT
-examples per class): this device's head first, then the members' in the order
-of their names, so a device that learned nothing classifies with exactly
-`edgecam learn merge OUT a.head b.head ...`.
+names), the rest are counted only. The merge is `learn merge`'s own
+(head.merge_heads, where a head weighs at most MEMBER_WEIGHT examples per
+class) of the members' heads in the order of their names: the fleet's head is
+`edgecam learn merge OUT a.head b.head ...` of what they published, and names
+each member with the sha256 of the payload it merged. The same heads give the
+same bytes, so two aggregators publishing it agree.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -31,12 +33,11 @@ from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 
-SAVED = "(saved)"  # the members' merge kept on disk, until the broker sends their heads again
 # A head of 100 classes of a 1024-wide extractor is 2.2 MB of JSON (about 21 bytes a number),
 # 2.6 MB at the longest numbers (25 bytes): 4 MiB lets that through and nothing absurd.
 MAX_PAYLOAD = 4 << 20
 MAX_ENTRIES = 1000  # members' heads kept: devices × zones
-MAX_VALUES = 8 << 20  # numbers kept in all (64 MB of float64): 1000 heads of 8 classes × 1024
+MAX_VALUES = 16 << 20  # numbers kept in all (128 MB of float64): 1000 heads of 16 classes × 1024
 LOGGED_MEMBERS = 100
 
 Key = tuple[str | None, str]  # (zone, device)
@@ -48,14 +49,15 @@ class Target:
 
     zone: str | None
     local: Path  # this device's head file, what `edgecam learn` writes
-    merged: Path  # the fleet's merge it classifies with
+    merged: Path  # the merge it classifies with: the fleet's head and this device's
     extractor: str  # the embedding extractor's path
     extractor_sha256: str
     dim: int
 
     @property
     def members_file(self) -> Path:
-        """The merge of the other members' heads alone: what a restart without the broker uses."""
+        """The fleet's head last received: what a restart classifies with until an aggregator
+        publishes (a file of an older version, the other members' merge, reads the same way)."""
         return self.merged.with_name(self.merged.name.replace("fleet", "fleet-members", 1))
 
     @property
@@ -70,6 +72,7 @@ class HeadBook:
         self._stats = stats
         self._lock = threading.Lock()
         self._heads: dict[Key, Head] = {}
+        self._versions: dict[Key, str] = {}  # the sha256 of each head's payload
         self._values = 0  # numbers held by the members' heads (not the saved merge)
         self._dims: dict[str | None, int] = {}  # the width each target wants, by zone
         # The reasons refused and logged in each member's current streak, by kind.
@@ -80,6 +83,10 @@ class HeadBook:
         """A member's retained head (empty: cleared); whether the heads changed. Never raises
         for what the payload holds: a payload that is not a usable head is a refusal."""
         key = (zone, device)
+        version = hashlib.sha256(payload).hexdigest()
+        with self._lock:  # the same head again (every member republishes at each connect)
+            if self._versions.get(key) == version:
+                return False
         where = f"{device}'s head" + (f" for zone {zone}" if zone else "")
         head = None
         if len(payload) > MAX_PAYLOAD:
@@ -89,49 +96,39 @@ class HeadBook:
             head = self._parse(key, where, payload)
         with self._lock:
             old = self._heads.pop(key, None)
+            self._versions.pop(key, None)
             self._values -= _values(old)
             if head is None:
                 return old is not None
             problem = self._room_for(head)
             if problem is None:
                 self._heads[key] = head
+                self._versions[key] = version
                 self._values += _values(head)
         if problem is not None:
             self._refuse(key, "full", f"{where}: {problem}")
         return problem is None or old is not None
 
-    def seed(self, zone: str | None, head: Head) -> None:
-        """The members' merge saved by the last run, standing in for them until they are heard."""
-        with self._lock:
-            self._heads[(zone, SAVED)] = head
-
-    def forget_saved(self) -> bool:
-        """The broker is sending the members' own heads: the saved merge goes; whether there was one."""
-        with self._lock:
-            saved = [key for key in self._heads if key[1] == SAVED]
-            for key in saved:
-                del self._heads[key]
-            return bool(saved)
-
-    def merge(self, target: Target, local: Head | None) -> tuple[Head, Head | None]:
-        """(this device's head merged with every fitting member's, the members' alone or None)."""
+    def merge(self, target: Target) -> Head:
+        """The fleet's head for `target`: every fitting member's, in the order of their names,
+        naming each with the sha256 of the head it merged."""
         with self._lock:
             self._dims[target.zone] = target.dim
-            members = sorted((device, head) for (zone, device), head in self._heads.items()
-                             if zone == target.zone)
-        fitting = [(device, head) for device, head in members if self._fits(device, head, target)]
-        self._stats.set_gauge("fleet_members", len({d for d, _ in fitting if d != SAVED}))
-        others = merge_heads(fitting) if fitting else None
-        named = [("this device", local)] if local is not None else []
-        heads = named + fitting
-        merged = merge_heads(heads) if heads else Head(target.extractor_sha256, target.dim)
+            members = sorted((device, head, self._versions[(zone, device)])
+                             for (zone, device), head in self._heads.items() if zone == target.zone)
+        fitting = [(device, head, sha) for device, head, sha in members
+                   if self._fits(device, head, target)]
+        self._stats.set_gauge("fleet_members", len(fitting))
+        merged = (merge_heads([(device, head) for device, head, _ in fitting]) if fitting
+                  else Head(target.extractor_sha256, target.dim))
         merged.fleet = True
-        left_out = len({c.label for _, head in heads for c in head.classes}) - len(merged.classes)
+        merged.members = [(device, sha) for device, _, sha in fitting]
+        left_out = len({c.label for _, head, _ in fitting for c in head.classes}) - len(merged.classes)
         if left_out:
             self._refuse((target.zone, "(the merge)"), "classes",
                          f"{left_out} classes of the members' heads for {target.where}: a head "
                          f"holds at most {MAX_CLASSES}")
-        return merged, others
+        return merged
 
     def size(self) -> int:
         """How many heads it holds (members' and zones')."""
@@ -151,7 +148,7 @@ class HeadBook:
 
     def _room_for(self, head: Head) -> str | None:
         """Why the book has no room for `head` (its lock held), or None."""
-        members = sum(1 for _, device in self._heads if device != SAVED)
+        members = len(self._heads)
         if members >= MAX_ENTRIES:
             return f"the fleet already has {members} members' heads (at most {MAX_ENTRIES})"
         if self._values + _values(head) > MAX_VALUES:

@@ -25,7 +25,7 @@ from edgecam.errors import EdgecamError
 from edgecam.fleet.follower import RolloutFollower
 from edgecam.fleet.link import FleetLink
 from edgecam.fleet.sync import SETTLE_S, HeadSync
-from edgecam.fleet.topics import HEAD, FleetTopics
+from edgecam.fleet.topics import FLEET, HEAD, FleetTopics
 from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,10 @@ class Fleet:
     """One member: built from the config, started once the pipeline runs, closed at the end."""
 
     def __init__(self, config: Config, stats: Stats, request_reload: Reload) -> None:
-        self._settings = (config.fleet, config.outputs.mqtt)
+        self._settings = (config.fleet, config.outputs.mqtt, _zones(config))
         self._stats = stats
         self.topics = FleetTopics.of(config)
-        filters = [self.topics.model] + (self.topics.heads_filters() if config.fleet.merge_heads
-                                         else [])
+        filters = [self.topics.model, *_head_filters(config, self.topics)]
         self.link = FleetLink(config.outputs.mqtt, self.topics, filters, self._route,
                               self._subscribed)
         self.sync = HeadSync(config.fleet, self.topics, stats, self.link.retain, request_reload)
@@ -78,7 +77,7 @@ class Fleet:
 
     def serves(self, config: Config) -> bool:
         """Whether this member runs with `config`'s fleet and broker (else a reload makes another)."""
-        return (config.fleet, config.outputs.mqtt) == self._settings
+        return (config.fleet, config.outputs.mqtt, _zones(config)) == self._settings
 
     def effective(self, config: Config) -> Config:
         """`config` with the rolled-out model and the merged heads in place of its own. A merge
@@ -134,8 +133,27 @@ class Fleet:
             self.rollout.offer(payload)
             return
         member = self.topics.parse(topic)
-        if member is not None and member.kind == HEAD and member.device != self.topics.device:
+        if member is None or member.kind != HEAD:
+            return
+        if member.device == FLEET:
+            self.sync.offer_fleet(member.zone, payload)
+        else:  # an aggregator's: every member's head, this device's own as the broker has it
             self.sync.offer(member.device, member.zone, payload)
 
     def _subscribed(self) -> None:
         self.sync.subscribed()
+
+
+def _zones(config: Config) -> tuple[str, ...]:
+    """The zones with a head of their own: each has its fleet head topic."""
+    return tuple(zone.name for zone in config.zones if zone.model.head is not None)
+
+
+def _head_filters(config: Config, topics: FleetTopics) -> list[str]:
+    """An aggregator hears every member's heads (and so the fleet's); a member that merges
+    hears the fleet's heads it classifies with, nothing else."""
+    if config.fleet.aggregate:
+        return topics.heads_filters()
+    if not config.fleet.merge_heads:
+        return []
+    return [topics.fleet_head_of(zone) for zone in (None, *_zones(config))]

@@ -1,21 +1,26 @@
-"""The heads' sync: this device's heads out, the members' heads in, their merge for the reload.
+"""The heads' sync: this device's heads out, the fleet's head in, their merge for the reload.
 
-paho's thread offers each member's retained head to the HeadBook (parsed and
-checked there). The fleet's thread calls `turn()` a few times a second: once
-the heads have settled (one merge for a burst, such as 200 retained heads
-after a connect) it asks the daemon for a reload, and it saves the members'
-merge now and then. The reload (the daemon's main thread) calls `effective`,
-which merges, writes the merges that changed and shares this device's heads.
+paho's thread offers the fleet's head (<topic_root>/fleet/head: fleethead.py)
+and, on an aggregator, every member's head (aggregator.py). The fleet's thread
+calls `turn()` a few times a second: once the heads have settled (one merge
+for a burst, such as 200 retained heads after an aggregator connects) an
+aggregator publishes the fleet's head, and the member asks the daemon for a
+reload. The reload (the daemon's main thread) calls `effective`, which shares
+this device's heads (compact: Head.to_wire), combines the fleet's head with
+its own (fleethead.combine) and writes the merges that changed.
+
+Until an aggregator has published (or with the broker away), a member
+classifies with its own head and the fleet's head saved by its last run.
 
 Files, under fleet.state_dir:
     heads/fleet.head, heads/fleet.<zone>.head      the merges classified with
-    heads/fleet-members.head, ...                  the other members' alone (a restart with the
-                                                   broker down merges them with the local head;
-                                                   saved at most every MEMBERS_SAVE_S, and at stop)
+    heads/fleet-members.head, ...                  the fleet's head last received (saved at most
+                                                   every MEMBERS_SAVE_S, and at stop)
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -26,8 +31,10 @@ from pathlib import Path
 from edgecam.common.files import atomic_write, file_sha256
 from edgecam.config import Config, FleetConfig, ModelConfig
 from edgecam.errors import EdgecamError
+from edgecam.fleet.aggregator import Aggregator
+from edgecam.fleet.fleethead import FleetHeads, combine, fits
 from edgecam.fleet.headfiles import local_head, saved_members
-from edgecam.fleet.heads import HeadBook, Target
+from edgecam.fleet.heads import Target
 from edgecam.fleet.topics import FleetTopics
 from edgecam.models.fewshot.head import Head, HeadError
 from edgecam.pipeline.stats import Stats
@@ -36,6 +43,9 @@ log = logging.getLogger(__name__)
 
 SETTLE_S = 0.3  # heads arriving this close together are merged once
 SETTLE_MAX_S = 2.0  # ... but a steady stream of changes is merged at least this often
+# An aggregator's first merge after it connects waits for the retained heads to stop coming
+# (a merge of half of them would take classes from every member for a moment), this long at most.
+FIRST_MAX_S = 30.0
 MEMBERS_SAVE_S = 60.0
 
 Retain = Callable[[str, bytes], None]
@@ -49,44 +59,61 @@ class HeadSync:
                  request_reload: Reload) -> None:
         self._fleet = fleet
         self._topics = topics
+        self._stats = stats
         self._retain = retain
         self._request_reload = request_reload
         self._heads_dir = Path(fleet.state_dir) / "heads"
-        self.book = HeadBook(stats)
+        self.fleet_heads = FleetHeads(stats)
+        self.aggregator = Aggregator(stats, topics, retain) if fleet.aggregate else None
         self._lock = threading.Lock()
-        self._changed_at: float | None = None  # the first change not merged yet
-        self._last_change = 0.0
+        self._targets_now: list[Target] = []  # what the last reload classified with
+        self._mine: dict[str | None, str] = {}  # the sha256 of each head this device publishes
+        # What changed and is not merged yet: the fleet's head (a reload merges it) and, on an
+        # aggregator, the members' heads (only its next publication merges them).
+        self._fleet_changed = _Pending()
+        self._book_changed = _Pending()
         self._seeded = False
         self._shared: set[str] = set()  # the head topics this device retains
-        # The members' merges to save (None: remove the file), at most every MEMBERS_SAVE_S (a
-        # large fleet's is tens of megabytes) and when closing.
-        self._members_due: dict[Path, Head | None] = {}
+        # The fleet's heads to save, at most every MEMBERS_SAVE_S and when closing.
+        self._members_due: dict[Path, bytes] = {}
         self._next_save = 0.0
         self._dims: dict[str, int] = {}  # an extractor's width, by sha256
 
     # -- paho's thread -------------------------------------------------------------------------
 
     def offer(self, device: str, zone: str | None, payload: bytes) -> None:
-        """A member's retained head (b"": cleared)."""
-        if self.book.offer(device, zone, payload):
-            self._arrived()
+        """A member's retained head (b"": cleared): an aggregator's only."""
+        if self.aggregator is not None and self.aggregator.offer(device, zone, payload):
+            self._arrived(self._book_changed)
+
+    def offer_fleet(self, zone: str | None, payload: bytes) -> None:
+        """The fleet's head (an aggregator's, until it published its own)."""
+        if self.aggregator is not None and self.aggregator.has_published:
+            return
+        if self.fleet_heads.offer(zone, payload):
+            self._arrived(self._fleet_changed)
 
     def subscribed(self) -> None:
-        """The broker sends the members' retained heads next: the saved merge makes way."""
-        if self.book.forget_saved():
-            self._arrived()
+        """An aggregator merges once the retained heads that follow have come."""
+        if self.aggregator is not None:
+            self._arrived(self._book_changed)
 
     # -- the fleet's thread --------------------------------------------------------------------
 
     def turn(self, now: float) -> None:
-        """Asks for a reload once the heads settled; saves the members' merge when due."""
+        """Once the heads settled: an aggregator publishes the fleet's head, and a reload is
+        asked; the fleet's head is saved when due."""
+        most = (FIRST_MAX_S if self.aggregator is not None and not self.aggregator.has_published
+                else SETTLE_MAX_S)
         with self._lock:
-            first, last = self._changed_at, self._last_change
-            due = first is not None and (now - last >= SETTLE_S or now - first >= SETTLE_MAX_S)
-            if due:
-                self._changed_at = None
-        if due:
-            self._request_reload("the members' heads changed")
+            targets = self._targets_now
+            publish = bool(targets) and self._book_changed.due(now, most)
+            reload = self._fleet_changed.due(now, SETTLE_MAX_S)
+        if publish and self.aggregator is not None:
+            for zone, (head, payload) in self.aggregator.publish(targets).items():
+                self.fleet_heads.set(zone, head, payload)
+        if publish or reload:
+            self._request_reload("the fleet's head changed")
         if now >= self._next_save and self._members_due:
             self._next_save = now + MEMBERS_SAVE_S
             self.save_members()
@@ -94,14 +121,11 @@ class HeadSync:
     def save_members(self) -> None:
         with self._lock:
             due, self._members_due = self._members_due, {}
-        for path, head in due.items():
+        for path, head in due.items():  # (the payloads as received)
             try:
-                if head is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    _write_if_changed(path, head.to_bytes())
+                _write_if_changed(path, head)
             except (OSError, EdgecamError) as exc:
-                log.warning("fleet: cannot save the members' heads: %s", exc)
+                log.warning("fleet: cannot save the fleet's head: %s", exc)
 
     # -- the daemon's main thread (a reload) ---------------------------------------------------
 
@@ -109,20 +133,32 @@ class HeadSync:
         """`config` with the merged heads in place of its own; writes the merges that changed
         and shares this device's heads if they did."""
         with self._lock:
-            self._changed_at = None
+            self._fleet_changed.first = None  # this reload merges the fleet's head as it is now
         targets = self._targets(config)
+        for target in targets:
+            self.fleet_heads.want(target)
         if not self._seeded:
             self._seeded = True
             self._seed(targets)
+        with self._lock:
+            self._targets_now = targets
         locals_ = {target.zone: self._local_head(target) for target in targets}
         self._share(locals_)
         if not self._fleet.merge_heads:
             return config
         for target in targets:
-            merged, others = self.book.merge(target, locals_[target.zone])
-            _write_if_changed(target.merged, merged.to_bytes())
-            with self._lock:
-                self._members_due[target.members_file] = others
+            fleet, payload = self.fleet_heads.get(target.zone)
+            problem = fits(fleet, target) if fleet is not None else None
+            if problem is not None:
+                self.fleet_heads.refuse(target.zone, problem)
+                fleet = None
+            mine = (self._topics.device, self._mine.get(target.zone))
+            _write_if_changed(target.merged, combine(target, fleet, locals_[target.zone],
+                                                     mine).to_bytes())
+            self._stats.set_gauge("fleet_members", len(fleet.members or []) if fleet else 0)
+            if payload is not None:
+                with self._lock:
+                    self._members_due[target.members_file] = payload
         return _with_merged_heads(config, {t.zone: t.merged for t in targets})
 
     def _targets(self, config: Config) -> list[Target]:
@@ -161,30 +197,49 @@ class HeadSync:
         return local_head(target)
 
     def _seed(self, targets: list[Target]) -> None:
-        """The members' merge saved by the last run, until the broker sends their heads; one
-        left unusable on disk is set aside (headfiles.saved_members) and the broker will tell."""
+        """The fleet's head saved by the last run, until the broker sends one; one left
+        unusable on disk is set aside (headfiles.saved_members)."""
         for target in targets:
             saved = saved_members(target)
             if saved is not None:
-                self.book.seed(target.zone, saved)
+                self.fleet_heads.seed(target.zone, saved)
 
     def _share(self, heads: dict[str | None, Head | None]) -> None:
         """Retains this device's heads (an empty payload clears one no longer shared)."""
-        topics = {self._topics.head_of(zone): (head.to_bytes() if head and self._fleet.share_heads
-                                               else b"")
-                  for zone, head in heads.items()}
+        payloads = {zone: (head.to_wire() if head and self._fleet.share_heads else b"")
+                    for zone, head in heads.items()}
+        self._mine = {zone: hashlib.sha256(payload).hexdigest()
+                      for zone, payload in payloads.items() if payload}
+        topics = {self._topics.head_of(zone): payload for zone, payload in payloads.items()}
         for topic in self._shared - set(topics):
             self._retain(topic, b"")
         for topic, payload in topics.items():
             self._retain(topic, payload)
         self._shared = {topic for topic, payload in topics.items() if payload}
 
-    def _arrived(self) -> None:
+    def _arrived(self, pending: _Pending) -> None:
         with self._lock:
-            now = time.monotonic()
-            if self._changed_at is None:
-                self._changed_at = now
-            self._last_change = now
+            pending.mark(time.monotonic())
+
+
+class _Pending:
+    """Changes not merged yet: due once they settled (SETTLE_S without one), or `most` after
+    the first."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last = 0.0
+
+    def mark(self, now: float) -> None:
+        if self.first is None:
+            self.first = now
+        self.last = now
+
+    def due(self, now: float, most: float) -> bool:
+        due = self.first is not None and (now - self.last >= SETTLE_S or now - self.first >= most)
+        if due:
+            self.first = None
+        return due
 
 
 def _with_merged_heads(config: Config, merged: dict[str | None, Path]) -> Config:

@@ -6,10 +6,12 @@
     <topic_root>/<device>/online          "online" / "offline" (the last will), retained
     <topic_root>/<device>/seen            {"ts": <epoch seconds>}, retained, every SEEN_S: when it
                                           was last online, even once offline
+    <topic_root>/fleet/head               the fleet's head: an aggregator's merge of every member's,
+    <topic_root>/fleet/head/<zone>        and of each zone's; retained (what members classify with)
     <model_topic>                         the rollout manifest, retained (published by the operator)
 
 An empty retained message clears one: a member whose head is cleared is no
-longer merged.
+longer merged. `fleet` is thus no member's name (the config refuses it).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from dataclasses import dataclass
 from edgecam.config import Config
 from edgecam.outputs.mqtt_topics import OFFLINE, ONLINE, topic_prefix
 
-__all__ = ["OFFLINE", "ONLINE", "FleetTopics", "MemberTopic", "device_name"]
+__all__ = ["FLEET", "OFFLINE", "ONLINE", "FleetTopics", "MemberTopic", "device_name"]
 
 HEAD, MODEL_STATUS, ONLINE_KIND, SEEN = "head", "model_status", "online", "seen"
+FLEET = "fleet"  # <topic_root>/fleet/head: the aggregators' merge, never a member
 
 
 def device_name(config: Config) -> str:
@@ -56,8 +59,12 @@ class FleetTopics:
         base = f"{self.root}/{device or self.device}/{HEAD}"
         return base if zone is None else f"{base}/{zone}"
 
+    def fleet_head_of(self, zone: str | None) -> str:
+        """Where the aggregators publish the fleet's head (of `zone`, or the whole frame's)."""
+        return self.head_of(zone, FLEET)
+
     def heads_filters(self) -> list[str]:
-        """Every member's heads: the whole frame's and each zone's."""
+        """Every member's heads: the whole frame's and each zone's (what an aggregator hears)."""
         return [f"{self.root}/+/{HEAD}", f"{self.root}/+/{HEAD}/+"]
 
     def member_filters(self) -> list[str]:

@@ -3,11 +3,13 @@
 The broker runs with `allow_anonymous false`, a password file made with
 mosquitto_passwd -b and the ACL of README.md ("Who may publish what"): each
 member, logged in with its device name, writes only under edgecam/<device>/
-and reads the heads and the manifest; only `operator` writes the manifest. A
-member's credentials cannot publish another member's head (the broker drops
-it: the operator, subscribed to everything, never sees it), an anonymous
-client cannot even connect, and a member daemon with its own credentials
-still shares its head, merges the others' and follows the manifest.
+and reads the fleet's head and the manifest; only the aggregator (`kitchen`)
+reads every head and writes the fleet's head, only `operator` the manifest. A
+member's credentials cannot publish another member's head nor the fleet's
+(the broker drops it: the operator, subscribed to everything, never sees it),
+an anonymous client cannot even connect, and the aggregator daemon with its
+own credentials still shares its head, merges the others' into the fleet's
+head and follows the manifest.
 """
 
 from __future__ import annotations
@@ -29,9 +31,16 @@ from edgecam.models.fewshot.head import Head
 ACL = """\
 # Members log in with their device name (the last level of outputs.mqtt.topic_prefix).
 pattern readwrite edgecam/%u/#
-pattern read edgecam/+/head
-pattern read edgecam/+/head/+
+pattern read edgecam/fleet/head
+pattern read edgecam/fleet/head/+
 pattern read edgecam/fleet/model
+# The aggregator (fleet.aggregate: true, here the camera kitchen): reads every member's head,
+# and alone writes the fleet's head. A second aggregator gets the same four lines.
+user kitchen
+topic read edgecam/+/head
+topic read edgecam/+/head/+
+topic write edgecam/fleet/head
+topic write edgecam/fleet/head/+
 # The operator: reads everything, and alone writes the rollout manifest.
 user operator
 topic read edgecam/#
@@ -67,19 +76,33 @@ def test_each_member_writes_only_its_own_topics(daemons, mosquitto, subscribers,
     secret = tmp_path / "kitchen.password"
     secret.write_text(PASSWORDS["kitchen"] + "\n")
     config["outputs"]["mqtt"].update(username="kitchen", password_file=str(secret))
+    config["fleet"]["aggregate"] = True
     member = daemons(config, name="kitchen")
     member.wait_socket()
     learn(member, X, "cat", tmp_path / "photos")
     shared = operator.wait("edgecam/kitchen/head", lambda m: bool(m.payload), WAIT_S,
                            what="the member's head on its own topic")
     assert Head.parse(shared.payload.encode(), "kitchen's head").labels == [X]
-    hall = subscribers(broker.port, [], username="hall", password=PASSWORDS["hall"])
+    hall = subscribers(broker.port, ["edgecam/+/head", "edgecam/fleet/head"], username="hall",
+                       password=PASSWORDS["hall"])
     theirs = Head.parse(shared.payload.encode(), "kitchen's head")
     theirs.classes[0].label = "hall's class"
     hall.publish("edgecam/hall/head", theirs.to_bytes().decode(), retain=True)
     merged = tmp_path / "kitchen" / "state" / "heads" / "fleet.head"
     wait_for(lambda: merged.exists() and "hall's class" in Head.load(merged).labels, WAIT_S,
              "the member to merge the hall's head")
+    # The fleet's head: the aggregator's reaches members; a member's forgery reaches nobody.
+    published = hall.wait("edgecam/fleet/head", lambda m: "hall's class" in m.payload, WAIT_S,
+                          what="the aggregator's fleet head, as a member hears it")
+    assert [d for d, _ in Head.parse(published.payload.encode(), "fleet").members] == [
+        "hall", "kitchen"]
+    mark = operator.mark()
+    hall.publish("edgecam/fleet/head", forged.to_wire().decode(), retain=True)
+    hall.publish("edgecam/hall/online", "probe")
+    operator.wait("edgecam/hall/online", lambda m: m.payload == "probe", since=mark,
+                  what="the hall's own topic")
+    assert operator.on("edgecam/fleet/head", mark) == []
+    assert hall.on("edgecam/kitchen/head") == []  # a member reads no other member's head
     mark = operator.mark()
     operator.publish(MODEL_TOPIC, json.dumps({"version": "acl-check"}), retain=True)
     status = operator.wait("edgecam/kitchen/model_status",

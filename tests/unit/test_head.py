@@ -112,7 +112,7 @@ def _good_document(embedder: Embedder, train) -> dict:
 @pytest.mark.parametrize(("spoil", "words"), [
     (lambda d: d.pop("format"), "not an edgecam head file (no \"format\": \"edgecam-head\")"),
     (lambda d: d.update(format="something-else"), "not an edgecam head file"),
-    (lambda d: d.update(version=2), "version 2 is newer than this edgecam reads (1)"),
+    (lambda d: d.update(version=3), "version 3 is newer than this edgecam reads (2)"),
     (lambda d: d.update(version="1"), "bad version"),
     (lambda d: d["extractor"].update(sha256="abc"), "extractor.sha256 is not a sha256"),
     (lambda d: d.pop("classes"), "'classes' is missing"),

@@ -91,10 +91,10 @@ def test_a_strangers_head_times_a_billion_changes_no_answer(embedder: Embedder, 
     book = HeadBook(Stats())
     for device, head in honest.items():
         assert book.offer(device, None, head.to_bytes())
-    before, _ = book.merge(target(embedder, tmp_path), None)
+    before = book.merge(target(embedder, tmp_path))
     stranger = forged(embedder, train, times=1e5)  # 3e5 examples: a count the parser accepts
     assert book.offer("mallory", None, stranger.to_bytes())
-    after, _ = book.merge(target(embedder, tmp_path), None)
+    after = book.merge(target(embedder, tmp_path))
     assert after.find("cat").count == 3 + MEMBER_WEIGHT
     unbounded = Head(embedder.sha256, embedder.dim)
     for head in (honest["a"], honest["b"], stranger):

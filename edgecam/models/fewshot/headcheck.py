@@ -10,10 +10,19 @@ MAX_CLASSES classes. Whatever the bytes are (deeply nested, huge numbers,
 invalid UTF-8), the only error is HeadError: one line naming where it came from;
 CorruptHeadError when the bytes themselves do not check out (what a power cut
 may leave), as against a head of another format or version.
+
+A sum is either a list of numbers (`"sum"`, version 1: what files hold, float64
+bit for bit) or, in what the fleet publishes (version 2), `"sum_f32"`: the sum
+as little-endian float32 in base64, a quarter of the bytes. The fleet's head
+(an aggregator's merge) also names the members it merged (`"members"`: device
+and the sha256 of the head payload it merged); no head claims more than
+MEMBER_WEIGHT examples of a class per member it names (head.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -25,7 +34,7 @@ from edgecam.errors import EdgecamError
 from edgecam.models.fewshot.errors import CorruptHeadError, HeadError
 
 FORMAT = "edgecam-head"
-VERSION = 1
+VERSION = 2  # 1: sums as lists of numbers (files); 2: sums may be "sum_f32" (what the fleet publishes)
 UNKNOWN = "unknown"
 MAX_LABEL = 100
 # More classes than anyone teaches a camera by hand: a head of 100 classes of a 1024-wide
@@ -35,6 +44,8 @@ MAX_CLASSES = 1000
 # and keeps every count exactly representable as a float (a sum's length is checked against it).
 MAX_COUNT = 1_000_000
 MAX_DIM = 1 << 20
+MAX_MEMBERS = 100_000  # members a fleet head may name (its payload is capped long before)
+MAX_DEVICE = 200  # characters of a member's name (an MQTT topic level)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a whole number"}
 # A sum of `count` unit vectors is at most `count` long; float32 embeddings leave some slack.
@@ -65,6 +76,7 @@ class Checked:
     name: str
     fleet: bool
     classes: list[tuple[str, int, np.ndarray]]  # label, count, sum (float64)
+    members: list[tuple[str, str]] | None = None  # (device, sha256 of its head): a fleet head's
 
 
 def read_document(data: bytes, where: str, dim: int | None = None) -> Checked:
@@ -106,7 +118,7 @@ def _checked(document: dict[str, Any], expected_dim: int | None) -> Checked:
     if len(items) > MAX_CLASSES:
         raise ValueError(f"{len(items)} classes (at most {MAX_CLASSES})")
     checked = Checked(sha, dim, name if isinstance(name, str) else "", document.get("fleet") is True,
-                      [])
+                      [], _members(document))
     seen: set[str] = set()
     for number, item in enumerate(items):
         if not isinstance(item, dict):
@@ -136,11 +148,33 @@ def _label(item: dict[str, Any], number: int, seen: set[str]) -> str:
     return label
 
 
+def _members(document: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """A fleet head's members: [{"device": NAME, "sha256": HEX}, ...], or None without the key."""
+    if "members" not in document:
+        return None
+    items = _typed(document, "members", list)
+    if len(items) > MAX_MEMBERS:
+        raise ValueError(f"{len(items)} members (at most {MAX_MEMBERS})")
+    members = []
+    for number, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"members[{number}] is not an object")
+        device, sha = _typed(item, "device", str), _typed(item, "sha256", str)
+        if not (0 < len(device) <= MAX_DEVICE and device.isprintable() and "/" not in device
+                and "+" not in device and "#" not in device) or not _SHA256.match(sha):
+            raise ValueError(f"members[{number}] is not a member's name and sha256")
+        members.append((device, sha))
+    return members
+
+
 def _sum(item: dict[str, Any], number: int, label: str, count: int, dim: int) -> np.ndarray:
-    values = _typed(item, "sum", list)
-    if len(values) != dim or not all(type(v) in (int, float) for v in values):
-        raise ValueError(f"classes[{number}] ({label!r}): sum is not {dim} numbers")
-    total = np.array(values, np.float64)  # an int too large for a float: OverflowError
+    if "sum_f32" in item:
+        total = _float32s(_typed(item, "sum_f32", str), dim, f"classes[{number}] ({label!r})")
+    else:
+        values = _typed(item, "sum", list)
+        if len(values) != dim or not all(type(v) in (int, float) for v in values):
+            raise ValueError(f"classes[{number}] ({label!r}): sum is not {dim} numbers")
+        total = np.array(values, np.float64)  # an int too large for a float: OverflowError
     if not np.isfinite(total).all():
         raise ValueError(f"classes[{number}] ({label!r}): sum is not finite")
     if float(np.abs(total).max()) > count:  # before the norm, which could overflow
@@ -149,6 +183,22 @@ def _sum(item: dict[str, Any], number: int, label: str, count: int, dim: int) ->
         raise ValueError(f"classes[{number}] ({label!r}): sum is longer than {count} "
                          "normalized embeddings can add up to")
     return total
+
+
+def _float32s(text: str, dim: int, where: str) -> np.ndarray:
+    """`dim` little-endian float32 in base64, as float64; the length is checked before decoding."""
+    if len(text) != 4 * -(-4 * dim // 3):
+        raise ValueError(f"{where}: sum_f32 is not {dim} float32 in base64")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{where}: sum_f32 is not base64") from None
+    return np.frombuffer(raw, "<f4").astype(np.float64)
+
+
+def encode_float32s(values: np.ndarray) -> str:
+    """The inverse of _float32s: what a published head's "sum_f32" holds."""
+    return base64.b64encode(np.asarray(values, "<f4").tobytes()).decode("ascii")
 
 
 def _typed(mapping: dict[str, Any], key: str, kind: type) -> Any:
