@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edgecam.errors import SourceError
-from edgecam.pipeline.frames import Fitter, Picture
+from edgecam.pipeline.frames import Fitter, Picture, gray_thumbnail
 from edgecam.sources.base import Pacer, Source
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class StillPicture(Picture):
         image.flags.writeable = False
         self.image = image
         self._fitted: tuple[Fitter, np.ndarray] | None = None
+        self._thumbnail: np.ndarray | None = None  # the photo never changes: made once
 
     def decode(self, fit: Fitter) -> np.ndarray:
         fitted = self._fitted  # one read: a tuple swapped whole, never mutated
@@ -45,6 +46,11 @@ class StillPicture(Picture):
             image.flags.writeable = False
         self._fitted = (fit, image)
         return image
+
+    def thumbnail(self) -> np.ndarray:
+        if self._thumbnail is None:
+            self._thumbnail = gray_thumbnail(self.image)
+        return self._thumbnail
 
 
 class ImageSource(Source):
