@@ -47,3 +47,18 @@ class CpuSample:
         if self.precise_since(earlier):
             return sum(self.threads_ns[t] - earlier.threads_ns[t] for t in self.threads_ns) / 1e9
         return self.ticks_s - earlier.ticks_s
+
+
+def threads_cpu_ns(pid: int) -> dict[str, int]:
+    """Each live thread's run time in ns (/proc/PID/task/*/schedstat), summed by thread name
+    (/proc/PID/task/*/comm: edgecam names its threads edgecam-capture, edgecam-inference, …)."""
+    by_name: dict[str, int] = {}
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                by_name[name] = by_name.get(name, 0) + int(f.read().split()[0])
+    except OSError:  # a thread that just ended, or the process
+        pass
+    return by_name

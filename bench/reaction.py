@@ -100,7 +100,7 @@ import cv2
 import numpy as np
 import yaml
 
-from bench.cpu import process_cpu_s
+from bench.cpu import process_cpu_s, threads_cpu_ns
 from bench.launcher import ROOT, Process, edgecam_run
 from bench.machine import print_header, table
 
@@ -727,8 +727,10 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
         if (cap is not None and not where[0].endswith(cap.path.name)) or where[1] != str(CONTENDER_CORE):
             raise RuntimeError(f"{contender} is not where it should be: cgroup {where[0]}, CPUs {where[1]}")
         cpu0 = process_cpu_s(proc.process.pid)
+        threads0 = threads_cpu_ns(proc.process.pid)
         stream.start(conn)
         stream.ended.wait(n_frames / FPS + 30)
+        threads1 = threads_cpu_ns(proc.process.pid)  # the live stream's time, per thread
         if len(stream.frame_times) < n_frames:
             raise RuntimeError(f"the stream ended after {len(stream.frame_times)} of {n_frames} frames: "
                                f"{stream.ffmpeg_log}")
@@ -753,7 +755,12 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
         backlog_end = stream.backlog
     exit_code = proc.process.proc.returncode
     live = [(t, m) for t, m in proc.results if t0 <= t <= t_end]
+    threads_ms = {name: (ns - threads0.get(name, 0)) / 1e6 for name, ns in threads1.items()}
     extra: dict[str, Any] = {"backlog_at_end_mb": round(backlog_end / 1e6, 2),
+                             # CPU ms per classified frame while live, per thread name
+                             "thread_ms_per_frame": {name: round(ms / max(1, len(live)), 2)
+                                                     for name, ms in sorted(threads_ms.items())
+                                                     if ms >= 1},
                              "source_troubles_live": [line for t, line in proc.troubles if t <= t_end]}
     seqs = [(t, m["seq"]) for t, m in live if isinstance(m.get("seq"), int)]
     decoded_fps = ((seqs[-1][1] - seqs[0][1]) / (seqs[-1][0] - seqs[0][0])
@@ -952,6 +959,9 @@ def main(argv: list[str] | None = None) -> int:
                               f"{f['missed']:.0f} missed, {f['pending']:.0f} pending, {run.fps:.1f} fps, "
                               f"CPU {run.cpu_pct:.0f} %, throttled {_f(f['throttled_pct'])} % "
                               f"(cgroup {run.placement[0]}, CPUs {run.placement[1]})", flush=True)
+                        print("    CPU ms per classified frame, by thread: " + ", ".join(
+                            f"{name} {ms}" for name, ms in run.extra["thread_ms_per_frame"].items()),
+                            flush=True)
     print()
     print(report(runs, args.rounds))
     print(f"\nscenes: {', '.join(s.label for s in kept)}, {args.scene_seconds:g} s each; "
