@@ -50,15 +50,15 @@ class CpuSample:
 
 
 def threads_cpu_ns(pid: int) -> dict[str, int]:
-    """Each live thread's run time in ns (/proc/PID/task/*/schedstat), summed by thread name
-    (/proc/PID/task/*/comm: edgecam names its threads edgecam-capture, edgecam-inference, …)."""
+    """Each live thread's run time in ns (/proc/PID/task/*/schedstat), keyed "comm:tid" (Python
+    3.11 leaves every thread's comm as the process's: the tid tells them apart, in start order)."""
     by_name: dict[str, int] = {}
     try:
         for tid in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
                 name = f.read().strip()
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                by_name[name] = by_name.get(name, 0) + int(f.read().split()[0])
+                by_name[f"{name}:{tid}"] = int(f.read().split()[0])
     except OSError:  # a thread that just ended, or the process
         pass
     return by_name

@@ -876,7 +876,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="stream length per run (default: 30 for mjpeg, 45 for h264)")
     parser.add_argument("--scene-seconds", type=float, default=3.0, help="scene duration (default: 3)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every case (default: 1)")
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=["edgecam", "serial"])
     parser.add_argument("--grace", type=float, default=40.0,
                         help="seconds after the stream ends for a contender to catch up (default: 40)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
