@@ -100,7 +100,7 @@ import cv2
 import numpy as np
 import yaml
 
-from bench.cpu import process_cpu_s
+from bench.cpu import process_cpu_s, threads_cpu_ns
 from bench.launcher import ROOT, Process, edgecam_run
 from bench.machine import print_header, table
 
@@ -113,7 +113,10 @@ WIDTH, HEIGHT, FPS = 1280, 720, 30
 STREAM_CORE, CONTENDER_CORE = 0, 1
 CGROUP_ROOT = Path("/sys/fs/cgroup/cpu")
 CFS_PERIOD_US = 100_000
-CONTENDERS = ("edgecam", "serial")
+SLOW_PERIOD_US = 20_000  # --board slow: the kernel refuses quotas under 1 ms, so 20 ms periods
+SLOW_INVOKE_MS = 40.0  # --board slow: the quota at which one bare invoke takes this long
+CONTENDERS = ("edgecam", "serial", "gated")  # gated: edgecam with motion gating (bench/motion.py)
+NOISE_PER_STD = 1 / 0.587  # ffmpeg's noise=alls=S gives a luma std of 0.587 S
 DEFAULT_SECONDS = {"mjpeg": 30.0, "h264": 45.0}
 ACCEPT_TIMEOUT_S = 90.0  # start-up of a contender under a 25 % cap, until it connects
 STOP_TIMEOUT_S = 10.0
@@ -300,8 +303,9 @@ class FrameCounter:
 class Stream:
     """ffmpeg -re → its pipe → a reader thread (stamps each frame) → a queue → the TCP client."""
 
-    def __init__(self, codec: str, frames: Path, n_frames: int, log: Path) -> None:
+    def __init__(self, codec: str, frames: Path, n_frames: int, log: Path, filters: str = "") -> None:
         self.codec, self.frames, self.n_frames, self.log = codec, frames, n_frames, log
+        self.filters = filters  # an ffmpeg filter chain (--noise: sensor noise)
         self.frame_times: list[float] = []  # when each frame's first byte came out of ffmpeg
         self.bytes_in = self.bytes_out = self.max_backlog = 0
         self.ended = threading.Event()  # ffmpeg's output ended
@@ -317,6 +321,7 @@ class Stream:
         cmd = ["taskset", "-c", str(STREAM_CORE), "ffmpeg", "-hide_banner", "-nostdin",
                "-loglevel", "error", "-re", "-framerate", str(FPS), "-start_number", "0",
                "-i", str(self.frames / "f%05d.bmp"), "-frames:v", str(self.n_frames), "-an",
+               *(["-vf", self.filters] if self.filters else []),
                *encoder_args(self.codec), "-flush_packets", "1", "pipe:1"]
         self.process = Process(cmd, stdout=subprocess.PIPE, stderr=self.log)
         for target in (self._read, self._relay):
@@ -387,15 +392,16 @@ def make_frames(scenes: list[Scene], scene_frames: int, n_frames: int, workdir: 
 class CpuCap:
     """A cgroup v1 CPU group with a CFS quota of `percent` % of one core; removed on exit."""
 
-    def __init__(self, percent: float) -> None:
+    def __init__(self, percent: float, period_us: int = CFS_PERIOD_US) -> None:
         self.path = CGROUP_ROOT / f"edgecam-bench-{os.getpid()}"
         self.percent = percent
+        self.period_us = period_us
 
     def __enter__(self) -> CpuCap:
         self.path.mkdir()
         try:
-            (self.path / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
-            (self.path / "cpu.cfs_quota_us").write_text(str(round(CFS_PERIOD_US * self.percent / 100)))
+            (self.path / "cpu.cfs_period_us").write_text(str(self.period_us))
+            (self.path / "cpu.cfs_quota_us").write_text(str(self.quota_us))
         except BaseException:
             self.remove()
             raise
@@ -403,6 +409,10 @@ class CpuCap:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+    @property
+    def quota_us(self) -> int:
+        return round(self.period_us * self.percent / 100)
 
     def stat(self) -> dict[str, int]:
         text = (self.path / "cpu.stat").read_text()
@@ -418,6 +428,49 @@ class CpuCap:
                     print(f"warning: could not remove {self.path}", file=sys.stderr)
                     return
                 time.sleep(0.1)
+
+
+def invoke_ms(model: Path, labels: Path, cap: CpuCap | None) -> float:
+    """The median wall time of one bare invoke (one thread), pinned to the contender's core and
+    in `cap`'s group (a subprocess: this file's hidden --invoke-ms mode)."""
+    cmd = ["taskset", "-c", str(CONTENDER_CORE), sys.executable, "-m", "bench.reaction", "--invoke-ms",
+           str(model), str(labels)]
+    if cap is not None:
+        cmd = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cap.path / "cgroup.procs"), *cmd]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT, timeout=300)
+    return float(done.stdout.split()[-1])
+
+
+def timed_invokes(model_path: str, labels_path: str, n: int = 40) -> int:
+    """--invoke-ms: prints the median wall time in ms of `n` invokes of a gray image, after 5."""
+    model = Model(model_path, labels_path)
+    image = np.full((model.height, model.width, 3), 128, np.uint8)
+    times = []
+    for i in range(n + 5):
+        started = time.perf_counter()
+        model.classify(image)
+        if i >= 5:
+            times.append((time.perf_counter() - started) * 1000)
+    print(f"{statistics.median(times):.2f}")
+    return 0
+
+
+def calibrate_slow_board(model: Path, labels: Path) -> tuple[float, list[str]]:
+    """The CPU quota (% of one core, SLOW_PERIOD_US periods) at which one bare invoke takes about
+    SLOW_INVOKE_MS: a start from the uncapped time, then two corrections measured under it."""
+    bare = invoke_ms(model, labels, None)
+    pct = 100 * bare / SLOW_INVOKE_MS
+    notes = [f"bare invoke {bare:.1f} ms uncapped on CPU {CONTENDER_CORE}"]
+    for _ in range(2):
+        pct = min(100.0, max(100 * 1000 / SLOW_PERIOD_US, pct))  # the kernel's minimum quota: 1 ms
+        with CpuCap(pct, SLOW_PERIOD_US) as cap:
+            capped = invoke_ms(model, labels, cap)
+            notes.append(f"quota {cap.quota_us} us / {SLOW_PERIOD_US} us ({pct:.1f} %): "
+                         f"invoke {capped:.1f} ms")
+        if abs(capped - SLOW_INVOKE_MS) < 0.1 * SLOW_INVOKE_MS:
+            break
+        pct *= capped / SLOW_INVOKE_MS
+    return pct, notes
 
 
 def placement(pid: int) -> tuple[str, str]:
@@ -479,9 +532,11 @@ class Contender:
         return self.process.proc.returncode
 
 
-def edgecam_config(port: int, model: Path, labels: Path, workdir: Path, stats: bool) -> dict[str, Any]:
+def edgecam_config(port: int, model: Path, labels: Path, workdir: Path, stats: bool,
+                   gated: bool = False) -> dict[str, Any]:
     return {
         "camera": {"source": f"tcp://127.0.0.1:{port}", "fps": FPS},
+        **({"pipeline": {"motion": {"enabled": True}}} if gated else {}),
         "model": {"path": str(model), "labels": str(labels), "threads": 1},
         "outputs": {"emit": "every_frame", "min_score": 0.0, "journal": {"enabled": False},
                     "socket": {"enabled": stats, "path": str(workdir / "results.sock")}},
@@ -636,23 +691,24 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
         listener.listen(1)
         port = listener.getsockname()[1]
         url = f"tcp://127.0.0.1:{port}"
-        if contender == "edgecam":
+        if contender in ("edgecam", "gated"):
             config = workdir / "edgecam.yaml"
             config.write_text(yaml.safe_dump(
-                edgecam_config(port, args.model, args.labels, workdir, args.daemon_stats), sort_keys=False))
+                edgecam_config(port, args.model, args.labels, workdir, args.daemon_stats,
+                               gated=contender == "gated"), sort_keys=False))
             cmd = edgecam_run(config, "--print")
         else:
             cmd = [sys.executable, "-m", "bench.reaction", "--serial-loop", url,
                    str(args.model), str(args.labels)]
-        cap = stack.enter_context(CpuCap(cap_pct)) if cap_pct else None
+        cap = stack.enter_context(CpuCap(cap_pct, args.period_us)) if cap_pct else None
         # ExitStack unwinds last in, first out: the contender stops first (a sendall blocked on it
         # then fails), then the stream, then the cgroup is removed.
-        stream = Stream(codec, frames, n_frames, workdir / "ffmpeg.log")
+        stream = Stream(codec, frames, n_frames, workdir / "ffmpeg.log", args.filters)
         stack.callback(stream.stop)
         proc = Contender(cmd, cap)
         stack.callback(proc.stop)
         stats = None
-        if contender == "edgecam" and args.daemon_stats:
+        if contender != "serial" and args.daemon_stats:
             stats = StatsReader(workdir / "results.sock")
             stack.callback(stats.stop)
         listener.settimeout(0.5)
@@ -671,8 +727,10 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
         if (cap is not None and not where[0].endswith(cap.path.name)) or where[1] != str(CONTENDER_CORE):
             raise RuntimeError(f"{contender} is not where it should be: cgroup {where[0]}, CPUs {where[1]}")
         cpu0 = process_cpu_s(proc.process.pid)
+        threads0 = threads_cpu_ns(proc.process.pid)
         stream.start(conn)
         stream.ended.wait(n_frames / FPS + 30)
+        threads1 = threads_cpu_ns(proc.process.pid)  # the live stream's time, per thread
         if len(stream.frame_times) < n_frames:
             raise RuntimeError(f"the stream ended after {len(stream.frame_times)} of {n_frames} frames: "
                                f"{stream.ffmpeg_log}")
@@ -697,7 +755,12 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
         backlog_end = stream.backlog
     exit_code = proc.process.proc.returncode
     live = [(t, m) for t, m in proc.results if t0 <= t <= t_end]
+    threads_ms = {name: (ns - threads0.get(name, 0)) / 1e6 for name, ns in threads1.items()}
     extra: dict[str, Any] = {"backlog_at_end_mb": round(backlog_end / 1e6, 2),
+                             # CPU ms per classified frame while live, per thread name
+                             "thread_ms_per_frame": {name: round(ms / max(1, len(live)), 2)
+                                                     for name, ms in sorted(threads_ms.items())
+                                                     if ms >= 1},
                              "source_troubles_live": [line for t, line in proc.troubles if t <= t_end]}
     seqs = [(t, m["seq"]) for t, m in live if isinstance(m.get("seq"), int)]
     decoded_fps = ((seqs[-1][1] - seqs[0][1]) / (seqs[-1][0] - seqs[0][0])
@@ -813,7 +876,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="stream length per run (default: 30 for mjpeg, 45 for h264)")
     parser.add_argument("--scene-seconds", type=float, default=3.0, help="scene duration (default: 3)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of every case (default: 1)")
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=["edgecam", "serial"])
     parser.add_argument("--grace", type=float, default=40.0,
                         help="seconds after the stream ends for a contender to catch up (default: 40)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -822,16 +885,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemon-stats", action="store_true",
                         help="turn edgecam's socket on and keep its stats messages (in --json)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every figure here")
+    parser.add_argument("--board", choices=("slow",),
+                        help="slow: one core with the CPU quota (20 ms periods) at which one bare invoke "
+                        f"takes ~{SLOW_INVOKE_MS:g} ms, calibrated here (replaces --cap)")
+    parser.add_argument("--noise", type=float, default=0.0, metavar="STD",
+                        help="temporal sensor noise added to the stream (luma std, gray levels)")
     parser.add_argument("--serial-loop", nargs=3, metavar=("URL", "MODEL", "LABELS"), help=argparse.SUPPRESS)
+    parser.add_argument("--invoke-ms", nargs=2, metavar=("MODEL", "LABELS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serial_loop:
         return serial_loop(*args.serial_loop)
+    if args.invoke_ms:
+        return timed_invokes(*args.invoke_ms)
+    args.filters = f"noise=alls={args.noise * NOISE_PER_STD:.2f}:allf=t" if args.noise else ""
+    args.period_us = CFS_PERIOD_US
 
     args.model, args.labels, args.images = (p.resolve() for p in (args.model, args.labels, args.images))
     for path in (args.model, args.labels, args.images):
         if not path.exists():
             parser.error(f"{path}: not found")
-    if any(args.cap) and (os.geteuid() != 0 or not (CGROUP_ROOT / "cpu.cfs_quota_us").exists()):
+    capped = args.board or any(args.cap)
+    if capped and (os.geteuid() != 0 or not (CGROUP_ROOT / "cpu.cfs_quota_us").exists()):
         parser.error(f"a CPU cap needs root and cgroup v1 at {CGROUP_ROOT} (or --cap 0)")
     if not {STREAM_CORE, CONTENDER_CORE} <= os.sched_getaffinity(0):
         parser.error(f"needs CPUs {STREAM_CORE} (the stream) and {CONTENDER_CORE} (the contender)")
@@ -841,6 +915,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     print_header("edgecam reaction benchmark (a slow board)", __file__, argv)
     print(flush=True)
+    if args.board == "slow":
+        pct, notes = calibrate_slow_board(args.model, args.labels)
+        args.cap, args.period_us = [pct], SLOW_PERIOD_US
+        print("## The slow board (--board slow)\n\n" + "\n".join(notes)
+              + f"\nchosen: cpu.cfs_quota_us {round(SLOW_PERIOD_US * pct / 100)}, cpu.cfs_period_us "
+              f"{SLOW_PERIOD_US} ({pct:.1f} % of one core)\n", flush=True)
 
     scene_frames = round(args.scene_seconds * FPS)
     seconds = {c: args.seconds or DEFAULT_SECONDS[c] for c in args.codec}
@@ -879,6 +959,9 @@ def main(argv: list[str] | None = None) -> int:
                               f"{f['missed']:.0f} missed, {f['pending']:.0f} pending, {run.fps:.1f} fps, "
                               f"CPU {run.cpu_pct:.0f} %, throttled {_f(f['throttled_pct'])} % "
                               f"(cgroup {run.placement[0]}, CPUs {run.placement[1]})", flush=True)
+                        print("    CPU ms per classified frame, by thread: " + ", ".join(
+                            f"{name} {ms}" for name, ms in run.extra["thread_ms_per_frame"].items()),
+                            flush=True)
     print()
     print(report(runs, args.rounds))
     print(f"\nscenes: {', '.join(s.label for s in kept)}, {args.scene_seconds:g} s each; "

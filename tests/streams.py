@@ -45,15 +45,18 @@ def h264(gop: int) -> tuple[str, ...]:
 
 
 def build_scenes(out: Path, images: Sequence[Path], seconds: float, fps: int,
-                 codec: Sequence[str] = ALL_INTRA_MPEG4, size: tuple[int, int] = (WIDTH, HEIGHT)) -> Path:
+                 codec: Sequence[str] = ALL_INTRA_MPEG4, size: tuple[int, int] = (WIDTH, HEIGHT),
+                 filters: str = "") -> Path:
     """Encodes `images`, `seconds` each in this order, as a video (MPEG-TS for a .ts file); all-intra
-    MPEG-4 unless `codec` gives other encoder arguments."""
+    MPEG-4 unless `codec` gives other encoder arguments; `filters` (an ffmpeg filter chain, e.g.
+    sensor noise: "noise=alls=5:allf=t") is applied to each scene."""
     args = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     for image in images:
         args += ["-loop", "1", "-framerate", str(fps), "-t", str(seconds), "-i", str(image)]
     width, height = size
     fit = (f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
-           f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p")
+           f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p"
+           + (f",{filters}" if filters else ""))
     graph = ";".join(f"[{i}:v]{fit}[s{i}]" for i in range(len(images)))
     graph += ";" + "".join(f"[s{i}]" for i in range(len(images)))
     graph += f"concat=n={len(images)}:v=1:a=0[v]"
@@ -78,10 +81,13 @@ def listening(port: int) -> bool:
 
 
 class StreamServer:
-    """ffmpeg serving `video` live, looped, on tcp://127.0.0.1:`port`; its stderr goes to `log_path`."""
+    """ffmpeg serving `video` live, looped, on tcp://127.0.0.1:`port`; its stderr goes to `log_path`.
 
-    def __init__(self, video: Path, port: int, log_path: Path) -> None:
+    In MPEG-TS, or with `muxer="mjpeg"` as raw MJPEG (JPEGs back to back, as an MJPEG camera)."""
+
+    def __init__(self, video: Path, port: int, log_path: Path, muxer: str = "mpegts") -> None:
         self.video = video
+        self.muxer = muxer
         self.port = port
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -108,7 +114,7 @@ class StreamServer:
                 [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
                  "-stream_loop", "-1", "-i", str(self.video), "-c", "copy",
                  # each packet written at once, as a camera sends each frame (not in 32 KiB bursts)
-                 "-flush_packets", "1", "-f", "mpegts",
+                 "-flush_packets", "1", "-f", self.muxer,
                  f"{self.url}?listen=1"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
         self.stopped = False

@@ -11,6 +11,7 @@ from edgecam.config.fields import (
 from edgecam.config.files import read_token
 from edgecam.config.instance import SINGLE, Camera
 from edgecam.config.loader import load_config, parse_config, to_yaml
+from edgecam.config.motion import MotionConfig
 from edgecam.config.schema import (
     CameraConfig,
     Config,
@@ -39,6 +40,7 @@ __all__ = [
     "JournalConfig",
     "MetricsConfig",
     "ModelConfig",
+    "MotionConfig",
     "MqttConfig",
     "MqttTlsConfig",
     "OutputsConfig",

@@ -30,6 +30,7 @@ from edgecam.config.fields import (
 )
 from edgecam.config.files import head_file, labels_file, model_file, pem_file, secret_file, source_file
 from edgecam.config.fleet_schema import FleetConfig
+from edgecam.config.motion import MotionConfig, ZoneMotionConfig, zone_motion
 from edgecam.config.servers import MetricsConfig, WebConfig
 
 
@@ -90,6 +91,7 @@ class PipelineConfig:
                                       min=1, max=60_000)
     max_fps: float = setting(0.0, "cap on classifications per second; 0 = as fast as the model allows",
                              min=0, max=1000)
+    motion: MotionConfig = section(MotionConfig)
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ class ZoneConfig:
     interval_s: float = setting(0.0, "classify at most this often (0: every frame the model takes)",
                                 min=0, max=86_400)
     model: ZoneModelConfig = section(ZoneModelConfig)
+    motion: ZoneMotionConfig = section(ZoneMotionConfig)
     min_score: float | None = setting(None, "as outputs.min_score", min=0, max=1)
     emit: str | None = setting(None, "as outputs.emit", choices=("on_change", "every_frame"))
     labels_allow: tuple[str, ...] | None = setting(None, "as outputs.labels_allow", labels=True)
@@ -250,6 +253,10 @@ class Config:
         """The rules a zone's results go through: its own, the rest the outputs'."""
         own = {key: getattr(zone, key) for key in _ZONE_RULES if getattr(zone, key) is not None}
         return dataclasses.replace(self.outputs, **own) if own else self.outputs
+
+    def zone_motion(self, zone: ZoneConfig) -> MotionConfig:
+        """The motion gate of a zone: its own keys, the rest pipeline.motion's."""
+        return zone_motion(self.pipeline.motion, zone.motion)
 
 
 _ZONE_RULES = ("min_score", "emit", "labels_allow", "labels_deny", "thresholds")

@@ -43,7 +43,9 @@ class Gauge:
 
 #: why frames were not classified: `dropped_<reason>` in Stats, frames.dropped_by_reason in the message
 #: sensor_skipped: frames the AI Camera delivered without a result (its sensor had none for them)
-DROP_REASONS = ("overwritten", "undecoded", "skipped_to_keyframe", "stale", "bad_frame", "sensor_skipped")
+#: still: frames motion gating kept from the model, nothing in them having moved (pipeline.motion)
+DROP_REASONS = ("overwritten", "undecoded", "skipped_to_keyframe", "stale", "bad_frame", "sensor_skipped",
+                "still")
 
 COUNTERS = (
     Counted("captured", "frames", "captured", "edgecam_frames_captured", "Frames the source delivered"),
@@ -135,6 +137,8 @@ ZONE_COUNTERS = (
             "Frames in which this zone was classified"),
     Counted("emitted", "zones", "emitted", "edgecam_zone_results_emitted",
             "This zone's results sent to the outputs"),
+    Counted("still", "zones", "still", "edgecam_zone_frames_still",
+            "Frames in which this zone was due but not classified: nothing in it moved (motion gating)"),
 )
 
 GAUGES = (

@@ -15,6 +15,9 @@ frames in a row. Two similar labels alternating frame by frame therefore
 never flap: neither leads decisively and neither stays on top, so the
 journal gets at most the heartbeat for the current label.
 
+With motion gating a still frame is not classified: `repeat` then gives
+the heartbeat from the last emitted result, marked `still` (not re-classified).
+
 `changed` tells a label change from a heartbeat (or, with every_frame, from
 a result with the same top label as the one before): only changes get a
 snapshot of their frame.
@@ -46,6 +49,7 @@ class ResultFilter:
         self._candidate: int | None = None
         self._streak = 0
         self._last_emit = 0.0
+        self._last: Result | None = None  # the last result emitted (with on_change), for repeat()
         #: whether the result offer() last returned is a label change (not a heartbeat or a repeat)
         self.changed = False
 
@@ -66,7 +70,10 @@ class ResultFilter:
         top = kept.top
         if top.index == self.current:
             self._candidate, self._streak = None, 0
-            return kept if self._heartbeat_due() else None
+            if not self._heartbeat_due():
+                return None
+            self._last = kept
+            return kept
         self._streak = self._streak + 1 if top.index == self._candidate else 1
         self._candidate = top.index
         labels = kept.classification.labels
@@ -75,8 +82,18 @@ class ResultFilter:
             self.current, self._candidate, self._streak = top.index, None, 0
             self._last_emit = self._clock()
             self.changed = True
+            self._last = kept
             return kept
         return None
+
+    def repeat(self, seq: int, ts: float, latency_ms: float) -> Result | None:
+        """The heartbeat of a frame not classified because nothing moved (with on_change): the
+        last emitted result, as of frame `seq`, marked `still`; None if no heartbeat is due."""
+        self.changed = False
+        if self._every_frame or self._last is None or not self._heartbeat_due():
+            return None
+        return dataclasses.replace(self._last, seq=seq, ts=ts, latency_ms=latency_ms,
+                                   inference_ms=0.0, still=True, snapshot=None)
 
     def _apply_rules(self, result: Result) -> Result | None:
         """`result` with the denied and the not-allowed labels taken out; None if none is left."""

@@ -19,9 +19,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+import cv2
 import numpy as np
 
 from edgecam.models.base import Classification
+from edgecam.models.preprocess import FrameFormatError
+
+#: a thumbnail is its picture shrunk by at most this factor (libjpeg's smallest DCT scale)
+THUMBNAIL_SCALE = 8
+_THUMBNAIL_MIN_SIDE = 60  # ... and shrunk less where that would leave fewer pixels on a side
 
 
 class Fitter(Protocol):
@@ -48,6 +54,11 @@ class Picture(ABC):
     def decode(self, fit: Fitter) -> np.ndarray:
         """The picture as a BGR (or gray/BGRA) uint8 image fitted by `fit`; FrameFormatError if none."""
 
+    def thumbnail(self) -> np.ndarray:
+        """The whole picture, small and gray, for the motion gate (pipeline.motion): decoded
+        whole here; the pictures of the sources override it with a cheaper way."""
+        return gray_thumbnail(self.decode(IDENTITY))
+
 
 class Decoded(Picture):
     """An image that is already decoded and fitted (photos, OpenCV sources, picamera2's lores)."""
@@ -62,6 +73,9 @@ class Decoded(Picture):
 
     def decode(self, fit: Fitter) -> np.ndarray:
         return self.image
+
+    def thumbnail(self) -> np.ndarray:
+        return gray_thumbnail(self.image)
 
 
 class Classified(Decoded):
@@ -118,3 +132,22 @@ class _Identity:
 
 
 IDENTITY = _Identity()
+
+
+def thumbnail_scale(width: int, height: int) -> int:
+    """The factor a width x height picture is shrunk by for its thumbnail (1..THUMBNAIL_SCALE)."""
+    return max(1, min(THUMBNAIL_SCALE, min(width, height) // _THUMBNAIL_MIN_SIDE))
+
+
+def gray_thumbnail(image: np.ndarray) -> np.ndarray:
+    """A decoded image (BGR, BGRA or gray) as gray, shrunk by averaging thumbnail_scale() pixels
+    a side: the averaging takes a sensor's noise down as libjpeg's 1/8 scale does for a JPEG."""
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
+        raise FrameFormatError(f"unsupported frame {getattr(image, 'shape', type(image))}")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    height, width = image.shape
+    scale = thumbnail_scale(width, height)
+    if scale == 1:
+        return image
+    return cv2.resize(image, (width // scale, height // scale), interpolation=cv2.INTER_AREA)

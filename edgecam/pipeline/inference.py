@@ -18,6 +18,10 @@ thread between two inferences. Before this thread waits for anything (a
 frame, `max_fps`) or decodes a picture (which takes a while), it wakes them
 then, so no result waits for the next frame.
 
+With motion gating (pipeline.motion), a frame whose picture did not change is not decoded nor
+classified: the gate decides on its thumbnail as the frame is taken, and what is still only has
+its heartbeat sent (a repeat of the last result, marked `still`).
+
 With the next frame already waiting when invoke() returns (the model is the bottleneck), the
 frame's finish (its labels, result, filter and sending) is left to the finisher thread instead,
 handed over at that same release: it then runs while the model does, and the next invoke()
@@ -47,6 +51,7 @@ from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.finisher import Finisher
 from edgecam.pipeline.frames import IDENTITY, Frame
 from edgecam.pipeline.latest import LatestFrame
+from edgecam.pipeline.motion import MotionGate, gate_frame
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
@@ -69,6 +74,7 @@ class InferenceSettings:
     zones: tuple[Zone, ...] = ()  # with zones, each due zone is classified instead of the frame
     snapshots: SnapshotWriter | None = None  # None: snapshots off, results straight to the outputs
     preview: LatestFrame | None = None  # with the status page on: each classified frame goes there
+    motion: MotionGate | None = None  # with motion gating and no zones: the frame's gate
 
 
 class Inference:
@@ -144,6 +150,8 @@ class Inference:
             if frame.age_ms(taken) > settings.pipeline.max_frame_age_ms:
                 self._stats.drop("stale")
                 continue
+            if self._still(frame, settings, taken):
+                continue
             if not frame.picture.instant:
                 self._release()  # decoding takes a while (a JPEG, a video frame): run meanwhile
             try:
@@ -205,7 +213,7 @@ class Inference:
         result: Result | None = None
         inference_ms = 0.0
         for zone in settings.zones:
-            if not zone.due(taken):
+            if not zone.due(taken) or not zone.moved:
                 continue
             zone.taken(taken)
             started = time.monotonic()
@@ -226,6 +234,20 @@ class Inference:
         if result is not None:
             self._stats.classified(result.latency_ms, inference_ms)
             self._set_latest(result)
+
+    def _still(self, frame: Frame, settings: InferenceSettings, taken: float) -> bool:
+        """Whether the motion gate keeps `frame` from the model (or its picture is unusable);
+        the heartbeats of what is still are sent all the same."""
+        try:
+            moved, repeats = gate_frame(frame, taken, settings.motion, settings.zones, settings.filter,
+                                        self._stats)
+        except FrameFormatError as exc:
+            self._bad_frame(exc)
+            return True
+        self._unsent += [partial(self._send, repeated, None) for repeated in repeats]
+        if not moved:
+            self._watchdog.kick()  # a still scene is progress
+        return not moved
 
     def _set_latest(self, result: Result) -> None:
         self.latest = result

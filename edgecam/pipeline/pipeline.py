@@ -32,6 +32,7 @@ from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.frames import IDENTITY
 from edgecam.pipeline.inference import Inference, InferenceSettings
 from edgecam.pipeline.latest import LatestFrame
+from edgecam.pipeline.motion import MotionGate, make_gate
 from edgecam.pipeline.results import Result
 from edgecam.pipeline.slot import FrameSlot
 from edgecam.pipeline.stats import Stats
@@ -86,7 +87,7 @@ class Pipeline:
         self._snapshots = self._start_snapshots(config.snapshots)
         self._stack.callback(self._stop_snapshots)
         settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs), zones,
-                                     self._snapshots, self._preview(config))
+                                     self._snapshots, self._preview(config), frame_gate(config))
         self.inference = Inference(settings, self.slot, self.stats, self.dispatcher, self._watchdog,
                                    self.source_idle, Faults())
         self.inference.start()
@@ -115,7 +116,8 @@ class Pipeline:
             self._stop_snapshots()  # what it holds goes out first; meanwhile results go straight out
             self._snapshots = self._start_snapshots(new.snapshots)
         self.inference.settings = InferenceSettings(classifier, new.pipeline, result_filter,
-                                                    reload.zones, self._snapshots, self._preview(new))
+                                                    reload.zones, self._snapshots, self._preview(new),
+                                                    frame_gate(new))
         if not new.web.enabled:
             self._context.preview.clear()
         self._classifiers = reload.classifiers
@@ -181,3 +183,8 @@ def on_sensor(config: Config, classifier: ImageClassifier) -> OnSensor | None:
     if not isinstance(classifier, Imx500Classifier):
         return None
     return OnSensor(classifier, config.zones[0].crop) if config.zones else OnSensor(classifier)
+
+
+def frame_gate(config: Config) -> MotionGate | None:
+    """The whole frame's motion gate (without zones; with zones each has its own)."""
+    return None if config.zones else make_gate(config.pipeline.motion)

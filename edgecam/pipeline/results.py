@@ -23,6 +23,8 @@ class Result:
     classification: Classification
     zone: str | None = None  # the zone of the picture it is about; None: the whole frame
     snapshot: str | None = None  # the JPEG of its frame (a label change, with snapshots on)
+    #: a heartbeat repeating the last result: the frame was still (motion gating), not classified
+    still: bool = False
 
     @property
     def top(self) -> Label:
@@ -30,7 +32,7 @@ class Result:
 
     def message(self) -> dict[str, Any]:
         """The socket / --print message (DESIGN.md contract; `zone` only with zones, `snapshot`
-        only when one was saved)."""
+        only when one was saved, `still` only on a heartbeat of a still scene)."""
         message = {"type": "classification", "seq": self.seq, "ts": round(self.ts, 3),
                    "latency_ms": round(self.latency_ms, 1),
                    "inference_ms": round(self.inference_ms, 1),
@@ -39,10 +41,14 @@ class Result:
             message["zone"] = self.zone
         if self.snapshot is not None:
             message["snapshot"] = self.snapshot
+        if self.still:
+            message["still"] = True
         return message
 
     def text(self) -> str:
         zone = f"{self.zone}: " if self.zone is not None else ""
+        if self.still:
+            return f"{zone}{self.top.label} {self.top.score:.2f} (still)"
         return f"{zone}{self.top.label} {self.top.score:.2f} ({self.latency_ms:.0f} ms)"
 
     def journal_fields(self) -> dict[str, str]:
@@ -51,7 +57,8 @@ class Result:
                 "EDGECAM_LABEL": top.label, "EDGECAM_INDEX": str(top.index),
                 "EDGECAM_SCORE": f"{top.score:.4f}", "EDGECAM_LATENCY_MS": f"{self.latency_ms:.1f}",
                 "EDGECAM_SEQ": str(self.seq), **({"EDGECAM_ZONE": self.zone} if self.zone else {}),
-                **({"EDGECAM_SNAPSHOT": self.snapshot} if self.snapshot else {})}
+                **({"EDGECAM_SNAPSHOT": self.snapshot} if self.snapshot else {}),
+                **({"EDGECAM_STILL": "1"} if self.still else {})}
 
 
 def stats_message(snapshot: dict[str, Any]) -> dict[str, Any]:

@@ -189,7 +189,8 @@ def status_line(snapshot: dict[str, Any], last_label: str | None) -> str:
     frames, rates = snapshot["frames"], snapshot["rates"]
     p99 = snapshot["latency_ms"]["p99"]
     parts = [f"{rates['classified_fps']:.1f} fps classified of {rates['input_fps']:.1f} captured",
-             f"dropped {frames['dropped']}",
+             f"dropped {frames['dropped']}" + (f" ({still} still)" if (still := frames["dropped_by_reason"]
+                                                                    .get("still")) else ""),
              f"p99 {p99:.0f} ms" if p99 is not None else "no results yet",
              f"{snapshot['outputs']['socket_clients']} client(s)"]
     behind = snapshot["source"].get("behind_ms")

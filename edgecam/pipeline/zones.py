@@ -22,6 +22,7 @@ from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.imprint import HeadClassifier
 from edgecam.models.preprocess import FrameFitter, FrameFormatError
 from edgecam.pipeline.filter import ResultFilter
+from edgecam.pipeline.motion import MotionGate, make_gate
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Zone:
     fit: FrameFitter
     rules: OutputsConfig
     next_due: float = field(default=0.0)
+    motion: MotionGate | None = None  # with motion gating: the gate of its rectangle
+    moved: bool = True  # what its gate said of the frame being classified (motion.wanted)
 
     def due(self, now: float) -> bool:
         return now >= self.next_due
@@ -110,7 +113,7 @@ def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier], run
                      and z.classifier is classifier), None)
         zones.append(Zone(zone.name, zone.crop, zone.interval_s, classifier,
                           kept or ResultFilter(rules), FrameFitter(classifier.input_size, model.resize),
-                          rules))
+                          rules, motion=make_gate(config.zone_motion(zone), zone.crop)))
     return tuple(zones), classifiers
 
 

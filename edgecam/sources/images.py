@@ -17,7 +17,7 @@ import numpy as np
 
 from edgecam.common.files import MAX_IMAGE_BYTES, user_file_problem
 from edgecam.errors import SourceError
-from edgecam.pipeline.frames import Fitter, Picture
+from edgecam.pipeline.frames import Fitter, Picture, gray_thumbnail
 from edgecam.sources.base import Pacer, Source
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class StillPicture(Picture):
         image.flags.writeable = False
         self.image = image
         self._fitted: tuple[Fitter, np.ndarray] | None = None
+        self._thumbnail: np.ndarray | None = None  # the photo never changes: made once
 
     def decode(self, fit: Fitter) -> np.ndarray:
         fitted = self._fitted  # one read: a tuple swapped whole, never mutated
@@ -46,6 +47,11 @@ class StillPicture(Picture):
             image.flags.writeable = False
         self._fitted = (fit, image)
         return image
+
+    def thumbnail(self) -> np.ndarray:
+        if self._thumbnail is None:
+            self._thumbnail = gray_thumbnail(self.image)
+        return self._thumbnail
 
 
 class ImageSource(Source):

@@ -179,10 +179,11 @@ def test_an_h264_stream_is_read_live_and_every_frame_is_accounted_for(
     session.until(lambda: len(session.stats) >= 2, "two stats messages", STATS_WAIT_S)
     stats = session.stats[-1]
     frames = stats["frames"]
-    # Issue 10's reasons, and the AI Camera's (frames its sensor skipped: none here).
+    # Issue 10's reasons, the AI Camera's (frames its sensor skipped: none here), motion gating's.
     assert set(frames["dropped_by_reason"]) == {"overwritten", "undecoded", "skipped_to_keyframe",
-                                                "stale", "bad_frame", "sensor_skipped"}
+                                                "stale", "bad_frame", "sensor_skipped", "still"}
     assert frames["dropped_by_reason"]["sensor_skipped"] == 0
+    assert frames["dropped_by_reason"]["still"] == 0  # motion gating is off by default
     assert frames["dropped"] == sum(frames["dropped_by_reason"].values())
     assert 0 <= frames["captured"] - frames["classified"] - frames["dropped"] <= 3, frames
     assert isinstance(stats["source"]["behind_ms"], float), stats["source"]
