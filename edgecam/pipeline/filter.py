@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 
 from edgecam.config import OutputsConfig
-from edgecam.pipeline.results import Result
+from edgecam.core.results import Result
 
 DECISIVE_LEAD = 0.5
 CONFIRM_FRAMES = 3
