@@ -56,10 +56,10 @@ import yaml
 
 from bench.daemon import DEFAULT_IMAGES, DEFAULT_LABELS, DEFAULT_MODEL, daemon_config
 from bench.machine import print_header
+from edgecam.core.slot import FrameSlot
 from edgecam.models import classifier as classifier_module
 from edgecam.models.preprocess import Preprocessor
 from edgecam.pipeline.inference import Inference
-from edgecam.pipeline.slot import FrameSlot
 
 # (mark, the step that ends there), in a frame's order; a frame's steps start at "released".
 STEPS = [("invoked", "invoke"), ("classified", "finish"), ("taken", "next frame"),

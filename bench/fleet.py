@@ -40,11 +40,11 @@ import numpy as np
 from bench.launcher import ROOT, free_port
 from bench.machine import describe
 from edgecam.config import Config, parse_config
+from edgecam.core.stats import Stats
 from edgecam.fleet.member import Fleet
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import Head
 from edgecam.outputs.mqtt_client import paho
-from edgecam.pipeline.stats import Stats
 from tests.brokers import Mosquitto, require_mosquitto
 from tests.learn_views import TEST, views
 

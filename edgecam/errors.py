@@ -58,6 +58,13 @@ class SourceError(EdgecamError):
     exit_code = EX_UNAVAILABLE
 
 
+class ListenError(EdgecamError):
+    """An address to serve on cannot be taken: a port or socket path another program holds
+    (another edgecam, most often), or one this host refuses (no such address, no permission)."""
+
+    exit_code = EX_UNAVAILABLE
+
+
 class DownloadError(EdgecamError):
     """A model download failed or did not match its checksum."""
 

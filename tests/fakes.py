@@ -19,30 +19,30 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.models.base import Classification, Infers, Label
+from edgecam.core.frames import Decoded, Frame
+from edgecam.core.results import Classification, Label, Result
+from edgecam.models.base import Infers
 from edgecam.outputs.base import Output
-from edgecam.pipeline.frames import Decoded, Frame
-from edgecam.pipeline.results import Result
 from edgecam.sources.base import Source
 
 
 class Collect(Output):
-    """An output that keeps every result (and stats snapshot) it gets, and whether it was closed."""
+    """An output that keeps every result (and the stats figures) it gets, and whether it was closed."""
 
     def __init__(self, name: str = "collect", stats_interval_s: float = 0.0,
                  closed_log: list[str] | None = None) -> None:
         self.name = name
         self.stats_interval_s = stats_interval_s
         self.results: list[Result] = []
-        self.snapshots: list[dict[str, Any]] = []
+        self.figures: list[dict[str, Any]] = []
         self.closed = False
         self._closed_log = closed_log
 
     def emit(self, result: Result) -> None:
         self.results.append(result)
 
-    def stats(self, snapshot: dict[str, Any]) -> None:
-        self.snapshots.append(snapshot)
+    def stats(self, figures: dict[str, Any]) -> None:
+        self.figures.append(figures)
 
     def close(self) -> None:
         self.closed = True

@@ -309,7 +309,9 @@ def _learn_add(args: argparse.Namespace) -> int:
         embedder = learn.load_embedder(target.model)
     else:
         embedder = learn.load_embedder(target.model)
-        images = learn.capture_frames(
+        from edgecam.cli.learn_camera import capture_frames
+
+        images = capture_frames(
             config.camera, frame_size(config, embedder.input_size), args.from_camera,
             countdown_s=args.countdown, spread_s=args.spread,
             say=lambda text: print(f"edgecam: {text}", file=sys.stderr))

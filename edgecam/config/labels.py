@@ -62,10 +62,10 @@ def _model_of(config: Config, keypath: str) -> ModelConfig:
 def _model_labels(model: ModelConfig) -> list[str] | None:
     try:
         if model.head:
-            from edgecam.models.fewshot.head import Head
+            from edgecam.core.headcheck import read_head_file
 
-            return list(Head.load(model.head).labels)
-        from edgecam.models.labels import read_labels
+            return [label for label, _count, _sum in read_head_file(model.head).classes]
+        from edgecam.core.labels import read_labels
 
         return read_labels(model.labels)
     except EdgecamError:

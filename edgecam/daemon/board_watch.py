@@ -23,8 +23,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from edgecam.core.stats import Stats
 from edgecam.daemon.board import FLAGS, BoardState, read_board
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from edgecam.common.fds import fit_limit
 from edgecam.config import SINGLE, Camera, Config, load_config
 from edgecam.config.files import source_override
+from edgecam.core.stats import Stats, status_line
 from edgecam.daemon import ipfilter
 from edgecam.daemon.board_watch import BoardWatch
 from edgecam.daemon.claims import Claims
@@ -38,7 +39,6 @@ from edgecam.models.factory import close_classifier, make_classifier, on_camera_
 from edgecam.outputs.base import OutputContext, Sender
 from edgecam.outputs.journal import systemd_sender
 from edgecam.pipeline.pipeline import Pipeline, on_sensor
-from edgecam.pipeline.stats import Stats, status_line
 from edgecam.pipeline.zones import frame_size
 from edgecam.sources import Source, make_source
 
@@ -177,12 +177,12 @@ class Daemon:
             code = self._finished()
             if code is not None:
                 return code
-            # A snapshot (percentiles of 2 x 1000 samples) only when STATUS= or an output is due.
-            snapshot = self._stats.snapshot() if now - last_status >= _STATUS_S else None
-            self._pipeline.dispatcher.stats(self._stats.snapshot if snapshot is None else snapshot, now)
-            if snapshot is not None:
+            # The figures (percentiles of 2 x 1000 samples) only when STATUS= or an output is due.
+            figures = self._stats.figures() if now - last_status >= _STATUS_S else None
+            self._pipeline.dispatcher.stats(self._stats.figures if figures is None else figures, now)
+            if figures is not None:
                 last_status = now
-                self._notifier.status(self._status(snapshot))
+                self._notifier.status(self._status(figures))
 
     def _finished(self) -> int | None:
         """An exit code once the pipeline cannot go on: a file source ended, or inference died."""
@@ -228,13 +228,13 @@ class Daemon:
         if blocked:
             log.warning("%s", blocked)
 
-    def _status(self, snapshot: dict | None = None) -> str:
+    def _status(self, figures: dict | None = None) -> str:
         capture = self._pipeline.capture
         if capture is not None and capture.waiting is not None:
             return f"waiting for the camera: {capture.waiting.removeprefix('camera.source: ')}"
-        latest = self._pipeline.latest
-        return status_line(snapshot or self._stats.snapshot(),
-                           f"{latest.top.label} {latest.top.score:.2f}" if latest else None)
+        last = self._pipeline.last_result
+        return status_line(figures or self._stats.figures(),
+                           f"{last.top.label} {last.top.score:.2f}" if last else None)
 
     # -- reload ------------------------------------------------------------------------------
 

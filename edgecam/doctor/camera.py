@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from edgecam.config import CameraConfig, picamera_number
+from edgecam.core.frames import IDENTITY, Dropped, Picture
 from edgecam.doctor.check import Check, failed, passed
 from edgecam.doctor.socket import RunningDaemon
 from edgecam.doctor.users import user_name
 from edgecam.errors import EdgecamError
-from edgecam.pipeline.frames import IDENTITY, Dropped, Picture
 from edgecam.sources import make_source
 from edgecam.sources.base import Source
 from edgecam.sources.picamera import NOT_INSTALLED

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgecam.core.stats import Stats
 from edgecam.fleet.heads import HeadBook, Target
 from edgecam.fleet.topics import FleetTopics
 from edgecam.models.fewshot.head import Head
-from edgecam.pipeline.stats import Stats
 
 Retain = Callable[[str, bytes], None]
 

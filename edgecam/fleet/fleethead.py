@@ -23,10 +23,10 @@ from __future__ import annotations
 import logging
 import threading
 
+from edgecam.core.headcheck import MAX_COUNT
+from edgecam.core.stats import Stats
 from edgecam.fleet.heads import Target
 from edgecam.models.fewshot.head import MEMBER_WEIGHT, Head, HeadError
-from edgecam.models.fewshot.headcheck import MAX_COUNT
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from typing import Any
 from edgecam.common.files import atomic_write, set_aside
 from edgecam.common.throttle import LogThrottle
 from edgecam.config import FleetConfig, ModelConfig
+from edgecam.core.stats import Stats
 from edgecam.errors import DownloadError, DownloadRefused, EdgecamError
 from edgecam.fleet.rollout import (
     Installed,
@@ -36,7 +37,6 @@ from edgecam.fleet.rollout import (
     prune,
     test_load,
 )
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Anyone who can publish to the broker can send a "head", so what arrives is
 bounded before it costs anything: a payload over MAX_PAYLOAD bytes is refused
-unread; the rest is parsed and checked (headcheck.py: counts, finite sums, the
+unread; the rest is parsed and checked (core/headcheck.py: counts, finite sums, the
 width of this device's extractor, at most 1000 classes), and kept only while
 the book holds fewer than MAX_ENTRIES members' heads (devices × zones) and
 MAX_VALUES numbers in all. Whatever a payload raises is a refusal, never an
@@ -27,9 +27,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecam.core.headcheck import MAX_CLASSES
+from edgecam.core.stats import Stats
 from edgecam.models.fewshot.head import Head, HeadError, merge_heads
-from edgecam.models.fewshot.headcheck import MAX_CLASSES
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from dataclasses import replace
 
 from edgecam.common.worker import Worker
 from edgecam.config import Config
+from edgecam.core.stats import Stats
 from edgecam.errors import EdgecamError
 from edgecam.fleet.follower import RolloutFollower
 from edgecam.fleet.link import FleetLink
 from edgecam.fleet.sync import SETTLE_S, HeadSync
 from edgecam.fleet.topics import FLEET, HEAD, FleetTopics
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from edgecam.common.files import atomic_write, file_sha256
 from edgecam.config import Config, FleetConfig, ModelConfig
+from edgecam.core.stats import Stats
 from edgecam.errors import EdgecamError
 from edgecam.fleet.aggregator import Aggregator
 from edgecam.fleet.fleethead import FleetHeads, combine, fits
@@ -37,7 +38,6 @@ from edgecam.fleet.headfiles import local_head, saved_members
 from edgecam.fleet.heads import Target
 from edgecam.fleet.topics import FleetTopics
 from edgecam.models.fewshot.head import Head, HeadError
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -1,45 +1,22 @@
 """What every model back-end gives the pipeline: labels with scores, behind one protocol.
 
-The pipeline, the filter and every output know only `ImageClassifier` and its
-`Classification`: the seam where another back-end (an accelerator, a camera
-that classifies on its sensor, another runtime) plugs in. A back-end is a
-class with these attributes; models.factory picks one from the config.
+The pipeline knows only `ImageClassifier` and the `Classification` it returns
+(core.results, where every output reads it): the seam where another back-end
+(an accelerator, a camera that classifies on its sensor, another runtime)
+plugs in. A back-end is a class with these attributes; models.factory picks
+one from the config.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from edgecam.core.results import Classification, Label
 from edgecam.models.filesig import Signature
-
-
-@dataclass(frozen=True)
-class Label:
-    """One scored label; `index` is the model's output index (-1: `unknown`)."""
-
-    index: int
-    label: str
-    score: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "label": self.label, "score": round(self.score, 4)}
-
-
-@dataclass(frozen=True)
-class Classification:
-    """The top-k labels of one image, best first, and how long inference took."""
-
-    labels: tuple[Label, ...]
-    inference_ms: float
-
-    @property
-    def top(self) -> Label:
-        return self.labels[0]
 
 
 class ImageClassifier(Protocol):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -20,10 +19,12 @@ import numpy as np
 
 from edgecam.config import ModelConfig
 from edgecam.config.backends import CPU_BACKENDS, NAMES, backend_mismatch, backend_of
+from edgecam.core.labels import align_labels, read_labels
+from edgecam.core.results import Classification
 from edgecam.errors import MissingFileError, ModelError
-from edgecam.models.base import Classification, Infers, top_labels
+from edgecam.models.base import Infers, top_labels
 from edgecam.models.filesig import signatures
-from edgecam.models.labels import align_labels, read_labels
+from edgecam.models.output_model import OutputModel, first_line, is_class_scores
 from edgecam.models.preprocess import Preprocessor
 from edgecam.models.runtime import interpreter_class, quiet_runtime
 from edgecam.models.threads import ThreadChoice, auto_threads
@@ -31,20 +32,6 @@ from edgecam.models.threads import ThreadChoice, auto_threads
 log = logging.getLogger(__name__)
 
 _INPUT_TYPES = (np.uint8, np.int8, np.float32)
-
-
-class OutputModel(ABC):
-    """run() for a model that implements infer() (ImageModel, models.onnx.OnnxModel)."""
-
-    @abstractmethod
-    def infer(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
-              ) -> tuple[Callable[[], np.ndarray], float]: ...
-
-    def run(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
-            ) -> tuple[np.ndarray, float]:
-        """infer()'s output at once (a new float32 array), and the model's ms."""
-        output, inference_ms = self.infer(image, before_invoke)
-        return output(), inference_ms
 
 
 class ImageModel(OutputModel):
@@ -196,10 +183,6 @@ def _open_interpreter(interpreter_cls: type, model_path: str, threads: int) -> A
     return interpreter
 
 
-def is_class_scores(shape: tuple[int, ...]) -> bool:
-    return len(shape) == 2 and shape[0] == 1
-
-
 def _check_signature(interpreter: Any, model_path: str, kind: str,
                      output_ok: Callable[[tuple[int, ...]], bool], expected: str
                      ) -> tuple[dict, dict]:
@@ -222,8 +205,3 @@ def _check_signature(interpreter: Any, model_path: str, kind: str,
         raise ModelError(f"{model_path}: not an {kind}: output shape {list(out_shape)} "
                          f"(expected {expected})")
     return inp, out
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from edgecam.config import ModelConfig
+from edgecam.core.labels import align_labels, read_labels
+from edgecam.core.results import Classification
 from edgecam.errors import EdgecamError, ModelError, SourceError
-from edgecam.models.base import Classification, Infers, top_labels
+from edgecam.models.base import Infers, top_labels
 from edgecam.models.filesig import signatures
-from edgecam.models.labels import align_labels, read_labels
 from edgecam.models.preprocess import Preprocessor
 from edgecam.picam import hailo_class, open_network, reason
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,16 +30,17 @@ from typing import Any
 import numpy as np
 
 from edgecam.config import ModelConfig
+from edgecam.core.frames import WHOLE, Crop
+from edgecam.core.labels import align_labels, read_labels
+from edgecam.core.results import Classification
 from edgecam.errors import EdgecamError, ModelError, SourceError
-from edgecam.models.base import Classification, Infers, top_labels
+from edgecam.models.base import Infers, top_labels
 from edgecam.models.filesig import signatures
-from edgecam.models.labels import align_labels, read_labels
 from edgecam.picam import camera_position, imx500_class, open_network, reason
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_LABELS = ModelConfig().labels
-WHOLE = (0.0, 0.0, 1.0, 1.0)
 #: picamera2/devices/imx500/imx500.py's FW_NETWORK_STAGE: the network's part of the upload
 _FW_NETWORK_STAGE = 2
 
@@ -127,7 +127,7 @@ class Imx500Classifier(Infers):
                         f"of {total / 1e6:.1f} MB")
         return f"waiting for the AI Camera's network: {self._without_result} frame(s) without a result"
 
-    def aim(self, crop: tuple[float, float, float, float], sensor_size: tuple[int, int]) -> None:
+    def aim(self, crop: Crop, sensor_size: tuple[int, int]) -> None:
         """Points the network at `crop` (fractions of the picture) of a sensor this many pixels."""
         if crop == WHOLE:
             return  # IMX500() already set the whole sensor
@@ -146,11 +146,3 @@ def _refused(path: str, exc: Exception) -> EdgecamError:
                            "connected (check its ribbon cable, and that `rpicam-hello "
                            "--list-cameras` lists an imx500)")
     return ModelError(f"{path}: not a usable IMX500 network: {problem}")
-
-
-@dataclass(frozen=True)
-class OnSensor:
-    """What the Pi camera source needs to read the sensor's results: the network and its region."""
-
-    classifier: Imx500Classifier
-    crop: tuple[float, float, float, float] = WHOLE

@@ -30,7 +30,7 @@ import numpy as np
 
 from edgecam.dependencies import ONNXRUNTIME, MissingDependency
 from edgecam.errors import MissingFileError, ModelError, SourceError
-from edgecam.models.classifier import OutputModel, first_line, is_class_scores
+from edgecam.models.output_model import OutputModel, first_line, is_class_scores
 from edgecam.models.preprocess import Preprocessor
 from edgecam.models.threads import ThreadChoice
 

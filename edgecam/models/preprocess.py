@@ -15,15 +15,13 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from edgecam.core.frames import FrameFormatError
+
 # OpenCV conversion from a frame with this many channels to RGB.
 _TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
 _MEAN = 128.0
 _STD = 128.0
 _UINT8 = np.dtype(np.uint8)
-
-
-class FrameFormatError(ValueError):
-    """A frame that cannot be an image: empty, or an unknown channel layout."""
 
 
 class Preprocessor:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from edgecam.config import Config
-from edgecam.pipeline.latest import LatestFrame
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
+from edgecam.core.latest import LatestFrame
+from edgecam.core.results import Result
+from edgecam.core.stats import Stats
 
 Sender = Callable[..., None]
 
@@ -40,8 +40,8 @@ class Output:
     def emit(self, result: Result) -> None:
         """Takes one emitted result (the dispatcher thread); must not block for long."""
 
-    def stats(self, snapshot: dict[str, Any]) -> None:
-        """Takes a stats snapshot, every `stats_interval_s`."""
+    def stats(self, figures: dict[str, Any]) -> None:
+        """Takes the stats' figures (Stats.figures), every `stats_interval_s`."""
 
     def reusable(self, config: Config) -> bool:
         """Whether this running output can serve `config` (after `reconfigure`): no side effects."""

@@ -21,13 +21,13 @@ from typing import Any
 from edgecam.common.queues import DropOldestQueue
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
+from edgecam.core.protocols import QUEUE_LENGTH
+from edgecam.core.results import Result
+from edgecam.core.stats import Stats
 from edgecam.outputs.base import Output
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 
-QUEUE_LENGTH = 256
 _LOG_EVERY = 100  # after the first failure of an output, log one in this many
 _POLL_S = 0.5
 
@@ -59,11 +59,11 @@ class Dispatcher:
         if queued:
             self._queue.put(result)
 
-    def stats(self, snapshot: dict[str, Any] | Callable[[], dict[str, Any]],
+    def stats(self, figures: dict[str, Any] | Callable[[], dict[str, Any]],
               now: float | None = None) -> None:
-        """Sends a snapshot to each output whose stats interval has passed (service loop).
+        """Sends the stats' figures to each output whose interval has passed (service loop).
 
-        `snapshot` may be the function that takes it (Stats.snapshot): it is then called
+        `figures` may be the function that reads them (Stats.figures): it is then called
         only when an output is due, not on every tick of the service loop.
         """
         now = time.monotonic() if now is None else now
@@ -73,7 +73,7 @@ class Dispatcher:
             if interval and now - self._last_stats.setdefault(output.name, now) >= interval:
                 self._last_stats[output.name] = now
                 if taken is None:
-                    taken = snapshot() if callable(snapshot) else snapshot
+                    taken = figures() if callable(figures) else figures
                 self._call(output, "stats", taken)
 
     def replace(self, outputs: list[Output]) -> None:

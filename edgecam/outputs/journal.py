@@ -12,9 +12,9 @@ import sys
 from typing import Any
 
 from edgecam.config import Config
+from edgecam.core.results import Result
+from edgecam.core.stats import status_line
 from edgecam.outputs.base import Output, Sender
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import status_line
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,12 @@ class JournalOutput(Output):
             return
         self._send(**result.journal_fields(), **self._camera)
 
-    def stats(self, snapshot: dict[str, Any]) -> None:
-        text = f"stats: {status_line(snapshot, None)}"
+    def stats(self, figures: dict[str, Any]) -> None:
+        text = f"stats: {status_line(figures, None)}"
         if self._send is None:
             print(f"edgecam: {text}", file=sys.stderr, flush=True)
             return
-        frames = snapshot["frames"]
+        frames = figures["frames"]
         self._send(MESSAGE=text, PRIORITY="6", SYSLOG_IDENTIFIER="edgecam",
                    EDGECAM_FRAMES_CAPTURED=str(frames["captured"]),
                    EDGECAM_FRAMES_CLASSIFIED=str(frames["classified"]),

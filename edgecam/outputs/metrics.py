@@ -26,12 +26,12 @@ from edgecam import __version__
 from edgecam.common.hosts import HostCheck
 from edgecam.common.worker import Worker
 from edgecam.config import Config, split_listen
-from edgecam.errors import EdgecamError, SourceError
+from edgecam.core.counters import COUNTERS, DROP_REASONS, GAUGES, MODEL_VERSION_METRIC, ZONE_COUNTERS
+from edgecam.core.results import Result
+from edgecam.core.stats import Stats
+from edgecam.errors import EdgecamError, ListenError
 from edgecam.outputs import metrics_http
 from edgecam.outputs.base import Output
-from edgecam.pipeline.counters import COUNTERS, DROP_REASONS, GAUGES, MODEL_VERSION_METRIC, ZONE_COUNTERS
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class MetricsOutput(Output):
         if result.zone in self._zones.zones:
             self._zones.last[result.zone] = result
 
-    def stats(self, snapshot: dict[str, Any]) -> None:
+    def stats(self, figures: dict[str, Any]) -> None:
         """Nothing to push: Prometheus pulls."""
 
     def close(self) -> None:
@@ -197,7 +197,7 @@ class MetricsOutput(Output):
             server = metrics_http.bind(host, port, handler, self._stats, lambda: self._hosts)
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            raise SourceError(f"outputs.metrics.listen: cannot serve on {listen}: {reason}") from None
+            raise ListenError(f"outputs.metrics.listen: cannot serve on {listen}: {reason}") from None
         self._server = server
         self._worker = Worker("edgecam-metrics", lambda _stop: server.serve_forever(poll_interval=0.5))
         self._worker.start()

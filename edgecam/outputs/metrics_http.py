@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from edgecam.common.fds import METRICS_CONNECTIONS
 from edgecam.common.hosts import HostCheck
-from edgecam.pipeline.stats import Stats
+from edgecam.core.stats import Stats
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,8 @@ from edgecam.common.queues import DropOldestQueue
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
 from edgecam.config import Config, MqttConfig
+from edgecam.core.results import Result, stats_message
+from edgecam.core.stats import Stats
 from edgecam.errors import EdgecamError
 from edgecam.outputs.base import Output
 from edgecam.outputs.mqtt_client import LOST, SENT, close_client, fate, new_client, read_password
@@ -45,8 +47,6 @@ from edgecam.outputs.mqtt_topics import (
     owned_filters,
     topic_prefix,
 )
-from edgecam.pipeline.results import Result, stats_message
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,9 @@ class MqttOutput(Output):
             log.warning("mqtt: the broker is not keeping up or away; dropping the oldest "
                         "results (beyond %d queued)", self.config.queue_length)
 
-    def stats(self, snapshot: dict[str, Any]) -> None:
+    def stats(self, figures: dict[str, Any]) -> None:
         with self._cond:
-            self._stats_payload = json.dumps(stats_message(snapshot), separators=(", ", ": "))
+            self._stats_payload = json.dumps(stats_message(figures), separators=(", ", ": "))
             self._cond.notify()
 
     def close(self) -> None:

@@ -28,10 +28,10 @@ from typing import Any
 from edgecam.common.fds import SOCKET_CLIENTS
 from edgecam.common.worker import Worker
 from edgecam.config import Config
+from edgecam.core.results import Result, json_line, stats_message
+from edgecam.core.stats import Stats
 from edgecam.outputs.base import Output
 from edgecam.outputs.socket_file import PAUSE_S, SocketFile
-from edgecam.pipeline.results import Result, json_line, stats_message
-from edgecam.pipeline.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,9 @@ class SocketOutput(Output):
             if line is not None:
                 self._send(line)
 
-    def stats(self, snapshot: dict[str, Any]) -> None:
+    def stats(self, figures: dict[str, Any]) -> None:
         if self._clients:
-            self._send(json_line(stats_message(snapshot)))
+            self._send(json_line(stats_message(figures)))
 
     def close(self) -> None:
         self._worker.stopping.set()

@@ -21,8 +21,8 @@ import stat
 import time
 from pathlib import Path
 
-from edgecam.errors import EdgecamError, SourceError
-from edgecam.pipeline.stats import Stats
+from edgecam.core.stats import Stats
+from edgecam.errors import EdgecamError, ListenError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class SocketFile:
             return
         finally:
             probe.close()
-        raise SourceError(f"outputs.socket.path: {path} is in use by another running edgecam")
+        raise ListenError(f"outputs.socket.path: {path} is in use by another running edgecam")
 
     def remove(self) -> None:
         """Removes the socket file if it is still ours (not one a newer daemon bound)."""

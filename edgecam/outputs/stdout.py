@@ -6,8 +6,8 @@ import sys
 from typing import TextIO
 
 from edgecam.config import Config
+from edgecam.core.results import Result, json_line
 from edgecam.outputs.base import Output
-from edgecam.pipeline.results import Result, json_line
 
 
 class PrintOutput(Output):

@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from edgecam.config import Config, split_listen
+from edgecam.core.latest import LatestFrame
+from edgecam.core.results import Result
+from edgecam.core.stats import Stats
 from edgecam.errors import EdgecamError
 from edgecam.outputs.base import Output
-from edgecam.pipeline.latest import LatestFrame
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
 from edgecam.web.page import PageSettings, PageState
 
 

@@ -28,10 +28,10 @@ from collections.abc import Callable
 import numpy as np
 
 from edgecam.common.worker import Worker
+from edgecam.core.frames import IDENTITY, Decoded, Dropped, Fitter, Frame
+from edgecam.core.slot import FrameSlot
+from edgecam.core.stats import Stats
 from edgecam.errors import EdgecamError
-from edgecam.pipeline.frames import IDENTITY, Decoded, Dropped, Fitter, Frame
-from edgecam.pipeline.slot import FrameSlot
-from edgecam.pipeline.stats import Stats
 from edgecam.sources.base import Source
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 
 from edgecam.config import OutputsConfig
-from edgecam.pipeline.results import Result
+from edgecam.core.results import Result
 
 DECISIVE_LEAD = 0.5
 CONFIRM_FRAMES = 3
@@ -93,7 +93,7 @@ class ResultFilter:
         if self._every_frame or self._last is None or not self._heartbeat_due():
             return None
         return dataclasses.replace(self._last, seq=seq, ts=ts, latency_ms=latency_ms,
-                                   inference_ms=0.0, still=True, snapshot=None)
+                                   inference_ms=0.0, still=True, snapshot_path=None)
 
     def _apply_rules(self, result: Result) -> Result | None:
         """`result` with the denied and the not-allowed labels taken out; None if none is left."""

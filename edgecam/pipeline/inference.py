@@ -9,7 +9,7 @@ the systemd watchdog. With snapshots on, emitted results go to the snapshot
 writer instead, each label change with its frame (snapshots.writer: it
 sends them on once the JPEG is saved, and never makes this thread wait).
 With the status page on, each classified frame is left in a one-slot
-handoff (pipeline.latest) for its preview: an assignment, never a wait.
+handoff (core.latest) for its preview: an assignment, never a wait.
 
 The threads a frame wakes (an on-demand reader, told the slot is free; the
 outputs' threads, handed the last result) are woken right before invoke():
@@ -42,21 +42,20 @@ import numpy as np
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
 from edgecam.config import PipelineConfig
+from edgecam.core.frames import IDENTITY, WHOLE, Frame, FrameFormatError
+from edgecam.core.latest import LatestFrame
+from edgecam.core.results import Classification, Result
+from edgecam.core.slot import FrameSlot
+from edgecam.core.stats import Stats
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
-from edgecam.models.base import Classification, ImageClassifier
-from edgecam.models.preprocess import FrameFormatError
+from edgecam.models.base import ImageClassifier
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.finisher import Finisher
-from edgecam.pipeline.frames import IDENTITY, Frame
-from edgecam.pipeline.latest import LatestFrame
 from edgecam.pipeline.motion import MotionGate, gate_frame
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.slot import FrameSlot
-from edgecam.pipeline.stats import Stats
 from edgecam.pipeline.zones import Zone, next_due
-from edgecam.snapshots.writer import WHOLE, Shot, SnapshotWriter
+from edgecam.snapshots.writer import Shot, SnapshotWriter
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ class Inference:
         self._worker = Worker("edgecam-inference", self._run)
         self._stop = self._worker.stopping
         self.first_result = threading.Event()
-        self.latest: Result | None = None
+        self.last_result: Result | None = None
         self.error: BaseException | None = None
         self._bad_frames = LogThrottle(_LOG_EVERY)
         self._taken = False  # a frame was taken and the slot's reader not told yet
@@ -193,7 +192,7 @@ class Inference:
         result = Result(frame.seq, frame.captured_wall, frame.age_ms(done), (done - started) * 1000,
                         classification)
         self._stats.classified(result.latency_ms, classification.inference_ms)
-        self._set_latest(result)
+        self._set_last_result(result)
         emitted = settings.filter.offer(result)
         if emitted is None:
             return []
@@ -233,7 +232,7 @@ class Inference:
                                             self._shot(settings, zone.filter, frame, image, zone.crop)))
         if result is not None:
             self._stats.classified(result.latency_ms, inference_ms)
-            self._set_latest(result)
+            self._set_last_result(result)
 
     def _still(self, frame: Frame, settings: InferenceSettings, taken: float) -> bool:
         """Whether the motion gate keeps `frame` from the model (or its picture is unusable);
@@ -249,8 +248,8 @@ class Inference:
             self._watchdog.kick()  # a still scene is progress
         return not moved
 
-    def _set_latest(self, result: Result) -> None:
-        self.latest = result
+    def _set_last_result(self, result: Result) -> None:
+        self.last_result = result
         if not self.first_result.is_set():
             self.first_result.set()
 

@@ -24,18 +24,27 @@ however still it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from edgecam.config import MotionConfig
+from edgecam.core.frames import Frame, Picture
+from edgecam.core.results import Result
+from edgecam.core.stats import Stats
 from edgecam.pipeline.filter import CONFIRM_FRAMES, ResultFilter
-from edgecam.pipeline.frames import Frame, Picture
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
 
-if TYPE_CHECKING:
-    from edgecam.pipeline.zones import Zone
+
+class Gated(Protocol):
+    """What the gate reads and sets of a zone (pipeline.zones.Zone): its own gate, whether it is
+    due, and whether its rectangle moved."""
+
+    name: str
+    filter: ResultFilter
+    motion: MotionGate | None
+    moved: bool
+
+    def due(self, now: float) -> bool: ...
 
 #: gray levels (0..255) a thumbnail pixel must change by, at least, to count as changed
 NOISE_FLOOR = 12.0
@@ -110,7 +119,7 @@ def make_gate(config: MotionConfig, crop: tuple[float, float, float, float] = WH
     return MotionGate(config, crop) if config.enabled else None
 
 
-def wanted(picture: Picture, now: float, gate: MotionGate | None, zones: Sequence[Zone]) -> bool:
+def wanted(picture: Picture, now: float, gate: MotionGate | None, zones: Sequence[Gated]) -> bool:
     """Whether a frame is worth classifying, decided before it is decoded.
 
     Without zones, the frame's gate decides. With zones, each zone due asks its own gate and
@@ -134,7 +143,7 @@ def wanted(picture: Picture, now: float, gate: MotionGate | None, zones: Sequenc
     return wanted_any
 
 
-def gate_frame(frame: Frame, now: float, gate: MotionGate | None, zones: Sequence[Zone],
+def gate_frame(frame: Frame, now: float, gate: MotionGate | None, zones: Sequence[Gated],
                result_filter: ResultFilter, stats: Stats) -> tuple[bool, list[Result]]:
     """Whether the inference thread classifies `frame` (with zones: the zones whose `moved` is
     True), and the heartbeats of what is still (the frame's, or each still zone's) to send.

@@ -18,24 +18,25 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from edgecam.config import Config, ModelConfig, SnapshotsConfig
+from edgecam.core.frames import IDENTITY
+from edgecam.core.latest import LatestFrame
+from edgecam.core.results import Result
+from edgecam.core.sensor import OnSensor
+from edgecam.core.slot import FrameSlot
+from edgecam.core.stats import Stats
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.base import ImageClassifier
 from edgecam.models.factory import close_classifier
-from edgecam.models.imx500 import Imx500Classifier, OnSensor
+from edgecam.models.imx500 import Imx500Classifier
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs import registry
 from edgecam.outputs.base import OutputContext
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.frames import IDENTITY
 from edgecam.pipeline.inference import Inference, InferenceSettings
-from edgecam.pipeline.latest import LatestFrame
 from edgecam.pipeline.motion import MotionGate, make_gate
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.slot import FrameSlot
-from edgecam.pipeline.stats import Stats
 from edgecam.pipeline.zones import Zone, build_zones, frame_size, whole_frames, zone_names
 from edgecam.snapshots.writer import SnapshotWriter
 from edgecam.sources import Source, make_source
@@ -69,8 +70,8 @@ class Pipeline:
         self._stack = ExitStack()
 
     @property
-    def latest(self) -> Result | None:
-        return self.inference.latest if self.inference else None
+    def last_result(self) -> Result | None:
+        return self.inference.last_result if self.inference else None
 
     def start_outputs(self, config: Config) -> None:
         """The outputs first: a socket in use or a bad MQTT file fails before the camera opens."""
@@ -165,7 +166,7 @@ class Pipeline:
     def _start_snapshots(self, config: SnapshotsConfig) -> SnapshotWriter | None:
         if not config.enabled:
             return None
-        writer = SnapshotWriter(config, self.dispatcher, self.stats)
+        writer = SnapshotWriter(config, self.dispatcher.emit, self.stats)
         writer.start()
         return writer
 

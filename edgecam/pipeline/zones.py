@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgecam.config import Config, ModelConfig, OutputsConfig
+from edgecam.core.frames import cut
 from edgecam.models.base import ImageClassifier
 from edgecam.models.factory import make_classifier, refresh_classifier
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.imprint import HeadClassifier
-from edgecam.models.preprocess import FrameFitter, FrameFormatError
+from edgecam.models.preprocess import FrameFitter
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.motion import MotionGate, make_gate
 
@@ -48,22 +49,6 @@ class Zone:
     def image(self, frame: np.ndarray) -> np.ndarray:
         """The zone's rectangle of a full frame, fitted to its model's input."""
         return self.fit(cut(frame, self.crop))
-
-
-def cut(frame: np.ndarray, crop: tuple[float, float, float, float]) -> np.ndarray:
-    """The rectangle `crop` (x, y, width, height as fractions) of a full frame, as a view.
-
-    The one place a zone's pixels are chosen: the daemon classifies them and `edgecam learn
-    --zone` learns from them, so a class learned from a snapshot or the camera is learned
-    from exactly what the zone will be shown.
-    """
-    if not isinstance(frame, np.ndarray) or frame.ndim < 2 or frame.size == 0:
-        raise FrameFormatError(f"unsupported frame {getattr(frame, 'shape', type(frame))}")
-    height, width = frame.shape[:2]
-    x, y, w, h = crop
-    left, top = round(x * width), round(y * height)
-    right, bottom = max(left + 1, round((x + w) * width)), max(top + 1, round((y + h) * height))
-    return frame[top:bottom, left:right]
 
 
 def next_due(zones: tuple[Zone, ...]) -> float:

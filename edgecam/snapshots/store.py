@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecam.common.files import atomic_write
+from edgecam.core.results import Result
 from edgecam.errors import EdgecamError
-from edgecam.pipeline.results import Result
 
 WHOLE_FRAME = "frame"  # the folder of the snapshots taken without zones
 SIDECAR_FORMAT = "edgecam-snapshot"

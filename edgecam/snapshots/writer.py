@@ -4,8 +4,9 @@ With snapshots on, the inference thread hands every emitted result here
 (`emit`), with a `Shot` (the full frame, the zone's crop) when it is a label
 change. A result with a shot waits in a queue for the `edgecam-snapshots`
 thread, which encodes the frame (cv2.imencode at `quality`), writes the JPEG
-and its sidecar (store.SnapshotStore: atomic, retention first), adds
-`"snapshot": path` to the result and only then hands it to the outputs: a
+and its sidecar (store.SnapshotStore: atomic, retention first), sets the result's
+`snapshot_path` and only then hands it to the outputs (a Sink: the
+dispatcher's emit), whose messages then carry `"snapshot": path`: a
 message never names a file that is not there. A result without a shot goes
 straight to the outputs, unless results wait here: then it queues behind
 them, so the outputs get results in the order they were made (MQTT's
@@ -34,10 +35,11 @@ import numpy as np
 
 from edgecam.common.worker import Worker
 from edgecam.config import SnapshotsConfig
+from edgecam.core.frames import WHOLE, Crop
+from edgecam.core.protocols import QUEUE_LENGTH, Sink
+from edgecam.core.results import Result
+from edgecam.core.stats import Stats
 from edgecam.errors import EdgecamError
-from edgecam.outputs.dispatcher import QUEUE_LENGTH, Dispatcher
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
 from edgecam.snapshots.store import SnapshotStore, sidecar
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 FRAMES_WAITING = 4
 #: a few writes to a slow SD card (each file is fsync'ed) before a stop gives up on them
 STOP_S = 2.0
-WHOLE = (0.0, 0.0, 1.0, 1.0)  # the crop of a result about the whole frame
 _POLL_S = 0.5
 
 
@@ -55,11 +56,11 @@ class Shot:
     """What a snapshot is made of: the full frame (never written to) and the zone's crop in it."""
 
     image: np.ndarray
-    crop: tuple[float, float, float, float] = WHOLE
+    crop: Crop = WHOLE
 
 
 class SnapshotWriter:
-    def __init__(self, config: SnapshotsConfig, outputs: Dispatcher, stats: Stats) -> None:
+    def __init__(self, config: SnapshotsConfig, outputs: Sink, stats: Stats) -> None:
         self.store = SnapshotStore(Path(config.dir), config.max_files, round(config.max_mb * 1e6))
         self._quality = config.quality
         self._outputs = outputs
@@ -76,7 +77,7 @@ class SnapshotWriter:
         self._worker.start()
 
     def emit(self, result: Result, shot: Shot | None) -> None:
-        """On the inference thread, in place of Dispatcher.emit: waits only for a short lock."""
+        """On the inference thread, in place of the outputs' sink: waits only for a short lock."""
         with self._cond:
             if shot is not None and (self._closed or self._frames >= FRAMES_WAITING):
                 self._stats.count("snapshots_dropped")
@@ -89,7 +90,7 @@ class SnapshotWriter:
                 self._frames += shot is not None
                 self._cond.notify_all()
         if direct:
-            self._outputs.emit(result)
+            self._outputs(result)
 
     def close(self, timeout: float = STOP_S) -> None:
         """Lets the thread hand on what waits (up to `timeout`), then stops it.
@@ -108,7 +109,7 @@ class SnapshotWriter:
                     self._stats.count("snapshots_dropped")
         self._worker.stop(timeout)
         for result, _shot in left:
-            self._outputs.emit(result)
+            self._outputs(result)
 
     def _lose(self, item: tuple[Result, Shot | None]) -> None:
         self._stats.count("output_queue_dropped")
@@ -128,7 +129,7 @@ class SnapshotWriter:
                 self._busy = True
             if shot is not None:
                 result = self._save(result, shot)  # never raises: a failure is counted and warned
-            self._outputs.emit(result)
+            self._outputs(result)
             with self._cond:
                 self._busy = False
                 self._frames -= shot is not None
@@ -148,7 +149,7 @@ class SnapshotWriter:
     def _save(self, result: Result, shot: Shot) -> Result:
         """`result` naming its snapshot once saved; `result` itself if it could not be."""
         path = self.store.path(result)
-        saved = dataclasses.replace(result, snapshot=str(path))
+        saved = dataclasses.replace(result, snapshot_path=str(path))
         image = shot.image
         try:
             ok, jpeg = cv2.imencode(".jpg", image, (cv2.IMWRITE_JPEG_QUALITY, self._quality))

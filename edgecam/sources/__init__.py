@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 
 from edgecam.config import CameraConfig, picamera_number, picamera_source
+from edgecam.core.sensor import OnSensor
 from edgecam.errors import SourceError
-from edgecam.models.imx500 import OnSensor
 from edgecam.sources.base import Source
 from edgecam.sources.images import IMAGE_SUFFIXES, ImageSource
 from edgecam.sources.opencv import OpenCVSource

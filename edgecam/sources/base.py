@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from edgecam.pipeline.frames import Dropped, Picture
+from edgecam.core.frames import Dropped, Picture
 
 
 class Source(ABC):

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from edgecam.common.files import MAX_IMAGE_BYTES, user_file_problem
+from edgecam.core.frames import Fitter, Picture, gray_thumbnail
 from edgecam.errors import SourceError
-from edgecam.pipeline.frames import Fitter, Picture, gray_thumbnail
 from edgecam.sources.base import Pacer, Source
 
 log = logging.getLogger(__name__)

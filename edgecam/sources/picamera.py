@@ -56,11 +56,11 @@ import numpy as np
 
 from edgecam.common.throttle import LogThrottle
 from edgecam.config import CameraConfig, picamera_source
+from edgecam.core.frames import Classified, Dropped
+from edgecam.core.sensor import OnSensor
 from edgecam.dependencies import PICAMERA2
 from edgecam.errors import ModelError, SourceError
-from edgecam.models.imx500 import OnSensor
 from edgecam.picam import picamera2, reason
-from edgecam.pipeline.frames import Classified, Dropped
 from edgecam.sources.base import Source
 
 log = logging.getLogger(__name__)

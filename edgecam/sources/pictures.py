@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from edgecam.models.preprocess import FrameFormatError
-from edgecam.pipeline.frames import Fitter, Picture, gray_thumbnail, thumbnail_scale
+from edgecam.core.frames import Fitter, FrameFormatError, Picture, gray_thumbnail, thumbnail_scale
 
 if TYPE_CHECKING:
     import av

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import av
 
+from edgecam.core.frames import Dropped, Picture
 from edgecam.errors import SourceError
-from edgecam.pipeline.frames import Dropped, Picture
 from edgecam.sources.base import Pacer, Source
 from edgecam.sources.lag import LiveLag
 from edgecam.sources.pictures import JpegPicture, VideoFramePicture

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edgecam.pipeline.stats import Stats
+from edgecam.core.stats import Stats
 from edgecam.web.auth import COOKIE, LOGIN_PATH, SESSION_S, Auth, bearer, login_page
 from edgecam.web.limits import LoginLimiter
 from edgecam.web.page import PageState

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from edgecam.pipeline.stats import Stats
+from edgecam.core.stats import Stats
 
 log = logging.getLogger(__name__)
 

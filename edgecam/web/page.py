@@ -16,16 +16,16 @@ from typing import Any
 from edgecam import __version__
 from edgecam.common.hosts import HostCheck
 from edgecam.config import Config, read_token, split_listen
+from edgecam.core.results import Result, stats_message
+from edgecam.core.stats import Stats
 from edgecam.errors import ConfigError
-from edgecam.pipeline.results import Result, stats_message
-from edgecam.pipeline.stats import Stats
 from edgecam.snapshots.store import list_snapshots, read_snapshot
 from edgecam.web.auth import Auth
 from edgecam.web.preview import Overlay
 
 RECENT_SNAPSHOTS = 8
 _SNAPSHOTS_S = 5.0  # the snapshot folder is listed at most this often
-_STATS_S = 0.5  # a stats snapshot (percentiles) is taken at most this often
+_STATS_S = 0.5  # the stats' figures (percentiles) are read at most this often
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class PageState:
         self.results = {zone: r for zone, r in self.results.items() if zone in zones}
         self.zones = zones
 
-    def latest(self) -> list[Result]:
+    def last_results(self) -> list[Result]:
         """The last result of each zone in config order (without zones: the frame's)."""
         results, zones = dict(self.results), self.zones
         return [results[zone] for zone in (zones or (None,)) if zone in results]
@@ -119,7 +119,7 @@ class PageState:
         settings = self.settings
         return {"version": __version__,
                 "stats": self._stats_message(now),
-                "results": [result.message() for result in self.latest()],
+                "results": [result.message() for result in self.last_results()],
                 "model": settings.model,
                 "zones": [{"name": name, "crop": list(crop)} for name, crop in settings.zones],
                 "preview": {"width": settings.preview_width, "fps": settings.preview_fps,
@@ -139,7 +139,7 @@ class PageState:
     def _stats_message(self, now: float) -> dict[str, Any]:
         taken = self._stats_taken
         if taken is None or now - taken[0] >= _STATS_S:
-            taken = self._stats_taken = (now, stats_message(self._stats.snapshot()))
+            taken = self._stats_taken = (now, stats_message(self._stats.figures()))
         return taken[1]
 
     def _snapshots(self, now: float) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The preview: the newest classified frame, at web.preview_width, zones drawn, as a JPEG.
 
 Everything here runs on the web thread, and only when a viewer asks: the
-inference thread just leaves its frame in pipeline.latest. `Preview.jpeg`
+inference thread just leaves its frame in core.latest. `Preview.jpeg`
 encodes at most `preview_fps` times a second whatever the number of viewers
 and requests (they share the last JPEG), and only a frame newer than the
 last one encoded (or with other zone labels to draw).
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgecam.pipeline.latest import LatestFrame
-from edgecam.pipeline.stats import Stats
+from edgecam.core.latest import LatestFrame
+from edgecam.core.stats import Stats
 
 QUALITY = 80
 #: the zones' colour (BGR): a yellow that stands out of most scenes; the browser test looks for it

@@ -31,9 +31,9 @@ from importlib import resources
 from aiohttp import web
 
 from edgecam.common.fds import PAGE_CONNECTIONS
-from edgecam.errors import SourceError
-from edgecam.pipeline.latest import LatestFrame
-from edgecam.pipeline.stats import Stats
+from edgecam.core.latest import LatestFrame
+from edgecam.core.stats import Stats
+from edgecam.errors import ListenError
 from edgecam.web.auth import LOGIN_PATH
 from edgecam.web.gate import Gate, login_response
 from edgecam.web.guard import Connections
@@ -109,7 +109,7 @@ class WebServer:
         except OSError as exc:  # asyncio's says more than the reason: its errno's words are enough
             self.close()
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise SourceError(f"web.listen: cannot serve on {listen}: {reason}") from None
+            raise ListenError(f"web.listen: cannot serve on {listen}: {reason}") from None
         log.info("web: the status page is at http://%s/", listen)
 
     def close(self) -> None:

@@ -18,9 +18,9 @@ from fakes import read_all
 from harness import DEFAULT_MODEL, IMAGES, LABELS
 from streams import FFMPEG, StreamServer, build_scenes, free_port, h264
 
+from edgecam.core.frames import Dropped, Picture
 from edgecam.models.classifier import Classifier
 from edgecam.models.preprocess import FrameFitter
-from edgecam.pipeline.frames import Dropped, Picture
 from edgecam.sources.pyav import AVSource
 
 needs_ffmpeg = pytest.mark.skipif(not os.access(FFMPEG, os.X_OK), reason="needs ffmpeg")

@@ -17,8 +17,8 @@ from brokers import free_port
 from conftest import run_edgecam
 from harness import EXPECTED_TOP1, base_config, wait_for, write_config
 
+from edgecam.core.stats import DROP_REASONS
 from edgecam.errors import EX_CONFIG, EX_UNAVAILABLE
-from edgecam.pipeline.stats import DROP_REASONS
 
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families

@@ -18,8 +18,8 @@ from fakes import result
 from harness import wait_for
 
 from edgecam.config import MqttConfig
+from edgecam.core.stats import Stats
 from edgecam.outputs.mqtt import MqttOutput
-from edgecam.pipeline.stats import Stats
 
 pytest.importorskip("paho.mqtt.client")
 

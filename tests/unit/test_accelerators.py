@@ -48,6 +48,9 @@ from harness import IMAGES, LABELS, Client, wait_for
 from notify_socket import NotifySocket
 
 from edgecam.config import CameraConfig, Config, ModelConfig, parse_config
+from edgecam.core.frames import Dropped
+from edgecam.core.sensor import OnSensor
+from edgecam.core.stats import Stats
 from edgecam.daemon.notify import Notifier, StartTimeout, Watchdog
 from edgecam.daemon.service import Daemon
 from edgecam.dependencies import HAILORT, PICAMERA2, MissingDependency
@@ -65,12 +68,10 @@ from edgecam.models.base import start_progress
 from edgecam.models.factory import make_classifier
 from edgecam.models.fewshot.learn import load_embedder
 from edgecam.models.hailo import HailoClassifier
-from edgecam.models.imx500 import Imx500Classifier, OnSensor
+from edgecam.models.imx500 import Imx500Classifier
 from edgecam.models.preprocess import fit
 from edgecam.outputs.base import OutputContext
-from edgecam.pipeline.frames import Dropped
 from edgecam.pipeline.pipeline import Pipeline
-from edgecam.pipeline.stats import Stats
 from edgecam.sources import make_source
 
 WAIT_S = 30.0
@@ -163,9 +164,9 @@ def test_imx500_results_go_through_the_pipeline_with_the_sensors_time(devices: D
     # Every third frame carries no tensor: counted as skipped by the sensor, never classified.
     assert stats.get("dropped_sensor_skipped") >= 2
     assert stats.get("captured") >= stats.get("classified") + stats.get("dropped_sensor_skipped")
-    snapshot = stats.snapshot()
-    assert snapshot["frames"]["dropped_by_reason"]["sensor_skipped"] >= 2
-    assert snapshot["inference_ms"]["p50"] == pytest.approx(4.25)  # get_kpi_info's DNN time
+    figures = stats.figures()
+    assert figures["frames"]["dropped_by_reason"]["sensor_skipped"] >= 2
+    assert figures["inference_ms"]["p50"] == pytest.approx(4.25)  # get_kpi_info's DNN time
     # Clean shutdown: the camera stopped and closed, every request given back.
     camera = devices.rig.instances[-1]
     assert not camera.is_open and devices.rig.unreleased() == []
@@ -389,7 +390,7 @@ def serving_stats(pipeline: Pipeline) -> Iterator[None]:
     def loop() -> None:
         while not stop.wait(0.2):
             pipeline.stats.tick()
-            pipeline.dispatcher.stats(pipeline.stats.snapshot, time.monotonic())
+            pipeline.dispatcher.stats(pipeline.stats.figures, time.monotonic())
 
     thread = threading.Thread(target=loop, name="test-stats")
     thread.start()

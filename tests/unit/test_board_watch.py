@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sysfs import fake_sysfs, set_throttled
 
+from edgecam.core.stats import Stats
 from edgecam.daemon.board import THROTTLED_FILE, BoardState
 from edgecam.daemon.board_watch import BOARD_ROOT_ENV, SAMPLE_S, BoardWatch
-from edgecam.pipeline.stats import Stats
 
 WATCH_LOG = "edgecam.daemon.board_watch"
 HEALTHY, THROTTLED, UNDER_VOLTAGE = 0x0, 0x4, 0x1
@@ -76,7 +76,7 @@ def test_frequency_capping_alone_is_reported_not_logged(watch: BoardWatch, stats
     watch.update(BoardState(60.0, 0x0), now=5.0)
     assert lines(caplog) == []
     watch.update(BoardState(60.0, 0x2), now=10.0)
-    assert stats.snapshot()["board"]["freq_capped"] is True
+    assert stats.figures()["board"]["freq_capped"] is True
 
 
 def test_what_happened_since_boot_is_said_once(watch: BoardWatch, caplog) -> None:
@@ -98,19 +98,19 @@ def test_a_trouble_present_at_start_begins_at_the_first_reading(watch: BoardWatc
 
 
 def test_the_gauges_follow_the_readings(watch: BoardWatch, stats: Stats) -> None:
-    assert stats.snapshot()["board"] == {"temperature_c": None, "under_voltage": None,
+    assert stats.figures()["board"] == {"temperature_c": None, "under_voltage": None,
                                          "freq_capped": None, "throttled": None,
                                          "soft_temp_limit": None}, "not read yet: unknown"
     watch.update(BoardState(48.26, 0x50005), now=0.0)
-    assert stats.snapshot()["board"] == {"temperature_c": 48.3, "under_voltage": True,
+    assert stats.figures()["board"] == {"temperature_c": 48.3, "under_voltage": True,
                                          "freq_capped": False, "throttled": True,
                                          "soft_temp_limit": False}
     watch.update(BoardState(51.0, None), now=5.0)  # get_throttled went away: the flags are unknown
-    assert stats.snapshot()["board"] == {"temperature_c": 51.0, "under_voltage": None,
+    assert stats.figures()["board"] == {"temperature_c": 51.0, "under_voltage": None,
                                          "freq_capped": None, "throttled": None,
                                          "soft_temp_limit": None}
     watch.update(BoardState(None, None), now=10.0)
-    assert stats.snapshot()["board"]["temperature_c"] is None
+    assert stats.figures()["board"]["temperature_c"] is None
 
 
 def test_the_board_is_read_every_sample_interval_from_the_root_given(tmp_path: Path, stats: Stats,
@@ -119,13 +119,13 @@ def test_the_board_is_read_every_sample_interval_from_the_root_given(tmp_path: P
     root = fake_sysfs(tmp_path, {"cpu-thermal": "45000"}, throttled="0")
     watch = BoardWatch(stats, environ={BOARD_ROOT_ENV: str(root)})
     watch.sample(100.0)
-    assert stats.snapshot()["board"]["temperature_c"] == 45.0
+    assert stats.figures()["board"]["temperature_c"] == 45.0
     set_throttled(root, "0x4")
     watch.sample(100.0 + SAMPLE_S - 0.1)
-    assert stats.snapshot()["board"]["throttled"] is False, "not due yet"
+    assert stats.figures()["board"]["throttled"] is False, "not due yet"
     assert lines(caplog) == []
     watch.sample(100.0 + SAMPLE_S)
-    assert stats.snapshot()["board"]["throttled"] is True
+    assert stats.figures()["board"]["throttled"] is True
     assert [m.split(" at ")[0] for _, m in lines(caplog)] == ["board: throttling began"]
 
 
@@ -144,4 +144,4 @@ def test_vcgencmd_is_asked_again_only_if_it_answered(tmp_path: Path, stats: Stat
     for n in range(3):
         watch.sample(n * SAMPLE_S)
     assert calls.read_text().splitlines() == ["get_throttled"] * runs
-    assert stats.snapshot()["board"]["throttled"] is (True if runs == 3 else None)
+    assert stats.figures()["board"]["throttled"] is (True if runs == 3 else None)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from harness import wait_for
 
+from edgecam.core.frames import Dropped
+from edgecam.core.slot import FrameSlot
+from edgecam.core.stats import Stats
 from edgecam.errors import SourceError
 from edgecam.pipeline.capture import Capture
-from edgecam.pipeline.frames import Dropped
-from edgecam.pipeline.slot import FrameSlot
-from edgecam.pipeline.stats import Stats
 from edgecam.sources.base import Source
 
 WAIT_S = 30.0
@@ -264,10 +264,10 @@ def test_how_far_behind_live_the_source_is_becomes_the_behind_ms_gauge(rig) -> N
     source = FakeSource(2, on_demand=True, finite=True, behind_ms=[1234.56, None])
     run = rig([source])  # on demand: the reader waits for each frame to be taken
     run.wait(lambda: run.stats.get("captured") == 1, "the first frame")
-    assert run.stats.snapshot()["source"]["behind_ms"] == 1234.6
+    assert run.stats.figures()["source"]["behind_ms"] == 1234.6
     assert run.slot.take(WAIT_S) is not None
     run.wait(lambda: run.stats.get("captured") == 2, "the second frame")
-    assert run.stats.snapshot()["source"]["behind_ms"] is None, "a source that cannot tell clears it"
+    assert run.stats.figures()["source"]["behind_ms"] is None, "a source that cannot tell clears it"
     assert run.slot.take(WAIT_S) is not None
     run.wait(run.capture.ended.is_set, "the end")
 

@@ -10,11 +10,12 @@ import pytest
 from conftest import IMAGES, MODELS
 
 import edgecam.models.classifier
+from edgecam.core.frames import FrameFormatError
+from edgecam.core.labels import BACKGROUND, align_labels, read_labels
+from edgecam.core.results import Classification
 from edgecam.errors import ModelError
-from edgecam.models.base import Classification
 from edgecam.models.classifier import Classifier
-from edgecam.models.labels import BACKGROUND, align_labels, read_labels
-from edgecam.models.preprocess import FrameFormatError, Preprocessor
+from edgecam.models.preprocess import Preprocessor
 
 DEFAULT_MODEL = MODELS / "mobilenet_v2_1.0_224_quant.tflite"
 SMALL_MODEL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"

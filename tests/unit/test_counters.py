@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecam.outputs.metrics import _StatsCollector
-from edgecam.pipeline.counters import (
+from edgecam.core.counters import (
     COUNTERS,
     DROP_REASONS,
     GAUGES,
@@ -16,7 +15,8 @@ from edgecam.pipeline.counters import (
     KNOWN_GAUGES,
     ZONE_COUNTERS,
 )
-from edgecam.pipeline.stats import Stats
+from edgecam.core.stats import Stats
+from edgecam.outputs.metrics import _StatsCollector
 
 PACKAGE = Path(__file__).resolve().parents[2] / "edgecam"
 
@@ -33,13 +33,13 @@ def counted_stats() -> Stats:
 
 
 def test_every_counter_and_gauge_is_in_the_stats_message() -> None:
-    snapshot = counted_stats().snapshot()
+    figures = counted_stats().figures()
     for n, counter in enumerate(COUNTERS, 1):
-        assert snapshot[counter.section][counter.field] == n, counter
-    assert snapshot["frames"]["dropped_by_reason"] == {r: 100 * n for n, r in enumerate(DROP_REASONS, 1)}
-    assert snapshot["frames"]["dropped"] == sum(100 * n for n in range(1, len(DROP_REASONS) + 1))
+        assert figures[counter.section][counter.field] == n, counter
+    assert figures["frames"]["dropped_by_reason"] == {r: 100 * n for n, r in enumerate(DROP_REASONS, 1)}
+    assert figures["frames"]["dropped"] == sum(100 * n for n in range(1, len(DROP_REASONS) + 1))
     for n, gauge in enumerate(GAUGES, 1):
-        assert snapshot[gauge.section][gauge.field] == gauge.shown(n), gauge
+        assert figures[gauge.section][gauge.field] == gauge.shown(n), gauge
 
 
 def test_every_counter_and_gauge_is_exported_to_prometheus() -> None:
@@ -53,9 +53,9 @@ def test_every_counter_and_gauge_is_exported_to_prometheus() -> None:
 
 
 def test_gauges_nobody_set_are_reported_as_absent() -> None:
-    snapshot = Stats().snapshot()
+    figures = Stats().figures()
     for gauge in GAUGES:
-        assert snapshot[gauge.section][gauge.field] == gauge.absent
+        assert figures[gauge.section][gauge.field] == gauge.absent
     names = {family.name for family in _StatsCollector(Stats()).collect()}
     assert {g.metric for g in GAUGES if g.absent is None}.isdisjoint(names)
 
@@ -73,18 +73,18 @@ def zoned_stats() -> Stats:
 
 def test_every_zone_counter_is_in_the_stats_message_and_exported_with_a_zone_label() -> None:
     stats = zoned_stats()
-    snapshot = stats.snapshot()
+    figures = stats.figures()
     families = {family.name: family for family in _StatsCollector(stats).collect()}
     for n, counter in enumerate(ZONE_COUNTERS, 1):
-        assert snapshot[counter.section]["door"][counter.field] == n, counter
-        assert snapshot[counter.section]["feeder"][counter.field] == 10 * n, counter
+        assert figures[counter.section]["door"][counter.field] == n, counter
+        assert figures[counter.section]["feeder"][counter.field] == 10 * n, counter
         assert {s.labels["zone"]: s.value for s in families[counter.metric].samples} == {
             "door": n, "feeder": 10 * n}, counter
 
 
 def test_without_zones_nothing_is_counted_or_exported_per_zone() -> None:
     stats = counted_stats()
-    assert "zones" not in stats.snapshot()
+    assert "zones" not in stats.figures()
     names = {family.name for family in _StatsCollector(stats).collect()}
     assert names.isdisjoint(c.metric for c in ZONE_COUNTERS)
 
@@ -93,19 +93,19 @@ def test_a_zone_a_reload_removed_is_no_longer_counted_or_exported() -> None:
     stats = zoned_stats()
     stats.set_zones(["door"])
     stats.count_zone("feeder", "emitted")  # a result still on its way
-    assert set(stats.snapshot()["zones"]) == {"door"}
+    assert set(stats.figures()["zones"]) == {"door"}
     families = {family.name: family for family in _StatsCollector(stats).collect()}
     assert {s.labels["zone"] for c in ZONE_COUNTERS for s in families[c.metric].samples} == {"door"}
     stats.set_zones(["door", "feeder"])
-    assert stats.snapshot()["zones"]["feeder"] == {c.field: 0 for c in ZONE_COUNTERS}
+    assert stats.figures()["zones"]["feeder"] == {c.field: 0 for c in ZONE_COUNTERS}
 
 
 def test_a_name_outside_the_table_is_refused() -> None:
-    with pytest.raises(KeyError, match=r"pipeline\.counters"):
+    with pytest.raises(KeyError, match=r"core\.counters"):
         Stats().count("socket_rebind")  # a typo must not count silently, unreported
-    with pytest.raises(KeyError, match=r"pipeline\.counters"):
+    with pytest.raises(KeyError, match=r"core\.counters"):
         Stats().set_gauge("behind", 1.0)
-    with pytest.raises(KeyError, match=r"pipeline\.counters"):
+    with pytest.raises(KeyError, match=r"core\.counters"):
         Stats().count_zone("door", "classifed")
 
 

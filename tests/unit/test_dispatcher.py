@@ -13,9 +13,10 @@ import pytest
 from fakes import Collect, result
 from harness import wait_for
 
-from edgecam.outputs.dispatcher import QUEUE_LENGTH, Dispatcher
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
+from edgecam.core.protocols import QUEUE_LENGTH
+from edgecam.core.results import Result
+from edgecam.core.stats import Stats
+from edgecam.outputs.dispatcher import Dispatcher
 
 WAIT_S = 30.0
 
@@ -26,7 +27,7 @@ class Broken(Collect):
     def emit(self, result: Result) -> None:
         raise OSError("the disk is gone")
 
-    def stats(self, snapshot: dict[str, Any]) -> None:
+    def stats(self, figures: dict[str, Any]) -> None:
         raise OSError("the disk is gone")
 
     def close(self) -> None:
@@ -107,7 +108,7 @@ def test_an_output_that_raises_is_isolated_and_counted(dispatch) -> None:
     broken.stats_interval_s = good_after.stats_interval_s = 1.0
     dispatcher.stats({"frames": {}}, now=100.0)  # the first call sets each output's clock
     dispatcher.stats({"frames": {}}, now=101.0)
-    assert good_after.snapshots == [{"frames": {}}]
+    assert good_after.figures == [{"frames": {}}]
     assert stats.get("output_errors") == 11, "a failing stats() is counted too"
     dispatcher.close(WAIT_S)
     assert good_before.closed and good_after.closed, "a failing close() does not stop the others'"
@@ -129,7 +130,7 @@ def test_a_blocked_output_never_blocks_emit_and_the_oldest_results_are_dropped(d
     emitter.join(WAIT_S)
     assert not emitter.is_alive(), "emit() waited on a blocked output"
     assert stats.get("output_queue_dropped") == extra
-    assert stats.snapshot()["outputs"]["queue_dropped"] == extra
+    assert stats.figures()["outputs"]["queue_dropped"] == extra
     assert fast.results == [], "one dispatcher thread: the others wait with it, not the pipeline"
     blocked.release.set()
     dispatcher.close(WAIT_S)
@@ -154,9 +155,9 @@ def test_stats_go_to_each_output_at_its_own_interval(dispatch) -> None:
     dispatcher, _ = dispatch([every_10, every_30, never])
     for now in range(0, 61, 5):
         dispatcher.stats({"at": now}, now=float(now))
-    assert [s["at"] for s in every_10.snapshots] == [10, 20, 30, 40, 50, 60]
-    assert [s["at"] for s in every_30.snapshots] == [30, 60]
-    assert never.snapshots == []
+    assert [s["at"] for s in every_10.figures] == [10, 20, 30, 40, 50, 60]
+    assert [s["at"] for s in every_30.figures] == [30, 60]
+    assert never.figures == []
 
 
 def test_replace_closes_the_outputs_dropped_and_feeds_the_new_set(dispatch) -> None:

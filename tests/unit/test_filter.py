@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from edgecam.config import OutputsConfig
-from edgecam.models.base import Classification, Label
+from edgecam.core.results import Classification, Label, Result
 from edgecam.pipeline.filter import CONFIRM_FRAMES, ResultFilter
-from edgecam.pipeline.results import Result
 
 
 class Clock:

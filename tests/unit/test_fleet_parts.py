@@ -15,6 +15,7 @@ from heads import EXTRACTOR, classifier_for, make_head, top
 from learn_views import TEST, views
 
 from edgecam.config import Config, FleetConfig, parse_config
+from edgecam.core.stats import Stats, status_line
 from edgecam.errors import ConfigError
 from edgecam.fleet.fleethead import MAX_FLEET_PAYLOAD, FleetHeads, combine
 from edgecam.fleet.heads import HeadBook, Target
@@ -23,7 +24,6 @@ from edgecam.fleet.topics import FleetTopics, MemberTopic, device_name
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import Head, HeadError, merge_heads
 from edgecam.outputs.metrics import _StatsCollector
-from edgecam.pipeline.stats import Stats, status_line
 
 SHA = "ab" * 32
 
@@ -83,7 +83,7 @@ def test_foreign_and_broken_heads_are_refused_once_each(embedder: Embedder, trai
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 2 and stats.get("fleet_heads_refused") == 2, refusals
     assert any("x's head" in line and "another embedding extractor" in line for line in refusals)
-    assert stats.snapshot()["fleet"]["members"] == 1
+    assert stats.figures()["fleet"]["members"] == 1
 
 
 def test_an_empty_fleet_head_classifies_everything_as_unknown(embedder: Embedder, tmp_path) -> None:
@@ -215,12 +215,12 @@ def test_no_member_is_named_fleet_and_an_aggregator_has_a_head() -> None:
 
 def test_the_model_version_is_in_the_stats_status_and_metrics() -> None:
     stats = Stats()
-    assert stats.snapshot()["model_version"] is None
+    assert stats.figures()["model_version"] is None
     names = {family.name for family in _StatsCollector(stats).collect()}
     assert "edgecam_model" not in names
     stats.set_model_version("v7")
-    snapshot = stats.snapshot()
-    assert snapshot["model_version"] == "v7" and "model v7" in status_line(snapshot, None)
+    figures = stats.figures()
+    assert figures["model_version"] == "v7" and "model v7" in status_line(figures, None)
     info = {family.name: family for family in _StatsCollector(stats).collect()}["edgecam_model"]
     assert info.samples[0].labels == {"version": "v7"}
 

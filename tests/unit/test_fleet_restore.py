@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from edgecam.config import parse_config
+from edgecam.core.stats import Stats
 from edgecam.fleet.follower import RolloutFollower
-from edgecam.pipeline.stats import Stats
 
 
 def follower(tmp_path: Path, statuses: list[bytes]) -> RolloutFollower:

@@ -17,12 +17,12 @@ from heads import EXTRACTOR, classifier_for, make_head, top
 from learn_views import TEST, views
 
 from edgecam.common.files import set_aside
+from edgecam.core.stats import Stats
 from edgecam.fleet import heads as heads_module
 from edgecam.fleet.headfiles import local_head, saved_members
 from edgecam.fleet.heads import MAX_PAYLOAD, HeadBook, Target
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import MEMBER_WEIGHT, Head, HeadError, merge_heads
-from edgecam.pipeline.stats import Stats
 
 
 def target(embedder: Embedder, folder: Path) -> Target:

@@ -21,9 +21,9 @@ import pytest
 from edgecam.common import fds
 from edgecam.common.hosts import HostCheck, bare_host
 from edgecam.config import parse_config
+from edgecam.core.stats import Stats
 from edgecam.errors import ConfigError
 from edgecam.outputs.socket_file import PAUSE_S, SocketFile
-from edgecam.pipeline.stats import Stats
 from edgecam.web.auth import COOKIE, SESSION_S, Auth
 from edgecam.web.limits import ALL, MAX_CLIENTS, PER_CLIENT, LoginLimiter
 

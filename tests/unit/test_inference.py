@@ -20,16 +20,16 @@ from fakes import Collect, FakeClassifier, FakeNotifier, frame
 from harness import IMAGES, LABELS, MODELS, wait_for
 
 from edgecam.config import OutputsConfig, PipelineConfig
+from edgecam.core.frames import Frame
+from edgecam.core.slot import FrameSlot
+from edgecam.core.stats import Stats
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.classifier import Classifier
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.frames import Frame
 from edgecam.pipeline.inference import Inference, InferenceSettings
-from edgecam.pipeline.slot import FrameSlot
-from edgecam.pipeline.stats import Stats
 from edgecam.sources.pictures import JpegPicture
 
 SMALL_MODEL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
@@ -123,8 +123,8 @@ def test_emitted_results_reach_the_outputs_with_the_frames_seq_and_time(pipeline
     assert {r.top.label for r in run.collect.results} == {"macaw"}
     assert all(r.latency_ms >= r.inference_ms > 0 for r in run.collect.results)
     assert run.stats.get("classified") == run.stats.get("emitted") == 3
-    assert run.inference.first_result.is_set() and run.inference.latest is not None
-    assert run.inference.latest.seq == 9
+    assert run.inference.first_result.is_set() and run.inference.last_result is not None
+    assert run.inference.last_result.seq == 9
     assert run.inference.error is None
 
 
@@ -279,7 +279,7 @@ def test_with_the_next_frame_waiting_a_frame_is_finished_by_the_finisher_in_orde
     assert classifier.ranked_on[:19] == ["edgecam-finish"] * 19
     assert run.stats.get("classified") == run.stats.get("emitted") == 20
     assert run.stats.get("dropped_overwritten") == 0
-    assert run.inference.latest is not None and run.inference.latest.seq == 20
+    assert run.inference.last_result is not None and run.inference.last_result.seq == 20
     assert run.inference.error is None
 
 

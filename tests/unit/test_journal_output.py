@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from edgecam.models.base import Classification, Label
+from edgecam.core.results import Classification, Label, Result
 from edgecam.outputs.journal import JournalOutput
-from edgecam.pipeline.results import Result
 
 RESULT = Result(1042, 1795838020.394, 41.7, 12.0,
                 Classification((Label(286, "Egyptian cat", 0.87), Label(282, "tabby", 0.06)), 10.0))
@@ -24,7 +23,7 @@ def test_each_result_is_one_entry_with_the_contract_fields() -> None:
 def test_a_label_change_with_a_snapshot_names_it() -> None:
     sent: list[dict[str, str]] = []
     JournalOutput(lambda **fields: sent.append(fields)).emit(
-        dataclasses.replace(RESULT, snapshot="/var/lib/edgecam/snapshots/frame/x.jpg"))
+        dataclasses.replace(RESULT, snapshot_path="/var/lib/edgecam/snapshots/frame/x.jpg"))
     assert sent[0]["EDGECAM_SNAPSHOT"] == "/var/lib/edgecam/snapshots/frame/x.jpg"
     assert sent[0]["MESSAGE"] == "Egyptian cat 0.87 (42 ms)"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from edgecam.core.labels import MAX_LABELS, read_labels
 from edgecam.errors import ModelError
-from edgecam.models.labels import MAX_LABELS, read_labels
 
 
 @pytest.mark.parametrize(("text", "problem"), [

@@ -13,6 +13,7 @@ from heads import model_config
 from learn_views import TRAIN, views
 
 import edgecam.models.fewshot.learn
+from edgecam.cli.learn_camera import capture_frames
 from edgecam.config import Config, parse_config
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.models.fewshot.embedder import Embedder
@@ -109,8 +110,8 @@ def test_frames_from_the_camera_are_spread_and_the_camera_closed(monkeypatch: py
     source = _FakeSource()
     monkeypatch.setattr(edgecam.sources, "make_source", lambda camera, size: source)
     said: list[str] = []
-    frames = edgecam.models.fewshot.learn.capture_frames(Config().camera, (224, 224), 3, countdown_s=0.05,
-                                          spread_s=0.05, say=said.append)
+    frames = capture_frames(Config().camera, (224, 224), 3, countdown_s=0.05,
+                            spread_s=0.05, say=said.append)
     assert len(frames) == 3 and source.opened and source.closed
     assert said[:2] == ["3 frame(s) from picamera2 over 0.05 s, starting in 0.05 s", "1…"]
     assert said[-3:] == ["frame 1/3", "frame 2/3", "frame 3/3"]
@@ -125,6 +126,6 @@ def test_a_lost_camera_is_one_line_and_closed(monkeypatch: pytest.MonkeyPatch) -
     source = _FakeSource(fail_after=2)
     monkeypatch.setattr(edgecam.sources, "make_source", lambda camera, size: source)
     with pytest.raises(SourceError, match=r"fake: no more frames after 2 of 5 \(nothing was learned\)"):
-        edgecam.models.fewshot.learn.capture_frames(Config().camera, (224, 224), 5, countdown_s=0, spread_s=0,
-                                     say=lambda text: None)
+        capture_frames(Config().camera, (224, 224), 5, countdown_s=0, spread_s=0,
+                       say=lambda text: None)
     assert source.closed

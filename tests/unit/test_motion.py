@@ -17,18 +17,17 @@ from fakes import Collect, FakeClassifier, FakeNotifier
 from harness import IMAGES, wait_for
 
 from edgecam.config import MotionConfig, OutputsConfig, PipelineConfig
+from edgecam.core.frames import Decoded, Frame, FrameFormatError
+from edgecam.core.results import Classification, Label, Result
+from edgecam.core.slot import FrameSlot
+from edgecam.core.stats import Stats
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
-from edgecam.models.base import Classification, Label
-from edgecam.models.preprocess import FrameFitter, FrameFormatError
+from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import CONFIRM_FRAMES, ResultFilter
-from edgecam.pipeline.frames import Decoded, Frame
 from edgecam.pipeline.inference import Inference, InferenceSettings
 from edgecam.pipeline.motion import HANGOVER, MotionGate, changed_part
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.slot import FrameSlot
-from edgecam.pipeline.stats import Stats
 from edgecam.pipeline.zones import Zone
 from edgecam.sources.pictures import JpegPicture
 
@@ -212,7 +211,7 @@ def test_a_still_frame_is_not_classified_and_counted_still() -> None:
             thread.show(parrot)
         assert classifier.calls == 2 + 2 * HANGOVER
         assert thread.stats.get("dropped_still") == 16 - classifier.calls
-        assert thread.stats.snapshot()["frames"]["dropped_by_reason"]["still"] == 16 - classifier.calls
+        assert thread.stats.figures()["frames"]["dropped_by_reason"]["still"] == 16 - classifier.calls
 
 
 def zone(name: str, crop: tuple[float, float, float, float], classifier: FakeClassifier) -> Zone:

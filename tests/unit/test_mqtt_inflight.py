@@ -8,8 +8,8 @@ from paho.mqtt.client import MQTTMessageInfo
 from paho.mqtt.enums import MQTTErrorCode
 
 from edgecam.config import MqttConfig
+from edgecam.core.stats import Stats
 from edgecam.outputs.mqtt import MqttOutput
-from edgecam.pipeline.stats import Stats
 
 
 def test_messages_lost_with_the_connection_are_counted_dropped_not_raised() -> None:
@@ -20,7 +20,7 @@ def test_messages_lost_with_the_connection_are_counted_dropped_not_raised() -> N
     sent._set_as_published()
     output._inflight = [(lost, True), (sent, True), (waiting, True), (state, False)]
     output._reap()
-    counts = stats.snapshot()["outputs"]
+    counts = stats.figures()["outputs"]
     assert (counts["mqtt_dropped"], counts["mqtt_published"]) == (1, 1)
     assert output._inflight == [(waiting, True), (state, False)]
 

@@ -14,6 +14,8 @@ from fakes import Collect
 from harness import DEFAULT_MODEL, LABELS, wait_for
 
 from edgecam.config import OutputsConfig, PipelineConfig
+from edgecam.core.slot import FrameSlot
+from edgecam.core.stats import Stats
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Notifier, Watchdog
 from edgecam.models.classifier import Classifier
@@ -21,8 +23,6 @@ from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.inference import Inference, InferenceSettings
-from edgecam.pipeline.slot import FrameSlot
-from edgecam.pipeline.stats import Stats
 from edgecam.sources.base import Source
 
 

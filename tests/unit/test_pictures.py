@@ -19,6 +19,9 @@ from fakes import Collect, read_all
 from harness import DEFAULT_MODEL, EXPECTED_TOP1, IMAGES, LABELS, wait_for
 
 from edgecam.config import OutputsConfig, PipelineConfig
+from edgecam.core.frames import IDENTITY, Fitter, Frame, Picture
+from edgecam.core.slot import FrameSlot
+from edgecam.core.stats import Stats
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Notifier, Watchdog
 from edgecam.models.classifier import Classifier
@@ -26,10 +29,7 @@ from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.frames import IDENTITY, Fitter, Frame, Picture
 from edgecam.pipeline.inference import Inference, InferenceSettings
-from edgecam.pipeline.slot import FrameSlot
-from edgecam.pipeline.stats import Stats
 from edgecam.sources import OpenCVSource
 from edgecam.sources import opencv as opencv_source
 from edgecam.sources.base import Source
@@ -74,7 +74,7 @@ def test_a_reduced_jpeg_decode_classifies_like_the_photo(name: str, classifier: 
 
 
 def test_a_corrupt_jpeg_is_a_bad_frame_not_a_crash() -> None:
-    from edgecam.models.preprocess import FrameFormatError
+    from edgecam.core.frames import FrameFormatError
 
     with pytest.raises(FrameFormatError, match="corrupt JPEG"):
         JpegPicture(b"\xff\xd8 not really", 1280, 720).decode(FIT)

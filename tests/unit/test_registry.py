@@ -12,14 +12,13 @@ import pytest
 from harness import wait_for
 
 from edgecam.config import Config, JournalConfig, MqttConfig, OutputsConfig, SocketConfig
+from edgecam.core.results import Classification, Label, Result
+from edgecam.core.stats import Stats
 from edgecam.errors import EdgecamError
-from edgecam.models.base import Classification, Label
 from edgecam.outputs import registry
 from edgecam.outputs.base import OutputContext
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.outputs.socket import SocketOutput
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
 
 
 def result(seq: int) -> Result:
@@ -65,7 +64,7 @@ def test_a_reload_whose_mqtt_part_fails_leaves_no_socket_or_thread_and_the_old_o
     reader = threading.Thread(target=lambda: received.append(read_line(tmp_path / "old.sock")))
     received: list[dict] = []
     reader.start()
-    wait_for(lambda: context.stats.snapshot()["outputs"]["socket_clients"] == 1, 30, "the client")
+    wait_for(lambda: context.stats.figures()["outputs"]["socket_clients"] == 1, 30, "the client")
     dispatcher.emit(result(7))
     reader.join(30)
     assert received and received[0]["seq"] == 7, "the old socket still serves results"

@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 
-from edgecam.pipeline.frames import Frame
-from edgecam.pipeline.slot import FrameSlot
+from edgecam.core.frames import Frame
+from edgecam.core.slot import FrameSlot
 
 
 def frame(seq: int) -> Frame:

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from edgecam.core.results import Classification, Label, Result
 from edgecam.errors import EdgecamError
-from edgecam.models.base import Classification, Label
-from edgecam.pipeline.results import Result
 from edgecam.snapshots.store import SnapshotStore, label_slug, list_snapshots, sidecar, snapshot_stem
 
 T0 = 1795838020.25  # 2026-11-28 03:53:40.250 UTC
@@ -30,7 +29,7 @@ def make_result(seq: int, label: str = "Egyptian cat", zone: str | None = None, 
 def save(store: SnapshotStore, result: Result, size: int = 1000) -> Path:
     """Saves a snapshot of `result` whose JPEG and sidecar take `size` bytes together."""
     path = store.path(result)
-    data = sidecar(dataclasses.replace(result, snapshot=str(path)).message(), result.zone,
+    data = sidecar(dataclasses.replace(result, snapshot_path=str(path)).message(), result.zone,
                    (0.0, 0.0, 1.0, 1.0), (640, 480))
     store.save(path, b"J" * (size - len(data)), data)
     return path

@@ -18,9 +18,9 @@ from fakes import Collect, result
 from harness import wait_for
 
 from edgecam.config import SnapshotsConfig
+from edgecam.core.results import Result
+from edgecam.core.stats import Stats
 from edgecam.outputs.dispatcher import Dispatcher
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
 from edgecam.snapshots.writer import Shot, SnapshotWriter
 
 WAIT_S = 30.0
@@ -35,12 +35,12 @@ class Checked(Collect):
         self.missing: list[str] = []
 
     def emit(self, result: Result) -> None:
-        if result.snapshot is not None:
-            jpeg = Path(result.snapshot)
+        if result.snapshot_path is not None:
+            jpeg = Path(result.snapshot_path)
             sidecar = jpeg.with_suffix(".json")
             if not (jpeg.is_file() and sidecar.is_file()
                     and json.loads(sidecar.read_text())["message"] == result.message()):
-                self.missing.append(result.snapshot)
+                self.missing.append(result.snapshot_path)
         super().emit(result)
 
 
@@ -54,7 +54,7 @@ def rig(tmp_path: Path):
 
     def start(**config) -> SnapshotWriter:
         writer = SnapshotWriter(SnapshotsConfig(enabled=True, dir=str(tmp_path / "snaps"), **config),
-                                dispatcher, stats)
+                                dispatcher.emit, stats)
         writer.start()
         writers.append(writer)
         return writer
@@ -80,8 +80,8 @@ def test_a_burst_of_changes_keeps_order_and_counts_every_frame_not_saved(rig) ->
     saved, dropped = stats.get("snapshots_saved"), stats.get("snapshots_dropped")
     assert stats.get("snapshots_failed") == 0
     assert saved + dropped == shots and saved >= 1 and dropped >= 1
-    assert sum(r.snapshot is not None for r in checked.results) == saved
-    assert all(r.snapshot is None for r in checked.results if r.seq % 3 == 0)
+    assert sum(r.snapshot_path is not None for r in checked.results) == saved
+    assert all(r.snapshot_path is None for r in checked.results if r.seq % 3 == 0)
 
 
 def test_a_folder_that_cannot_be_written_is_warned_once_counted_and_retried(
@@ -94,14 +94,14 @@ def test_a_folder_that_cannot_be_written_is_warned_once_counted_and_retried(
     for seq in range(1, 6):
         writer.emit(result(seq), Shot(FRAME))
         wait_for(lambda n=seq: len(checked.results) == n, WAIT_S, f"result {seq}")
-    assert [r.snapshot for r in checked.results] == [None] * 5
+    assert [r.snapshot_path for r in checked.results] == [None] * 5
     assert stats.get("snapshots_failed") == 5
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "snapshots: not saved" in warnings[0].getMessage()
     blocker.unlink()
     writer.emit(result(6), Shot(FRAME))
     wait_for(lambda: len(checked.results) == 6, WAIT_S, "result 6")
-    assert checked.results[-1].snapshot is not None and stats.get("snapshots_saved") == 1
+    assert checked.results[-1].snapshot_path is not None and stats.get("snapshots_saved") == 1
     assert any("saving again" in r.getMessage() for r in caplog.records)
     assert checked.missing == []
 
@@ -114,7 +114,7 @@ def test_closing_hands_on_what_waits_and_then_sends_straight_through(rig, tmp_pa
     writer.close()
     writer.emit(result(4), Shot(FRAME))  # a reload swapped it out, inference had not seen it yet
     wait_for(lambda: len(checked.results) == 4, WAIT_S, "every result")
-    assert [r.snapshot is not None for r in checked.results] == [True, True, True, False]
+    assert [r.snapshot_path is not None for r in checked.results] == [True, True, True, False]
     assert stats.get("snapshots_dropped") == 1 and checked.missing == []
     kept = sorted((tmp_path / "snaps" / "frame").glob("*.json"))
     assert len(kept) == 2

@@ -27,8 +27,8 @@ from edgecam.common.files import (
 )
 from edgecam.config import parse_config
 from edgecam.config.files import read_token, source_override
+from edgecam.core.labels import read_labels
 from edgecam.errors import ConfigError, EdgecamError, MissingFileError, ModelError
-from edgecam.models.labels import read_labels
 
 HANG_S = 15.0
 

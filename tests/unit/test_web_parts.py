@@ -11,12 +11,11 @@ import pytest
 
 import edgecam.web
 from edgecam.config import Config, WebConfig, ZoneConfig, parse_config
+from edgecam.core.latest import LatestFrame
+from edgecam.core.results import Classification, Label, Result
+from edgecam.core.stats import Stats
 from edgecam.errors import ConfigError, EdgecamError
-from edgecam.models.base import Classification, Label
 from edgecam.outputs.web import WebOutput
-from edgecam.pipeline.latest import LatestFrame
-from edgecam.pipeline.results import Result
-from edgecam.pipeline.stats import Stats
 from edgecam.web.auth import COOKIE, Auth
 from edgecam.web.page import PageSettings, PageState, model_name
 from edgecam.web.preview import ZONE_BGR, Overlay, Preview, box, render
@@ -144,7 +143,7 @@ def test_the_page_shows_each_zones_last_result_in_config_order(tmp_path: Path) -
     state.emit(result("bird", "feeder"))
     state.emit(result("cat", "door"))
     state.emit(result("dog", "door", 2))
-    assert [(r.zone, r.top.label) for r in state.latest()] == [("door", "dog"), ("feeder", "bird")]
+    assert [(r.zone, r.top.label) for r in state.last_results()] == [("door", "dog"), ("feeder", "bird")]
     assert [o.text for o in state.overlays()] == ["door: dog 0.90", "feeder: bird 0.90"]
     status = state.status(0.0, 1, 4)
     assert [m["zone"] for m in status["results"]] == ["door", "feeder"]
@@ -152,13 +151,13 @@ def test_the_page_shows_each_zones_last_result_in_config_order(tmp_path: Path) -
     assert status["zones"][0] == {"name": "door", "crop": [0.5, 0, 0.5, 1]}
     assert status["snapshots"] == [], "snapshots off"
     state.set_zones(("feeder",))
-    assert [r.zone for r in state.latest()] == ["feeder"]
+    assert [r.zone for r in state.last_results()] == ["feeder"]
 
 
 def test_without_zones_the_page_shows_the_frames_last_result() -> None:
     state = PageState(PageSettings.from_config(Config()), Stats())
     state.emit(result("cat"))
-    assert [r.top.label for r in state.latest()] == ["cat"] and state.overlays() == []
+    assert [r.top.label for r in state.last_results()] == ["cat"] and state.overlays() == []
 
 
 def test_without_aiohttp_the_page_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

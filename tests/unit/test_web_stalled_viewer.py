@@ -18,8 +18,8 @@ from harness import wait_for
 from streams import free_port
 from web_client import Viewer
 
-from edgecam.pipeline.latest import LatestFrame
-from edgecam.pipeline.stats import Stats
+from edgecam.core.latest import LatestFrame
+from edgecam.core.stats import Stats
 from edgecam.web.page import PageSettings, PageState
 
 server = pytest.importorskip("edgecam.web.server")

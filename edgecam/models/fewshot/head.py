@@ -28,7 +28,7 @@ File format, version 1: one UTF-8 JSON object (what `edgecam learn` writes).
 - A class's number (the `index` of a result) is its position in `classes`.
   Removing a class renumbers the classes after it; the label is the stable key.
 - `sum` holds float64 values written so that they read back bit for bit;
-  `count` from 1 to 1,000,000; at most 1000 classes (headcheck.py). Labels are
+  `count` from 1 to 1,000,000; at most 1000 classes (core/headcheck.py). Labels are
   non-empty, unique, at most 100 characters of printable text, and never
   `unknown` (the result below the similarity floor).
 - `"fleet": true` marks the merge a fleet member classifies with (edgecam.fleet):
@@ -57,19 +57,22 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.common.files import atomic_write, read_user_file
+from edgecam.common.files import atomic_write
 from edgecam.config.fields import STATE_DIR
-from edgecam.errors import EdgecamError, ModelError
-from edgecam.models.fewshot.errors import CorruptHeadError, HeadError
-from edgecam.models.fewshot.headcheck import (
+from edgecam.core.headcheck import (
     FORMAT,
     MAX_CLASSES,
     MAX_COUNT,
     UNKNOWN,
+    Checked,
+    CorruptHeadError,
+    HeadError,
     check_label,
     encode_float32s,
     read_document,
+    read_head_file,
 )
+from edgecam.errors import EdgecamError, ModelError
 
 __all__ = ["UNKNOWN", "CorruptHeadError", "Head", "HeadClass", "HeadError", "check_label",
            "load_or_new", "merge_heads"]
@@ -219,15 +222,16 @@ class Head:
     @classmethod
     def load(cls, path: str | Path) -> Head:
         """Reads and checks a head file; one clear line (HeadError, MissingFileError) if unusable."""
-        data = read_user_file(path, "head file", error=HeadError,
-                              hint=" (create it with `edgecam learn add LABEL IMAGE...`)")
-        return cls.parse(data, str(path))
+        return cls._built(read_head_file(path))
 
     @classmethod
     def parse(cls, data: bytes, where: str, dim: int | None = None) -> Head:
-        """The head in `data` (headcheck.read_document: every number checked); `dim`, if given,
+        """The head in `data` (core.headcheck.read_document: every number checked); `dim`, if given,
         the width it must have. HeadError, one line naming `where`, for anything else."""
-        checked = read_document(data, where, dim)
+        return cls._built(read_document(data, where, dim))
+
+    @classmethod
+    def _built(cls, checked: Checked) -> Head:
         return cls(checked.sha256, checked.dim, checked.name,
                    [HeadClass(label, count, total) for label, count, total in checked.classes],
                    fleet=checked.fleet, members=checked.members)

@@ -31,8 +31,9 @@ import numpy as np
 
 from edgecam.common.files import set_aside
 from edgecam.config import ModelConfig
+from edgecam.core.results import Classification
 from edgecam.errors import MissingFileError
-from edgecam.models.base import Classification, Infers, top_labels
+from edgecam.models.base import Infers, top_labels
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import UNKNOWN, CorruptHeadError, Head, HeadError
 from edgecam.models.filesig import file_signature

@@ -11,8 +11,9 @@ The head file is `--head`, else the config's `model.head`, else
 else `model.path`. With `--zone NAME` they are the zone's: its
 `zones[].model.head`, else /var/lib/edgecam/heads/NAME.head, and its model's
 path; each image (a snapshot, or a camera frame) is then cut to the zone's
-rectangle by the daemon's own code (pipeline/zones.py), so a class is learned
-from the pixels the zone is classified on.
+rectangle by the daemon's own code (core.frames.cut), so a class is learned
+from the pixels the zone is classified on. The camera's frames are read by
+cli.learn_camera (models/ knows no source).
 
 Every change is all or nothing: the images are all read and embedded before
 the head is touched, and the head is written atomically (head.py), under a
@@ -22,9 +23,8 @@ A running daemon picks the new head up on SIGHUP (`systemctl reload edgecam`).
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,9 +32,10 @@ import cv2
 import numpy as np
 
 from edgecam.common.files import file_sha256, locked
-from edgecam.config import CameraConfig, Config, ModelConfig, ZoneConfig
+from edgecam.config import Config, ModelConfig, ZoneConfig
 from edgecam.config.backends import CPU_BACKENDS, NAMES, backend_of
-from edgecam.errors import EdgecamError, MissingFileError, ModelError, SourceError
+from edgecam.core.frames import cut
+from edgecam.errors import EdgecamError, MissingFileError, ModelError
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import (
     DEFAULT_HEAD_PATH,
@@ -44,11 +45,6 @@ from edgecam.models.fewshot.head import (
     load_or_new,
     merge_heads,
 )
-from edgecam.pipeline.frames import IDENTITY, Dropped, Picture
-from edgecam.pipeline.zones import cut
-from edgecam.sources.base import Source
-
-Say = Callable[[str], None]
 
 
 def head_path(explicit: str | None, model: ModelConfig, heads_dir: Path = DEFAULT_HEAD_PATH.parent
@@ -184,59 +180,6 @@ def merge(out: Path, inputs: Sequence[Path], *, force: bool = False) -> Head:
     return merged
 
 
-def capture_frames(camera: CameraConfig, input_size: tuple[int, int], count: int, *,
-                   countdown_s: float = 3.0, spread_s: float = 3.0, say: Say,
-                   stop: threading.Event | None = None) -> list[np.ndarray]:
-    """`count` frames of the configured camera, spread evenly over `spread_s` seconds.
-
-    The camera is opened (and only then is the countdown announced, so that a camera that
-    cannot open is the one line said), read through a countdown (so that exposure settles
-    and no stale buffered frame is used), then sampled; it is always closed, whatever happens.
-    """
-    from edgecam.sources import make_source  # OpenCV and camera modules only when capturing
-
-    stop = stop or threading.Event()
-    source = make_source(camera, input_size)
-    frames: list[np.ndarray] = []
-    try:
-        source.open()
-        say(f"{count} frame(s) from {camera.source} over {spread_s:g} s, starting in {countdown_s:g} s")
-        started = time.monotonic()
-        shown = 0
-        while (left := countdown_s - (time.monotonic() - started)) > 0:
-            second = int(left) + 1  # 3… 2… 1…
-            if second != shown:
-                say(f"{second}…")
-                shown = second
-            _next_frame(source, stop, frames, count)
-        interval = spread_s / (count - 1) if count > 1 else 0.0
-        due = time.monotonic()
-        while len(frames) < count:
-            frame = _next_frame(source, stop, frames, count)
-            now = time.monotonic()
-            if now >= due:
-                frames.append(np.array(frame, copy=True))
-                say(f"frame {len(frames)}/{count}")
-                due += interval
-    finally:
-        source.close()
-    return frames
-
-
-def _next_frame(source: Source, stop: threading.Event, frames: list[np.ndarray], count: int) -> np.ndarray:
-    if stop.is_set():
-        raise EdgecamError("stopped")
-    frame = source.read(stop)
-    while isinstance(frame, Dropped) and not stop.is_set():
-        frame = source.read(stop)
-    if isinstance(frame, Picture):
-        return frame.decode(IDENTITY)
-    if not isinstance(frame, np.ndarray):
-        raise SourceError(f"camera.source: {source.name}: no more frames after {len(frames)} of "
-                          f"{count} (nothing was learned)")
-    return frame
-
-
 def matches_model(head: Head, model_path: str) -> bool | None:
     """Whether `model_path` is the head's extractor; None when there is no such file to tell."""
     try:
@@ -254,7 +197,6 @@ __all__ = [
     "HeadError",
     "Learned",
     "Target",
-    "capture_frames",
     "check_label",
     "describe_extractor",
     "find_target",

@@ -1,4 +1,8 @@
-"""Checking a head file's document before anything is built from it (the format: head.py).
+"""Checking a head file's document before anything is built from it (the format: models.fewshot.head).
+
+It is on the ground floor because more than the classifier reads a head: the
+config's check of the labels it names (config.labels: a head's classes are its
+model's labels), `edgecam learn`, the fleet's merge of the members' heads.
 
 A head comes from a file this device wrote, a file a user hands `edgecam learn
 merge`, or another fleet member's retained MQTT message, which anyone who can
@@ -26,12 +30,13 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecam.errors import EdgecamError
-from edgecam.models.fewshot.errors import CorruptHeadError, HeadError
+from edgecam.common.files import read_user_file
+from edgecam.errors import EdgecamError, ModelError
 
 FORMAT = "edgecam-head"
 VERSION = 2  # 1: sums as lists of numbers (files); 2: sums may be "sum_f32" (what the fleet publishes)
@@ -50,6 +55,20 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a whole number"}
 # A sum of `count` unit vectors is at most `count` long; float32 embeddings leave some slack.
 _NORM_SLACK = 1e-4
+
+
+class HeadError(ModelError):
+    """A head file that cannot be used: corrupt, another format or another extractor."""
+
+
+class CorruptHeadError(HeadError):
+    """A head file whose bytes do not check out (cut, emptied, garbage: what a power cut may
+    leave), as against a head of another format, version or extractor. `problem`: the message
+    without the file's name (common.files.set_aside names it)."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.problem = problem
 
 
 def check_label(label: str) -> str:
@@ -77,6 +96,13 @@ class Checked:
     fleet: bool
     classes: list[tuple[str, int, np.ndarray]]  # label, count, sum (float64)
     members: list[tuple[str, str]] | None = None  # (device, sha256 of its head): a fleet head's
+
+
+def read_head_file(path: str | Path) -> Checked:
+    """Reads and checks a head file; one clear line (HeadError, MissingFileError) if unusable."""
+    data = read_user_file(path, "head file", error=HeadError,
+                          hint=" (create it with `edgecam learn add LABEL IMAGE...`)")
+    return read_document(data, str(path))
 
 
 def read_document(data: bytes, where: str, dim: int | None = None) -> Checked:

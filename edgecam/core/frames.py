@@ -22,8 +22,16 @@ from typing import ClassVar, Protocol
 import cv2
 import numpy as np
 
-from edgecam.models.base import Classification
-from edgecam.models.preprocess import FrameFormatError
+from edgecam.core.results import Classification
+
+#: a rectangle of a frame: x, y, width, height as fractions of its width and height
+Crop = tuple[float, float, float, float]
+#: the crop of the whole frame (a result about the whole frame, a network on the whole sensor)
+WHOLE: Crop = (0.0, 0.0, 1.0, 1.0)
+
+
+class FrameFormatError(ValueError):
+    """A frame that cannot be an image: empty, corrupt, or an unknown channel layout."""
 
 #: a thumbnail is its picture shrunk by at most this factor (libjpeg's smallest DCT scale)
 THUMBNAIL_SCALE = 8
@@ -41,7 +49,29 @@ class Fitter(Protocol):
 
 
 class Picture(ABC):
-    """What a source delivers: an image now, or the means to make one at the model's size."""
+    """What a source delivers: an image now, or the means to make one at the model's size.
+
+    Who holds its memory, and for how long (picamera2's request.py writes down the same for
+    its requests; here a picture never holds a camera's):
+
+    - A source hands over only memory it owns. A camera buffer (picamera2's request, a V4L2
+      buffer behind OpenCV) is copied out and given back to the camera inside `read()`,
+      before the picture exists (sources.picamera: make_array copies, then release()); a
+      camera that waits for a buffer nobody returns stops delivering frames. What a picture
+      may keep is its own: a JPEG's bytes, a decoded PyAV VideoFrame (refcounted, the
+      decoder's next frame is another), a numpy array.
+    - Once handed over a picture is immutable, and so is what decode() returns: `Decoded`
+      marks its array read-only, and decode() may return the picture's own array (no copy),
+      so nobody may write to it. Whoever wants to change pixels works on a copy.
+    - decode() is called once, on the inference thread, and only for the frame the model
+      takes; a picture replaced in the slot first is dropped undecoded (counted as
+      `superseded_reason`), and its memory goes with the last reference.
+    - The decoded image may then be held, without a copy, by: the inference thread and the
+      finisher (the frame being classified and finished), the preview's one-slot hand-off
+      (core.latest: the newest only), and the snapshot writer (at most FRAMES_WAITING shots).
+      Each holds it only until the next frame replaces it or the write is done: every
+      holder is bounded, so a picture's memory is never kept by a slow reader.
+    """
 
     #: the drop reason counted when a newer frame replaces this one before the model took it
     superseded_reason: ClassVar[str] = "undecoded"
@@ -119,6 +149,22 @@ class Frame:
 
     def age_ms(self, now_mono: float | None = None) -> float:
         return ((time.monotonic() if now_mono is None else now_mono) - self.captured_mono) * 1000
+
+
+def cut(frame: np.ndarray, crop: Crop) -> np.ndarray:
+    """The rectangle `crop` (x, y, width, height as fractions) of a full frame, as a view.
+
+    The one place a zone's pixels are chosen: the daemon classifies them and `edgecam learn
+    --zone` learns from them, so a class learned from a snapshot or the camera is learned
+    from exactly what the zone will be shown.
+    """
+    if not isinstance(frame, np.ndarray) or frame.ndim < 2 or frame.size == 0:
+        raise FrameFormatError(f"unsupported frame {getattr(frame, 'shape', type(frame))}")
+    height, width = frame.shape[:2]
+    x, y, w, h = crop
+    left, top = round(x * width), round(y * height)
+    right, bottom = max(left + 1, round((x + w) * width)), max(top + 1, round((y + h) * height))
+    return frame[top:bottom, left:right]
 
 
 class _Identity:

@@ -4,6 +4,9 @@ Classifiers come with 1001 outputs (index 0 = `background`) or 1000, and
 labels files with or without the `background` line; some label files number
 their lines (`0  background`, Coral style). Lining them up here means every
 result's `index` is the model's output index and its label is right.
+
+On the ground floor because the config reads labels files too: each label its
+rules name must be one of its model's (config.labels).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecam.pipeline.counters import (
+from edgecam.core.counters import (
     COUNTERS,
     DROP_REASONS,
     GAUGES,
@@ -49,7 +49,7 @@ class Stats:
 
     def count(self, name: str, n: int = 1) -> None:
         if name not in KNOWN_COUNTERS:
-            raise KeyError(f"{name!r} is not in pipeline.counters: add it there, so it is reported")
+            raise KeyError(f"{name!r} is not in core.counters: add it there, so it is reported")
         with self._lock:
             self._counts[name] += n
 
@@ -58,7 +58,7 @@ class Stats:
 
     def set_gauge(self, name: str, value: float) -> None:
         if name not in KNOWN_GAUGES:
-            raise KeyError(f"{name!r} is not in pipeline.counters: add it there, so it is reported")
+            raise KeyError(f"{name!r} is not in core.counters: add it there, so it is reported")
         with self._lock:
             self._gauges[name] = value
 
@@ -71,7 +71,7 @@ class Stats:
         """A zone's result, `classified` or `emitted` (ZONE_COUNTERS). A zone no longer
         configured is not counted: a result in flight during a reload must not bring it back."""
         if kind not in KNOWN_ZONE_COUNTERS:
-            raise KeyError(f"{kind!r} is not in pipeline.counters: add it there, so it is reported")
+            raise KeyError(f"{kind!r} is not in core.counters: add it there, so it is reported")
         with self._lock:
             counter = self._zones.get(zone)
             if counter is not None:
@@ -136,8 +136,8 @@ class Stats:
             while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
                 self._samples.popleft()
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything, as the `stats` socket message carries it (without `type` and `ts`)."""
+    def figures(self) -> dict[str, Any]:
+        """Everything, read at once, as the `stats` socket message carries it (without `type` and `ts`)."""
         with self._lock:
             counts = Counter(self._counts)
             latency = np.array(self._latency, dtype=np.float64)
@@ -184,23 +184,23 @@ def _percentiles(values: np.ndarray) -> dict[str, float | None]:
     return {"p50": round(float(p50), 2), "p99": round(float(p99), 2)}
 
 
-def status_line(snapshot: dict[str, Any], last_label: str | None) -> str:
+def status_line(figures: dict[str, Any], last_label: str | None) -> str:
     """The one-line summary `systemctl status edgecam` shows (sd_notify STATUS=)."""
-    frames, rates = snapshot["frames"], snapshot["rates"]
-    p99 = snapshot["latency_ms"]["p99"]
+    frames, rates = figures["frames"], figures["rates"]
+    p99 = figures["latency_ms"]["p99"]
     parts = [f"{rates['classified_fps']:.1f} fps classified of {rates['input_fps']:.1f} captured",
              f"dropped {frames['dropped']}" + (f" ({still} still)" if (still := frames["dropped_by_reason"]
                                                                     .get("still")) else ""),
              f"p99 {p99:.0f} ms" if p99 is not None else "no results yet",
-             f"{snapshot['outputs']['socket_clients']} client(s)"]
-    behind = snapshot["source"].get("behind_ms")
+             f"{figures['outputs']['socket_clients']} client(s)"]
+    behind = figures["source"].get("behind_ms")
     if behind is not None and behind >= BEHIND_STATUS_MS:
         parts.append(f"{behind / 1000:.1f} s behind live")
-    if snapshot["outputs"].get("mqtt_connected") is False:
+    if figures["outputs"].get("mqtt_connected") is False:
         parts.append("MQTT broker unreachable")
-    parts += _board_troubles(snapshot["board"])
-    if snapshot.get("model_version"):
-        parts.append(f"model {snapshot['model_version']}")
+    parts += _board_troubles(figures["board"])
+    if figures.get("model_version"):
+        parts.append(f"model {figures['model_version']}")
     if last_label:
         parts.append(f"last: {last_label}")
     return ", ".join(parts)

@@ -3,7 +3,7 @@
 One slot, latest wins, no lock: `put` replaces one attribute with a new tuple
 (atomic under the GIL) and `get` reads it once, so the inference thread never
 waits for the web side, however slow its encoding or its viewers are. The
-image is never copied or written to (frames are immutable: pipeline.frames);
+image is never copied or written to (frames are immutable: core.frames);
 the web thread resizes and encodes it only while someone watches, at most
 `web.preview_fps` times a second. Frames the page never showed are not
 losses: only the newest one is ever wanted.
@@ -17,7 +17,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Latest:
+class ClassifiedImage:
     seq: int
     ts: float  # capture time, seconds since the epoch
     image: np.ndarray  # the whole frame, as the model's zones see it
@@ -25,15 +25,15 @@ class Latest:
 
 class LatestFrame:
     def __init__(self) -> None:
-        self._latest: Latest | None = None
+        self._held: ClassifiedImage | None = None
 
     def put(self, seq: int, ts: float, image: np.ndarray) -> None:
         """The inference thread: the frame it just classified (one allocation, no lock)."""
-        self._latest = Latest(seq, ts, image)
+        self._held = ClassifiedImage(seq, ts, image)
 
-    def get(self) -> Latest | None:
-        return self._latest
+    def get(self) -> ClassifiedImage | None:
+        return self._held
 
     def clear(self) -> None:
         """Forgets the frame (the page was turned off: nothing keeps its memory)."""
-        self._latest = None
+        self._held = None

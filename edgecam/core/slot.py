@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from edgecam.pipeline.frames import Frame
+from edgecam.core.frames import Frame
 
 
 class FrameSlot:
