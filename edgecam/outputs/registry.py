@@ -44,7 +44,7 @@ KINDS = (
          lambda c, x: MetricsOutput(c.outputs.metrics.listen, x.stats)),
     Kind("mqtt", lambda c, x: c.outputs.mqtt.enabled, lambda c, x: MqttOutput(c.outputs.mqtt, x.stats)),
     Kind("web", lambda c, x: c.web.enabled, lambda c, x: WebOutput(c, x.stats, x.preview)),
-    Kind("stdout", lambda c, x: x.print_results, lambda c, x: PrintOutput()),
+    Kind("stdout", lambda c, x: x.print_results, lambda c, x: PrintOutput(text=x.print_text)),
 )
 
 
