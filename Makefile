@@ -13,6 +13,7 @@ APT_PACKAGES := $(RUN_APT_PACKAGES) ffmpeg mosquitto mosquitto-clients openssl c
 # `make run`: what the daemon runs (not onnx, nor the dev tools); `make test` adds DEV_EXTRAS.
 RUN_EXTRAS := litert,opencv,av,systemd,mqtt,metrics,web,fleet
 DEV_EXTRAS := dev,onnx
+ALL_EXTRAS := $(RUN_EXTRAS),$(DEV_EXTRAS)
 SOURCE ?= $(SHARED)/images
 APT_LOG := .run/apt.log
 PIP_LOG := .run/pip.log
@@ -24,7 +25,7 @@ DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || uname -m)
 DIST ?= dist
 DEB := $(DIST)/edgecam_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_BUILD ?= .run/deb
-DEB_APT_PACKAGES := dpkg-dev debhelper dh-virtualenv devscripts lintian python3-venv python3-numpy python3-yaml
+DEB_APT_PACKAGES := build-essential dpkg-dev debhelper dh-virtualenv devscripts lintian python3-venv python3-numpy python3-yaml
 
 # $(call logged,LOG,COMMANDS): COMMANDS' output (pages of apt, dpkg and pip progress) goes
 # to LOG; if they fail, LOG's last lines and a non-zero exit.
@@ -91,15 +92,15 @@ venv: $(VENV)/.installed
 venv-dev: $(VENV)/.dev-installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml | run-deps
-	@echo "installing edgecam[$(RUN_EXTRAS)] into $(VENV): about 300 MB, a few minutes (log: $(PIP_LOG))"
+	@echo "installing edgecam[$(RUN_EXTRAS)] into $(VENV): about 470 MB (log: $(PIP_LOG))"
 	@$(call logged,$(PIP_LOG),$(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install --upgrade pip && \
 	    $(VENV)/bin/pip install -e '.[$(RUN_EXTRAS)]')
 	@touch $@
 
 # The dev tools on top of make run's virtualenv (pytest, mypy, ruff, playwright, onnxruntime).
 $(VENV)/.dev-installed: $(VENV)/.installed | deps
-	@echo "adding edgecam[$(DEV_EXTRAS)] to $(VENV) for the tests: about 500 MB more (log: $(PIP_LOG))"
-	@$(call logged,$(PIP_LOG),$(VENV)/bin/pip install -e '.[$(RUN_EXTRAS),$(DEV_EXTRAS)]')
+	@echo "adding edgecam[$(DEV_EXTRAS)] to $(VENV) for the tests: about 360 MB more (log: $(PIP_LOG))"
+	@$(call logged,$(PIP_LOG),$(VENV)/bin/pip install -e '.[$(ALL_EXTRAS)]')
 	@touch $@
 
 ## deb: dist/edgecam_VERSION_ARCH.deb with dpkg-buildpackage and dh-virtualenv, then lintian

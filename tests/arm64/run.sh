@@ -254,7 +254,7 @@ install_edgecam() {
 
 # `make deb-arm64`: the Debian package built in the root with Debian's tools. The source tree is
 # make deb's (debian/build.sh --prepare, on the host: the root has no git).
-DEB_TOOLS=(dpkg-dev debhelper dh-virtualenv python3-numpy python3-yaml python3-venv)
+DEB_TOOLS=(build-essential dpkg-dev debhelper dh-virtualenv python3-numpy python3-yaml python3-venv)
 
 deb_tools() {
     if compgen -G '/usr/local/share/ca-certificates/*' >/dev/null; then

@@ -25,6 +25,8 @@ from conftest import REPO
 from harness import IMAGES, wait_for
 from sandbox import OVERLAID, Sandbox, sandbox_available
 
+from edgecam import __version__
+
 pytestmark = pytest.mark.sandbox
 
 CONFIG = "/etc/edgecam/edgecam.yaml"
@@ -148,7 +150,9 @@ def test_install_without_network_starts_the_service_waiting_for_the_camera(insta
                      "FragmentPath": "/lib/systemd/system/edgecam.service"}, props
     assert installed.run("getent", "passwd", "edgecam").stdout.startswith("edgecam:")
     assert CONFIG in installed.run("dpkg-query", "-W", "-f=${Conffiles}", "edgecam").stdout
-    assert installed.run("edgecam", "--version").stdout.strip().endswith("0.1.0")
+    # The package's version is edgecam.__version__ (make deb writes debian/changelog from it).
+    assert installed.run("edgecam", "--version").stdout.strip() == f"edgecam {__version__}"
+    assert installed.run("dpkg-query", "-W", "-f=${Version}", "edgecam").stdout == __version__
     assert installed.run("test", "-f", "/lib/systemd/system/edgecam@.service", check=False).returncode == 0
 
 
@@ -178,7 +182,7 @@ def test_an_upgrade_keeps_the_edited_config_and_restarts_the_service(
     before = installed.show("MainPID")["MainPID"]
     print(offline(installed, f"apt-get install -y {debs.upgrade}"))
     assert installed.run("cat", CONFIG).stdout == photos_config()
-    assert installed.run("dpkg-query", "-W", "-f=${Version}", "edgecam").stdout == "0.1.0+test2"
+    assert installed.run("dpkg-query", "-W", "-f=${Version}", "edgecam").stdout == f"{__version__}+test2"
     wait_for(lambda: active(installed) == "active", 120, "the service active after the upgrade")
     assert installed.show("MainPID")["MainPID"] not in ("0", before)
     mark = cursor(installed)
