@@ -33,8 +33,8 @@ logged = mkdir -p $(dir $(1)) && { $(2); } >$(1) 2>&1 || \
     { tail -n 20 $(1) | cut -c1-300 >&2; echo "failed: the whole log is $(1)" >&2; exit 1; }
 # $(call stage,N,NAME,COMMAND): a stage of make test, with one line when it ends saying how long
 # it took (COMMAND's own output in between).
-stage = echo "make test [$(1)/4] $(2)"; start=$$(date +%s); $(3); status=$$?; s=$$(( $$(date +%s) - start )); \
-    echo "make test [$(1)/4] $(2): $$([ $$status = 0 ] && echo passed || echo FAILED) in $$((s / 60))m$$(printf %02d $$((s % 60)))s"; \
+stage = echo "make test [$(1)/5] $(2)"; start=$$(date +%s); $(3); status=$$?; s=$$(( $$(date +%s) - start )); \
+    echo "make test [$(1)/5] $(2): $$([ $$status = 0 ] && echo passed || echo FAILED) in $$((s / 60))m$$(printf %02d $$((s % 60)))s"; \
     exit $$status
 
 .PHONY: run test test-arm64 deps run-deps venv venv-dev install uninstall clean deb deb-deps deb-arm64
@@ -46,15 +46,19 @@ run: venv
 	$(VENV)/bin/edgecam run -c config/demo.yaml --source $(SOURCE) --print
 
 ## test: lint and the whole test suite (what CI runs); as root on an x86-64 machine (CI), also
-## test-arm64, the Pi's install path on the Pi's architecture (cold, about 25 minutes)
+## test-arm64, the Pi's install path on the Pi's architecture (cold, about 25 minutes), and
+## deb-arm64, the Pi's package built and installed in the same root (about 7 minutes more)
 test: venv-dev
-	@echo "make test: ruff, mypy, pytest, then (as root on x86-64) test-arm64; one line per stage with its time"
+	@echo "make test: ruff, mypy, pytest, then (as root on x86-64) test-arm64 and deb-arm64; one line per stage with its time"
 	@$(call stage,1,ruff,$(VENV)/bin/ruff check .)
 	@$(call stage,2,mypy,$(VENV)/bin/mypy)
 	@$(call stage,3,pytest,$(VENV)/bin/python -m pytest)
 	@if [ "$$(id -u)" = 0 ] && [ "$$(uname -m)" = x86_64 ]; then \
 	    $(call stage,4,test-arm64 (cold about 25 min: a progress line a minute),$(MAKE) --no-print-directory test-arm64); \
-	else echo "make test [4/4] test-arm64: skipped (it needs root on an x86-64 machine: sudo make test-arm64)"; fi
+	else echo "make test [4/5] test-arm64: skipped (it needs root on an x86-64 machine: sudo make test-arm64)"; fi
+	@if [ "$$(id -u)" = 0 ] && [ "$$(uname -m)" = x86_64 ]; then \
+	    $(call stage,5,deb-arm64 (the arm64 package in test-arm64's root),$(MAKE) --no-print-directory deb-arm64); \
+	else echo "make test [5/5] deb-arm64: skipped (it needs root on an x86-64 machine: sudo make deb-arm64)"; fi
 
 ## test-arm64: the Raspberry Pi install path, run in a Debian arm64 root under qemu (root;
 ## docs/ARM64.md). ARM64_CACHE: where the root's tarball and the logs go (/var/cache/edgecam-arm64)

@@ -277,6 +277,13 @@ deb_build() {
     echo "built $DIST/edgecam_${VERSION}_arm64.deb ($(du -h "$DIST/edgecam_${VERSION}_arm64.deb" | cut -f1))" >&3
 }
 
+# The package installed in the root as a Pi owner installs it (apt adds python3-aiohttp and
+# python3-cryptography, which the cached root lacks; no systemd runs there, so nothing starts).
+deb_install() {
+    in_root apt-get install -y --no-install-recommends "/src/build/edgecam_${VERSION}_arm64.deb"
+    in_root dpkg-query -W -f='installed: ${Package} ${Version} ${Architecture}\n' edgecam >&3
+}
+
 main_deb() {
     local start
     start=$(date +%s)
@@ -286,6 +293,10 @@ main_deb() {
     phase apt apt_packages
     phase deb-tools deb_tools
     phase deb-build deb_build
+    phase deb-install deb_install
+    # The packaged model and config, on the photos: the labels checks.sh expects.
+    phase classify in_root env EDGECAM_VENV=/usr/lib/edgecam \
+        bash "/src/build/edgecam-$VERSION/tests/arm64/checks.sh" classify
     echo "deb-arm64: built in $(took "$start")"
 }
 
