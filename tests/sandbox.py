@@ -27,13 +27,16 @@ OVERLAID = ("/etc", "/opt", "/var/lib")
 
 
 class Sandbox:
-    def __init__(self, state_file: Path) -> None:
+    def __init__(self, state_file: Path, overlaid: tuple[str, ...] = OVERLAID) -> None:
+        """`overlaid`: the folders given throw-away layers; a package install (dpkg) also writes
+        /usr, /var/cache and /var/log."""
         self.env = {**os.environ, "SYSTEMD_SANDBOX_STATE": str(state_file)}
+        self.overlaid = overlaid
 
     def start(self) -> None:
         subprocess.run([str(TOOL), "start"], env=self.env, check=True, capture_output=True,
                        timeout=120)
-        for index, lower in enumerate(OVERLAID):
+        for index, lower in enumerate(self.overlaid):
             layer = f"/run/overlay/{index}"
             self.sh(f"mkdir -p {layer}/upper {layer}/work && mount -t overlay overlay "
                     f"-o lowerdir={lower},upperdir={layer}/upper,workdir={layer}/work {lower}")

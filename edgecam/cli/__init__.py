@@ -43,7 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     config_option(run)
     run.add_argument("--source", metavar="SRC", help="override camera.source")
     run.add_argument("--print", action="store_true", dest="print_results",
-                     help="also write every emitted result as a JSON line on stdout")
+                     help="also write every emitted result on stdout: one readable line in a "
+                     "terminal, a JSON line when piped")
+    run.add_argument("--json", action="store_true",
+                     help="with --print: JSON lines in a terminal too")
     run.set_defaults(func=_run)
 
     check = commands.add_parser("check-config", help="validate the config and print it")
@@ -147,7 +150,8 @@ def _run(args: argparse.Namespace) -> int:
     from edgecam.daemon.service import Daemon
 
     return Daemon(args.config, camera=args.camera or SINGLE, source=args.source,
-                  print_results=args.print_results).run()
+                  print_results=args.print_results,
+                  print_text=sys.stdout.isatty() and not args.json).run()
 
 
 def _tail(args: argparse.Namespace) -> int:
@@ -194,6 +198,7 @@ def _classify(args: argparse.Namespace) -> int:
     import cv2
 
     from edgecam.models.factory import make_classifier, on_camera_sensor
+    from edgecam.outputs.human import shown
 
     model = _config(args).model
     overrides = {"path": args.model, "labels": args.labels, "top_k": args.top_k, "head": args.head}
@@ -223,8 +228,8 @@ def _classify(args: argparse.Namespace) -> int:
                               "inference_ms": round(result.inference_ms, 2)}), flush=True)
         else:
             print(image_path)
-            for label in result.labels:
-                print(f"  {label.score:5.3f}  {label.label} ({label.index})")
+            for item in shown(label.as_dict() for label in result.labels):
+                print(f"  {item['score']:5.3f}  {item['label']} ({item['index']})")
     return status
 
 

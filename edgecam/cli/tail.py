@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
+from edgecam.common.checkout import DEMO_CONFIG, DEMO_SOCKET, checkout_root
 from edgecam.errors import EX_UNAVAILABLE, SourceError
+from edgecam.outputs.human import labels_text
 
 
 def tail(path: str, raw_json: bool, out: TextIO = sys.stdout) -> int:
@@ -21,7 +24,7 @@ def tail(path: str, raw_json: bool, out: TextIO = sys.stdout) -> int:
         conn.connect(path)
     except OSError as exc:
         conn.close()
-        hint = " (is edgecam running?)" if isinstance(exc, FileNotFoundError | ConnectionRefusedError) \
+        hint = _not_running_hint(path) if isinstance(exc, FileNotFoundError | ConnectionRefusedError) \
             else " (are you in the edgecam group?)" if isinstance(exc, PermissionError) else ""
         raise SourceError(f"cannot connect to {path}: {exc.strerror}{hint}") from None
     with conn, conn.makefile("r", encoding="utf-8", errors="replace") as lines:
@@ -37,13 +40,22 @@ def tail(path: str, raw_json: bool, out: TextIO = sys.stdout) -> int:
     return EX_UNAVAILABLE
 
 
+def _not_running_hint(path: str) -> str:
+    """In a checkout, where `make run`'s daemon listens rather than the service's socket."""
+    root = checkout_root()
+    if root is None or Path(path).resolve() == (root / DEMO_SOCKET).resolve():
+        return " (is edgecam running?)"
+    return (f" (is edgecam running? In this checkout `make run`'s results are on {DEMO_SOCKET}: "
+            f"edgecam tail -c {DEMO_CONFIG})")
+
+
 def _readable(line: str) -> str | None:
     try:
         message: dict[str, Any] = json.loads(line)
     except ValueError:
         return None
     if message.get("type") == "classification":
-        labels = ", ".join(f"{item['label']} {item['score']:.2f}" for item in message["labels"])
+        labels = labels_text(message["labels"])
         zone = f"{message['zone']}: " if "zone" in message else ""
         return f"#{message['seq']:<7} {message['latency_ms']:6.1f} ms  {zone}{labels}"
     if message.get("type") == "stats":

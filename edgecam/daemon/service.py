@@ -55,7 +55,7 @@ class Daemon:
     """`edgecam run`. Side effects (sd_notify, the journal) are injectable for tests."""
 
     def __init__(self, config_path: str | None, *, camera: Camera = SINGLE, source: str | None = None,
-                 print_results: bool = False, notifier: Notifier | None = None,
+                 print_results: bool = False, print_text: bool = False, notifier: Notifier | None = None,
                  journal_sender: Callable[[], Sender | None] = systemd_sender) -> None:
         self._config_path = config_path
         self._camera = camera
@@ -68,7 +68,8 @@ class Daemon:
         self._stats = Stats()
         self._board = BoardWatch(self._stats)
         self._watchdog = Watchdog(self._notifier)
-        context = OutputContext(self._stats, journal_sender, print_results, camera.name)
+        context = OutputContext(self._stats, journal_sender, print_results, camera.name,
+                                print_text=print_text)
         self._pipeline = Pipeline(self._stats, context, self._watchdog)
         self._config: Config | None = None  # as running: with the fleet's heads and model
         self._fleet: Fleet | NoFleet = NoFleet()

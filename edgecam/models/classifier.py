@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecam.common.checkout import DEMO_CONFIG, checkout_root
 from edgecam.config import ModelConfig
 from edgecam.config.backends import CPU_BACKENDS, NAMES, backend_mismatch, backend_of
 from edgecam.core.labels import align_labels, read_labels
@@ -170,10 +171,19 @@ def open_image_model(model_path: str, *, threads: int | str, resize: str, backen
     return model
 
 
+def _fetch_hint(path: Path) -> str:
+    """How to get the model: in a checkout, the demo config's copy, which `make run` fetches."""
+    root = checkout_root()
+    if root is None or path.resolve().is_relative_to(root.resolve()):
+        return "install it with `edgecam fetch-model`"
+    return (f"in this checkout: -c {DEMO_CONFIG}, whose model `make run` fetches into .run/models; "
+            "else `edgecam fetch-model`")
+
+
 def _open_interpreter(interpreter_cls: type, model_path: str, threads: int) -> Any:
     path = Path(model_path)
     if not path.is_file():
-        raise MissingFileError(f"model file not found: {model_path} (install it with `edgecam fetch-model`)")
+        raise MissingFileError(f"model file not found: {model_path} ({_fetch_hint(path)})")
     try:
         interpreter = interpreter_cls(model_path=str(path), num_threads=threads)
         interpreter.allocate_tensors()

@@ -70,3 +70,5 @@ class OutputContext:
     #: the newest classified frame, for the status page's preview (the inference thread fills it
     #: while web.enabled)
     preview: LatestFrame = field(default_factory=LatestFrame)
+    #: with print_results: one readable line per result (a terminal) instead of a JSON line
+    print_text: bool = False

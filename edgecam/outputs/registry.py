@@ -45,7 +45,7 @@ KINDS = (
                                     c.outputs.metrics.allowed_hosts)),
     Kind("mqtt", lambda c, x: c.outputs.mqtt.enabled, lambda c, x: MqttOutput(c.outputs.mqtt, x.stats)),
     Kind("web", lambda c, x: c.web.enabled, lambda c, x: WebOutput(c, x.stats, x.preview)),
-    Kind("stdout", lambda c, x: x.print_results, lambda c, x: PrintOutput()),
+    Kind("stdout", lambda c, x: x.print_results, lambda c, x: PrintOutput(text=x.print_text)),
 )
 
 

@@ -4,7 +4,8 @@
 # Findings go to fd 3 (run.sh prints them under the phase's line), the rest to the phase's log.
 set -euo pipefail
 
-VENV=/opt/edgecam
+# make install's virtualenv, or the Debian package's (`run.sh deb`: EDGECAM_VENV=/usr/lib/edgecam)
+VENV=${EDGECAM_VENV:-/opt/edgecam}
 SRC=/src/edgecam
 IMAGES=/src/shared/images
 

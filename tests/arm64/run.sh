@@ -7,9 +7,14 @@
 # in checks.sh: apt's OpenCV and numpy are what the venv imports, next to pip's LiteRT;
 # `edgecam classify` gives the right labels on ../shared/images; tests/unit pass.
 #
-# Root only. Opt-in: not part of `make test`. Environment:
+# `run.sh deb` (`make deb-arm64`) builds the Debian package in the same root instead: the build
+# tools (debhelper, dh-virtualenv) are added to it, `make deb`'s source tree is built with
+# dpkg-buildpackage there, and the .deb is copied to $DIST on the host.
+#
+# Root only. Every phase prints one line when it ends and, while it runs, one a minute. Environment:
 #   ARM64_CACHE  where the root's tarball and the logs are kept (/var/cache/edgecam-arm64)
 #   SHARED       the shared models and photos (../shared beside the checkout)
+#   VERSION, DIST  with `deb`: the package's version (the Makefile's) and where the .deb goes
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -54,6 +59,7 @@ MOUNTS=()              # the root's mount points, in mount order; unmounted in r
 MOUNTED_BINFMT=0       # 1 when this run mounted binfmt_misc (and so unmounts it)
 REGISTERED_BINFMT=0    # 1 when this run registered qemu-aarch64 (and so removes it)
 PHASE=                 # the phase running, for the trap's report
+TICKER=                # the pid of the phase's minute-by-minute progress line
 
 mount_on() {           # mount_on TARGET MOUNT-ARGS...: mounts and remembers TARGET
     local target=$1; shift
@@ -72,6 +78,7 @@ unmount_all() {
 cleanup() {
     local status=$? pid
     set +e  # clean up as much as possible, whatever fails
+    if [[ -n $TICKER ]]; then kill "$TICKER" 2>/dev/null; wait "$TICKER" 2>/dev/null; fi
     if [[ -n $PHASE ]]; then
         exec >&4 2>&5
         report "FAILED (exit $status)"
@@ -106,10 +113,28 @@ phase() {
     PHASE=$1 PHASE_START=$(date +%s)
     shift
     exec 4>&1 5>&2 >"$LOGS/$PHASE.log" 2>&1 3>"$LOGS/$PHASE.out"
+    ticker &
+    TICKER=$!
     "$@"
+    kill "$TICKER"; wait "$TICKER" 2>/dev/null || true
+    TICKER=
     exec >&4 2>&5 3>&- 4>&- 5>&-
     report ok
     PHASE=
+}
+
+# Every minute of a phase, one line on the terminal (fd 4): a cold run is long and its phases'
+# output goes to their logs. Its sleep is killed with it, so no pipe is held open after the run.
+ticker() {
+    local sleeper=
+    trap - EXIT INT
+    trap '[[ -n $sleeper ]] && kill "$sleeper" 2>/dev/null; exit 0' TERM
+    while :; do
+        sleep 60 & sleeper=$!
+        wait "$sleeper"
+        printf 'test-arm64: %-9s %7s so far (log: %s)\n' "$PHASE" "$(took "$PHASE_START")" \
+            "$LOGS/$PHASE.log" >&4
+    done
 }
 
 report() {
@@ -227,6 +252,54 @@ install_edgecam() {
     grep -E '^edgecam install|verified in' "$LOGS/install.log" >&3
 }
 
+# `make deb-arm64`: the Debian package built in the root with Debian's tools. The source tree is
+# make deb's (debian/build.sh --prepare, on the host: the root has no git).
+DEB_TOOLS=(build-essential dpkg-dev debhelper dh-virtualenv python3-numpy python3-yaml python3-venv)
+
+deb_tools() {
+    if compgen -G '/usr/local/share/ca-certificates/*' >/dev/null; then
+        cp -r /usr/local/share/ca-certificates/. "$ROOT/usr/local/share/ca-certificates/"
+    fi
+    in_root update-ca-certificates
+    in_root apt-get update
+    in_root apt-get install -y --no-install-recommends "${DEB_TOOLS[@]}"
+    echo "installed in the root: ${DEB_TOOLS[*]}" >&3
+}
+
+deb_build() {
+    mkdir -p "$ROOT/src/build" "$ROOT/src/shared"
+    mount_on "$ROOT/src/shared" --bind -o ro "$SHARED"
+    BUILD=$ROOT/src/build VERSION=$VERSION bash "$REPO/debian/build.sh" --prepare
+    in_root EDGECAM_MODEL_BASE_URL=file:///src/shared/models \
+        bash -c "cd /src/build/edgecam-$VERSION && dpkg-buildpackage --build=binary --no-sign"
+    mkdir -p "$DIST"
+    cp "$ROOT/src/build/edgecam_${VERSION}_arm64.deb" "$DIST/"
+    echo "built $DIST/edgecam_${VERSION}_arm64.deb ($(du -h "$DIST/edgecam_${VERSION}_arm64.deb" | cut -f1))" >&3
+}
+
+# The package installed in the root as a Pi owner installs it (apt adds python3-aiohttp and
+# python3-cryptography, which the cached root lacks; no systemd runs there, so nothing starts).
+deb_install() {
+    in_root apt-get install -y --no-install-recommends "/src/build/edgecam_${VERSION}_arm64.deb"
+    in_root dpkg-query -W -f='installed: ${Package} ${Version} ${Architecture}\n' edgecam >&3
+}
+
+main_deb() {
+    local start
+    start=$(date +%s)
+    echo "deb-arm64: $(date -u '+%F %T UTC'), $(git -C "$REPO" describe --always --dirty), logs in $LOGS"
+    phase host host_tools
+    phase root make_root
+    phase apt apt_packages
+    phase deb-tools deb_tools
+    phase deb-build deb_build
+    phase deb-install deb_install
+    # The packaged model and config, on the photos: the labels checks.sh expects.
+    phase classify in_root env EDGECAM_VENV=/usr/lib/edgecam \
+        bash "/src/build/edgecam-$VERSION/tests/arm64/checks.sh" classify
+    echo "deb-arm64: built in $(took "$start")"
+}
+
 main() {
     local start check
     start=$(date +%s)
@@ -243,4 +316,4 @@ main() {
 
 # Bash reads a script as it runs it: with main and exit on the last line, it has read all of it
 # before it starts, so editing the script during a run cannot break the run.
-main "$@"; exit
+if [[ ${1:-} == deb ]]; then main_deb; else main "$@"; fi; exit

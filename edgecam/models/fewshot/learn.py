@@ -31,11 +31,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecam.common.checkout import extractor_hint
 from edgecam.common.files import file_sha256, locked
 from edgecam.config import Config, ModelConfig, ZoneConfig
 from edgecam.config.backends import CPU_BACKENDS, NAMES, backend_of
 from edgecam.core.frames import cut
+from edgecam.core.labels import read_labels
 from edgecam.errors import EdgecamError, MissingFileError, ModelError
+from edgecam.models.fetch import DEFAULT_FILES
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.head import (
     DEFAULT_HEAD_PATH,
@@ -134,7 +137,26 @@ def load_embedder(model: ModelConfig) -> Embedder:
                          "runs on the CPU: pass --model with a .tflite or .onnx embedding extractor "
                          "(mobilenet_v1_1.0_224_quant_embedding_extractor.tflite) and use the head "
                          "with that model")
+    if not Path(model.path).is_file():
+        raise MissingFileError(f"no embedding extractor at {model.path} (model.path): "
+                               f"pass {extractor_hint()}")
     return Embedder.from_config(model)
+
+
+def _classifier_evidence(model: ModelConfig, embedder: Embedder) -> str | None:
+    """Why `model.path` is a classifier rather than an extractor, if it shows: a classifier's
+    output passes for an embedding ([1, N]), but its imprinted head would compare class scores,
+    not image features, and recognize nothing."""
+    if embedder.sha256 in {item.sha256 for item in DEFAULT_FILES}:
+        return "the default one, which `edgecam fetch-model` installs"
+    if model.labels and Path(model.labels).is_file():
+        try:
+            count = len(read_labels(model.labels))
+        except ModelError:
+            return None
+        if count in (embedder.dim, embedder.dim - 1):  # with or without a leading `background`
+            return f"its {embedder.dim} outputs are the scores of the labels in {model.labels}"
+    return None
 
 
 def learn(model: ModelConfig, path: Path, label: str, images: Sequence[np.ndarray],
@@ -149,6 +171,10 @@ def learn(model: ModelConfig, path: Path, label: str, images: Sequence[np.ndarra
     ms_per_example = (time.perf_counter() - started) * 1000 / len(images)
     with locked(path, "head"):
         head, created = load_or_new(path, embedder.sha256, embedder.dim, embedder.model_path)
+        why = _classifier_evidence(model, embedder) if created else None
+        if why:  # (an existing head already refuses any extractor but its own)
+            raise ModelError(f"{embedder.model_path} is a classifier ({why}), not an "
+                             f"embedding extractor: pass {extractor_hint()}")
         learned = head.add(label, embeddings)
         head.save(path)
     return Learned(path, label, head.classes.index(learned), len(images), learned.count, head.labels,
