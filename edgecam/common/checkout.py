@@ -23,10 +23,10 @@ def checkout_root(cwd: Path | None = None) -> Path | None:
 
 def extractor_hint(cwd: Path | None = None) -> str:
     """Where the embedding extractor is: the checkout's ../shared/models copy, relative to the
-    current folder, when there is one; else its file name and the README section."""
+    current folder, when there is one; else its file name and the docs section."""
     root = checkout_root(cwd)
     if root is not None:
         shared = root.parent / "shared" / "models" / EXTRACTOR
         if shared.is_file():
             return f"--model {os.path.relpath(shared, cwd or Path.cwd())}"
-    return f"--model /path/to/{EXTRACTOR} (README: \"Teaching it your own classes\")"
+    return f"--model /path/to/{EXTRACTOR} (docs/MODELS.md: \"Teaching it your own classes\")"

@@ -32,7 +32,7 @@ from edgecam.errors import EdgecamError, MissingFileError, ModelError
 log = logging.getLogger(__name__)
 
 MB = 1_000_000
-# What each kind of file the user names may weigh (README, "Files edgecam reads"): many times
+# What each kind of file the user names may weigh (docs/CONFIGURATION.md, "Files it reads"): many times
 # the largest real one, far below what a Pi's memory holds.
 MAX_CONFIG_BYTES = 1 * MB  # a config file (config/edgecam.yaml is 6 kB)
 MAX_LABELS_BYTES = 1 * MB  # ImageNet's 1001 labels are 11 kB; 21,843 classes' are 0.4 MB

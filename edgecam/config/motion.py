@@ -14,8 +14,8 @@ from edgecam.config.fields import setting
 
 @dataclass(frozen=True)
 class MotionConfig:
-    enabled: bool = setting(False, "classify only when the picture changes (README: \"Watching a "
-                            "still scene\")")
+    enabled: bool = setting(False, "classify only when the picture changes "
+                            "(docs/CONFIGURATION.md: \"Watching a still scene\")")
     threshold: float = setting(0.02, "the part of the picture (or of the zone) that must change, "
                                "0..1", min=0, max=1)
     max_still_s: float = setting(30.0, "classify anyway at least this often, however still the "

@@ -8,7 +8,7 @@ float32, uint8 or int8; a dimension left symbolic (a dynamic batch) is taken
 as 1. The pixels go through the same rule as a .tflite's (preprocess.py): a
 float input gets (pixel-128)/128, uint8 the pixels as they are, int8
 pixel-128. A model trained with other normalization (torchvision's ImageNet
-mean and std) carries it inside the exported graph (README, "Accelerators and
+mean and std) carries it inside the exported graph (docs/MODELS.md, "Accelerators and
 other model formats"). QDQ-quantized graphs (float in and out, quantized
 inside, like ../shared's MobileNet v2) need nothing special.
 

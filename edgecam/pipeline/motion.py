@@ -6,7 +6,7 @@ first frame after a change is classified at once (no frame of latency), and it d
 on the picture's thumbnail (Picture.thumbnail: a JPEG read at libjpeg's 1/8 scale, an H.264
 frame's luma scaled down by swscale, the picamera2 lores image shrunk), never the full frame.
 
-What counts as a change (README "Watching a still scene" has the figures that chose this):
+What counts as a change (docs/CONFIGURATION.md, "Watching a still scene", has the figures that chose this):
 
 * The reference is the region's thumbnail when it was last classified, not the previous
   frame: a slow change (a door opened a little at a time) adds up until it is seen.

@@ -1,7 +1,7 @@
 """Per-member broker credentials and the README's Mosquitto ACL, against a real Mosquitto.
 
 The broker runs with `allow_anonymous false`, a password file made with
-mosquitto_passwd -b and the ACL of README.md ("Who may publish what"): each
+mosquitto_passwd -b and the ACL of docs/FLEET.md ("Who may publish what"): each
 member, logged in with its device name, writes only under edgecam/<device>/
 and reads the fleet's head and the manifest; only the aggregator (`kitchen`)
 reads every head and writes the fleet's head, only `operator` the manifest. A
@@ -27,7 +27,7 @@ from harness import wait_for
 
 from edgecam.models.fewshot.head import Head
 
-# What README.md tells the operator to write (the same text: the test keeps the recipe honest).
+# What docs/FLEET.md tells the operator to write (the same text: the test keeps the recipe honest).
 ACL = """\
 # Members log in with their device name (the last level of outputs.mqtt.topic_prefix).
 pattern readwrite edgecam/%u/#

@@ -62,7 +62,7 @@ def test_a_missing_extractor_names_the_file_to_pass(tmp_path: Path) -> None:
 def test_outside_a_checkout_the_hint_names_the_extractor_and_the_readme(tmp_path: Path) -> None:
     assert checkout_root(tmp_path) is None
     assert extractor_hint(tmp_path) == (f"--model /path/to/{EXTRACTOR_NAME} "
-                                        '(README: "Teaching it your own classes")')
+                                        '(docs/MODELS.md: "Teaching it your own classes")')
     assert checkout_root(REPO) == REPO
 
 

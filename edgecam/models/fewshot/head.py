@@ -80,7 +80,7 @@ __all__ = ["UNKNOWN", "CorruptHeadError", "Head", "HeadClass", "HeadError", "che
 DEFAULT_HEAD_PATH = STATE_DIR / "heads" / "default.head"
 # What one head brings to a class in a merge: at most MEMBER_WEIGHT examples' weight (its
 # count clipped, its sum scaled alike: its mean is kept). No single fleet member, however
-# many examples it claims, can then override what the others learned (README, PERFORMANCE.md).
+# many examples it claims, can then override what the others learned (docs/FLEET.md, docs/PERFORMANCE.md).
 MEMBER_WEIGHT = 5
 
 
