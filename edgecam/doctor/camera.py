@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecam.config import CameraConfig, picamera_number
-from edgecam.core.frames import IDENTITY, Dropped, Picture
+from edgecam.core.frames import IDENTITY, Dropped
 from edgecam.doctor.check import Check, failed, passed
 from edgecam.doctor.socket import RunningDaemon
 from edgecam.doctor.users import user_name
@@ -85,14 +85,14 @@ def _read(source: Source, sample: _Sample, stop: threading.Event) -> None:
     try:
         source.open()
         while not stop.is_set() and sample.frames <= SAMPLE_FRAMES:
-            delivered = source.read(stop)
+            delivered = source.read_picture(stop)
             now = time.monotonic()
             if delivered is None:
                 break
             if isinstance(delivered, Dropped):
                 continue
             if sample.first is None:
-                sample.first = delivered.decode(IDENTITY) if isinstance(delivered, Picture) else delivered
+                sample.first = delivered.decode(IDENTITY)
                 sample.first_at = now
             sample.frames += 1
             sample.last_at = now

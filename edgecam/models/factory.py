@@ -7,12 +7,29 @@ branch in `make_classifier`.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from edgecam.config import ModelConfig
 from edgecam.config.backends import backend_of
 from edgecam.models.base import ImageClassifier
 from edgecam.models.classifier import Classifier
 from edgecam.models.fewshot.imprint import HeadClassifier
 from edgecam.models.filesig import changed
+
+
+class ExtractorKey(NamedTuple):
+    """The settings an extractor (the interpreter a head runs on) is made from: two model
+    sections with one key can share one, and a reload that keeps it keeps the interpreter."""
+
+    path: str
+    threads: int | str
+    resize: str
+    backend: str
+    providers: tuple[str, ...]
+
+    @classmethod
+    def of(cls, model: ModelConfig) -> ExtractorKey:
+        return cls(model.path, model.threads, model.resize, model.backend, model.providers)
 
 
 def make_classifier(config: ModelConfig, *, recover: bool = False) -> ImageClassifier:
@@ -56,8 +73,7 @@ def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelCon
     """
     if changed(current.loaded_files):  # the model or labels file was replaced in place
         return make_classifier(new)
-    same_extractor = ((new.path, new.threads, new.resize, new.backend, new.providers)
-                      == (old.path, old.threads, old.resize, old.backend, old.providers))
+    same_extractor = ExtractorKey.of(new) == ExtractorKey.of(old)
     if isinstance(current, HeadClassifier) and new.head is not None and same_extractor:
         if new == old:
             return current.reloaded(new)
