@@ -63,12 +63,10 @@ def capture_frames(camera: CameraConfig, input_size: tuple[int, int], count: int
 def _next_frame(source: Source, stop: threading.Event, frames: list[np.ndarray], count: int) -> np.ndarray:
     if stop.is_set():
         raise EdgecamError("stopped")
-    frame = source.read(stop)
+    frame = source.read_picture(stop)
     while isinstance(frame, Dropped) and not stop.is_set():
-        frame = source.read(stop)
-    if isinstance(frame, Picture):
-        return frame.decode(IDENTITY)
-    if not isinstance(frame, np.ndarray):
+        frame = source.read_picture(stop)
+    if not isinstance(frame, Picture):
         raise SourceError(f"camera.source: {source.name}: no more frames after {len(frames)} of "
                           f"{count} (nothing was learned)")
-    return frame
+    return frame.decode(IDENTITY)

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecam.config import CameraConfig, picamera_number
-from edgecam.core.frames import IDENTITY, Dropped, Picture
+from edgecam.config import CameraConfig
+from edgecam.core.frames import IDENTITY, Dropped
 from edgecam.doctor.check import Check, failed, passed
 from edgecam.doctor.socket import RunningDaemon
 from edgecam.doctor.users import user_name
 from edgecam.errors import EdgecamError
-from edgecam.sources import make_source
+from edgecam.sources import kind_of, make_source
 from edgecam.sources.base import Source
 from edgecam.sources.picamera import NOT_INSTALLED
 
@@ -85,14 +85,14 @@ def _read(source: Source, sample: _Sample, stop: threading.Event) -> None:
     try:
         source.open()
         while not stop.is_set() and sample.frames <= SAMPLE_FRAMES:
-            delivered = source.read(stop)
+            delivered = source.read_picture(stop)
             now = time.monotonic()
             if delivered is None:
                 break
             if isinstance(delivered, Dropped):
                 continue
             if sample.first is None:
-                sample.first = delivered.decode(IDENTITY) if isinstance(delivered, Picture) else delivered
+                sample.first = delivered.decode(IDENTITY)
                 sample.first_at = now
             sample.frames += 1
             sample.last_at = now
@@ -112,15 +112,16 @@ def camera_fix(source: str, problem: str) -> str:
     if problem == NOT_INSTALLED:
         return ("on a Pi: sudo apt install python3-picamera2 (and sudo make install, whose virtualenv "
                 "sees it); elsewhere set camera.source to /dev/video0, a stream or a folder of images")
-    if picamera_number(source) is not None:
+    kind = kind_of(source).name
+    if kind == "picamera2":
         return ("check the ribbon cable and that `rpicam-hello --list-cameras` lists the camera; stop "
                 "anything else using it (sudo systemctl stop edgecam)")
-    if source.isdigit() or source.startswith("/dev/"):
+    if kind == "device":
         device = Path(source if source.startswith("/dev/") else f"/dev/video{source}")
         if device.exists() and not os.access(device, os.R_OK | os.W_OK):
             return f"join the video group: sudo usermod -aG video {user_name()}, then log in again"
         return ("plug the camera in and set camera.source to its device (v4l2-ctl --list-devices); stop "
                 "anything else using it (sudo systemctl stop edgecam)")
-    if "://" in source:
+    if kind == "stream":
         return "check the URL and that the camera is on and reachable (ffprobe URL shows what it sends)"
     return "set camera.source to an existing video file, image or folder of images"

@@ -15,49 +15,39 @@ from pathlib import Path
 import numpy as np
 
 from edgecam.config import ModelConfig
-from edgecam.config.backends import NAMES, backend_of
+from edgecam.config.backends import BY_NAME, backend_for
 from edgecam.doctor.check import Check, failed, passed
 from edgecam.doctor.machine import package_version
 from edgecam.doctor.socket import RunningDaemon
 from edgecam.errors import EdgecamError
-from edgecam.models.base import ImageClassifier
+from edgecam.models.base import ImageClassifier, runs_on_sensor
 from edgecam.models.factory import make_classifier
 from edgecam.models.fetch import DEFAULT_MODEL_DIR
-from edgecam.models.imx500 import Imx500Classifier
 from edgecam.models.onnx import onnxruntime
 from edgecam.models.runtime import interpreter_class
 
 # The pip distribution each runtime comes from, for its version.
 _DISTRIBUTIONS = {"LiteRT": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
                   "tensorflow.lite": "tensorflow"}
-_RUNTIME_FIX = "pip install 'edgecam[litert]' into edgecam's virtualenv (sudo make install does)"
-_ONNX_FIX = "pip install 'edgecam[onnx]' into edgecam's virtualenv"
 
 
 def check_runtime(model: ModelConfig | None = None) -> Check:
     """The runtime the model's back-end needs: LiteRT's, ONNX Runtime, or the accelerator's
     (checked as the model loads)."""
-    backend = backend_of(model.backend, model.path) if model is not None else "litert"
-    if backend == "onnx":
-        try:
-            ort = onnxruntime()
-        except EdgecamError as exc:
-            return failed("runtime", str(exc), _ONNX_FIX)
-        return passed("runtime", f"ONNX Runtime {ort.__version__} (onnxruntime), providers: "
-                                 f"{', '.join(ort.get_available_providers())}")
-    if backend != "litert":
-        return passed("runtime", f"the model runs on {NAMES[backend]}: checked as it loads (model)")
+    backend = backend_for(model.backend, model.path) if model is not None else BY_NAME["litert"]
+    if not backend.on_cpu:
+        return passed("runtime", f"the model runs on {backend.title}: checked as it loads (model)")
     try:
+        if backend.name == "onnx":
+            ort = onnxruntime()
+            return passed("runtime", f"ONNX Runtime {ort.__version__} (onnxruntime), providers: "
+                                     f"{', '.join(ort.get_available_providers())}")
         _, name = interpreter_class()
     except EdgecamError as exc:
-        return failed("runtime", str(exc), _RUNTIME_FIX)
+        return failed("runtime", str(exc), backend.fix)
     distribution = _DISTRIBUTIONS[name]
     slower = "" if name == "LiteRT" else "; LiteRT (ai-edge-litert) is about ten times faster"
     return passed("runtime", f"{name} {package_version(distribution)} ({distribution}){slower}")
-
-
-#: back-ends whose device is one process's: the daemon's while it runs
-_EXCLUSIVE = ("hailo", "imx500")
 
 
 def held_by(model: ModelConfig, daemon: RunningDaemon | None) -> Check | None:
@@ -67,10 +57,10 @@ def held_by(model: ModelConfig, daemon: RunningDaemon | None) -> Check | None:
     and IMX500() sends the network to the sensor again while it streams, and resets its
     region of interest: so the daemon's own figures are reported, as for the camera.
     """
-    backend = backend_of(model.backend, model.path)
-    if daemon is None or backend not in _EXCLUSIVE:
+    backend = backend_for(model.backend, model.path)
+    if daemon is None or not backend.exclusive:
         return None
-    return passed("model", f"{Path(model.path).name} on {NAMES[backend]}: {daemon.note('it')}")
+    return passed("model", f"{Path(model.path).name} on {backend.title}: {daemon.note('it')}")
 
 
 @dataclass(frozen=True)
@@ -84,9 +74,8 @@ class LoadedModel:
 def load_model(model: ModelConfig, runtime_ok: bool) -> LoadedModel | Check:
     """The loaded model, or the failed check saying why it does not load."""
     if not runtime_ok:
-        if backend_of(model.backend, model.path) == "onnx":
-            return failed("model", "not loaded: onnxruntime is not installed", _ONNX_FIX)
-        return failed("model", "not loaded: no TensorFlow Lite runtime", _RUNTIME_FIX)
+        backend = backend_for(model.backend, model.path)
+        return failed("model", f"not loaded: {backend.missing}", backend.fix)
     started = time.perf_counter()
     try:
         classifier = make_classifier(model)
@@ -105,7 +94,7 @@ def check_model(model: ModelConfig, loaded: LoadedModel, frame: np.ndarray | Non
     else:
         what = (f"{Path(model.path).name}: {width}x{height} input, {len(classifier.labels)} labels "
                 f"matching its outputs")
-    if isinstance(classifier, Imx500Classifier):
+    if runs_on_sensor(classifier):
         return passed("model", f"{what}, loaded in {loaded.load_ms:.0f} ms; it runs on the AI Camera's "
                                f"sensor (camera {classifier.camera_num}), not on the CPU")
     image = frame if frame is not None else np.zeros((height, width, 3), np.uint8)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import numpy as np
 
 from edgecam.core.results import Classification, Label
+from edgecam.core.sensor import SensorClassifier
 from edgecam.models.filesig import Signature
 
 
@@ -65,6 +66,12 @@ class Infers(ABC):
     def classify(self, image: np.ndarray, before_invoke: Callable[[], None] | None = None
                  ) -> Classification:
         return self.infer(image, before_invoke)()
+
+
+def runs_on_sensor(classifier: ImageClassifier) -> TypeGuard[SensorClassifier]:
+    """Whether `classifier` is a network the camera runs on its sensor (the AI Camera's): its
+    class says so with `on_sensor = True`, so that no caller names a back-end's class."""
+    return bool(getattr(classifier, "on_sensor", False))
 
 
 def start_progress(classifier: ImageClassifier) -> Callable[[], str | None]:

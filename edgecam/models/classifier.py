@@ -19,7 +19,7 @@ import numpy as np
 
 from edgecam.common.checkout import DEMO_CONFIG, checkout_root
 from edgecam.config import ModelConfig
-from edgecam.config.backends import CPU_BACKENDS, NAMES, backend_mismatch, backend_of
+from edgecam.config.backends import backend_for, backend_mismatch
 from edgecam.core.labels import align_labels, read_labels
 from edgecam.core.results import Classification
 from edgecam.errors import MissingFileError, ModelError
@@ -148,13 +148,13 @@ def open_image_model(model_path: str, *, threads: int | str, resize: str, backen
     mismatch = backend_mismatch(backend, model_path)
     if mismatch:
         raise ModelError(f"model.backend: {mismatch}")
-    chosen = backend_of(backend, model_path)
-    if chosen not in CPU_BACKENDS:
-        raise ModelError(f"{model_path}: {NAMES[chosen]} does not run on the CPU: this needs a "
+    chosen = backend_for(backend, model_path)
+    if not chosen.on_cpu:
+        raise ModelError(f"{model_path}: {chosen.title} does not run on the CPU: this needs a "
                          ".tflite or .onnx model")
 
     def load(count: int) -> Any:
-        if chosen == "onnx":
+        if chosen.name == "onnx":
             from edgecam.models.onnx import OnnxModel
 
             return OnnxModel(model_path, threads=count or os.cpu_count() or 1, resize=resize,

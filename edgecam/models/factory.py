@@ -1,18 +1,55 @@
 """The model factory: the classifier a config's model section asks for, and what a reload keeps.
 
 Every caller (the daemon, `edgecam classify`) gets an ImageClassifier from
-here, never a back-end class by name, so a new back-end is one module plus a
-branch in `make_classifier`.
+here, never a back-end class by name, so a new back-end is one module, its row
+in config.backends.TABLE and its opener in OPENERS.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 from edgecam.config import ModelConfig
-from edgecam.config.backends import backend_of
+from edgecam.config.backends import backend_for
 from edgecam.models.base import ImageClassifier
 from edgecam.models.classifier import Classifier
 from edgecam.models.fewshot.imprint import HeadClassifier
 from edgecam.models.filesig import changed
+
+
+class ExtractorKey(NamedTuple):
+    """The settings an extractor (the interpreter a head runs on) is made from: two model
+    sections with one key can share one, and a reload that keeps it keeps the interpreter."""
+
+    path: str
+    threads: int | str
+    resize: str
+    backend: str
+    providers: tuple[str, ...]
+
+    @classmethod
+    def of(cls, model: ModelConfig) -> ExtractorKey:
+        return cls(model.path, model.threads, model.resize, model.backend, model.providers)
+
+
+def _imx500(config: ModelConfig) -> ImageClassifier:
+    from edgecam.models.imx500 import Imx500Classifier  # picamera2's, imported only for an .rpk
+
+    return Imx500Classifier(config)
+
+
+def _hailo(config: ModelConfig) -> ImageClassifier:
+    from edgecam.models.hailo import HailoClassifier  # HailoRT's, imported only for a .hef
+
+    return HailoClassifier(config)
+
+
+#: how each back-end of config.backends.TABLE opens a model section (by its name)
+OPENERS: dict[str, Callable[[ModelConfig], ImageClassifier]] = {
+    "litert": Classifier.from_config, "onnx": Classifier.from_config,
+    "imx500": _imx500, "hailo": _hailo,
+}
 
 
 def make_classifier(config: ModelConfig, *, recover: bool = False) -> ImageClassifier:
@@ -21,21 +58,12 @@ def make_classifier(config: ModelConfig, *, recover: bool = False) -> ImageClass
     corrupt head is set aside (HeadClassifier.from_config)."""
     if config.head is not None:
         return HeadClassifier.from_config(config, recover=recover)
-    backend = backend_of(config.backend, config.path)
-    if backend == "imx500":
-        from edgecam.models.imx500 import Imx500Classifier
-
-        return Imx500Classifier(config)
-    if backend == "hailo":
-        from edgecam.models.hailo import HailoClassifier
-
-        return HailoClassifier(config)
-    return Classifier.from_config(config)
+    return OPENERS[backend_for(config.backend, config.path).name](config)
 
 
 def on_camera_sensor(*models: ModelConfig) -> bool:
     """Whether any of these model sections runs on the AI Camera's sensor."""
-    return any(backend_of(model.backend, model.path) == "imx500" for model in models)
+    return any(backend_for(model.backend, model.path).on_sensor for model in models)
 
 
 def close_classifier(classifier: ImageClassifier) -> None:
@@ -56,8 +84,7 @@ def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelCon
     """
     if changed(current.loaded_files):  # the model or labels file was replaced in place
         return make_classifier(new)
-    same_extractor = ((new.path, new.threads, new.resize, new.backend, new.providers)
-                      == (old.path, old.threads, old.resize, old.backend, old.providers))
+    same_extractor = ExtractorKey.of(new) == ExtractorKey.of(old)
     if isinstance(current, HeadClassifier) and new.head is not None and same_extractor:
         if new == old:
             return current.reloaded(new)

@@ -50,6 +50,7 @@ class Imx500Classifier(Infers):
 
     runtime = "IMX500 (on the sensor)"
     threads = 0
+    on_sensor = True  # models.base.runs_on_sensor: the pipeline hands it to the Pi camera source
 
     def __init__(self, config: ModelConfig) -> None:
         self.model_path = config.path

@@ -25,10 +25,8 @@ import threading
 import time
 from collections.abc import Callable
 
-import numpy as np
-
 from edgecam.common.worker import Worker
-from edgecam.core.frames import IDENTITY, Decoded, Dropped, Fitter, Frame
+from edgecam.core.frames import IDENTITY, Dropped, Fitter, Frame
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
 from edgecam.errors import EdgecamError
@@ -154,7 +152,7 @@ class Capture:
     def _read_loop(self, source: Source, stop: threading.Event, state: _ReaderState) -> None:
         try:
             while not stop.is_set():
-                delivered = source.read(stop)
+                delivered = source.read_picture(stop, self._fit)
                 if stop.is_set():
                     break
                 if delivered is None:
@@ -172,8 +170,6 @@ class Capture:
                 if isinstance(delivered, Dropped):
                     self._stats.drop(delivered.reason)
                     continue
-                if isinstance(delivered, np.ndarray):
-                    delivered = Decoded(self._fit(delivered))
                 self._slot.put(Frame.capture(self._seq, delivered, at, self._fit))
                 while source.on_demand and not self._slot.wait_taken(_POLL_S):
                     if stop.is_set():

@@ -26,9 +26,8 @@ from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
 from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
-from edgecam.models.base import ImageClassifier
+from edgecam.models.base import ImageClassifier, runs_on_sensor
 from edgecam.models.factory import close_classifier
-from edgecam.models.imx500 import Imx500Classifier
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs import registry
 from edgecam.outputs.base import OutputContext
@@ -181,7 +180,7 @@ class Pipeline:
 
 def on_sensor(config: Config, classifier: ImageClassifier) -> OnSensor | None:
     """The AI Camera's network and its region (the one zone's, if any) when it classifies."""
-    if not isinstance(classifier, Imx500Classifier):
+    if not runs_on_sensor(classifier):
         return None
     return OnSensor(classifier, config.zones[0].crop) if config.zones else OnSensor(classifier)
 

@@ -18,7 +18,7 @@ import numpy as np
 from edgecam.config import Config, ModelConfig, OutputsConfig
 from edgecam.core.frames import cut
 from edgecam.models.base import ImageClassifier
-from edgecam.models.factory import make_classifier, refresh_classifier
+from edgecam.models.factory import ExtractorKey, make_classifier, refresh_classifier
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.imprint import HeadClassifier
 from edgecam.models.preprocess import FrameFitter
@@ -85,7 +85,7 @@ def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier], run
     `recover` (the start, not a reload): a corrupt head is set aside (HeadClassifier.from_config).
     """
     classifiers: dict[ModelConfig, ImageClassifier] = {}
-    extractors = {_extractor_key(model): classifier.embedder
+    extractors = {ExtractorKey.of(model): classifier.embedder
                   for model, classifier in current.items() if isinstance(classifier, HeadClassifier)}
     zones = []
     for zone in config.zones:
@@ -102,20 +102,13 @@ def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier], run
     return tuple(zones), classifiers
 
 
-_ExtractorKey = tuple[str, int | str, str, str, tuple[str, ...]]
-
-
 def _classifier(model: ModelConfig, current: dict[ModelConfig, ImageClassifier],
-                extractors: dict[_ExtractorKey, Embedder], recover: bool) -> ImageClassifier:
+                extractors: dict[ExtractorKey, Embedder], recover: bool) -> ImageClassifier:
     if model in current:
         return refresh_classifier(current[model], model, model)
-    if model.head is not None and _extractor_key(model) in extractors:
-        return HeadClassifier.from_config(model, extractors[_extractor_key(model)], recover=recover)
+    if model.head is not None and ExtractorKey.of(model) in extractors:
+        return HeadClassifier.from_config(model, extractors[ExtractorKey.of(model)], recover=recover)
     classifier = make_classifier(model, recover=recover)
     if isinstance(classifier, HeadClassifier):
-        extractors[_extractor_key(model)] = classifier.embedder
+        extractors[ExtractorKey.of(model)] = classifier.embedder
     return classifier
-
-
-def _extractor_key(model: ModelConfig) -> _ExtractorKey:
-    return model.path, model.threads, model.resize, model.backend, model.providers

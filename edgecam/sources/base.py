@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from edgecam.core.frames import Dropped, Picture
+from edgecam.core.frames import IDENTITY, Decoded, Dropped, Fitter, Picture
 
 
 class Source(ABC):
@@ -48,6 +48,12 @@ class Source(ABC):
         A decoded image (BGR, gray or BGRA uint8), or a Picture whose decoding waits until the
         model takes it, or Dropped for a frame the source read and threw away itself.
         """
+
+    def read_picture(self, stop: threading.Event, fit: Fitter = IDENTITY) -> Picture | Dropped | None:
+        """read(), with a decoded image wrapped as a Picture (fitted by `fit`): the one place that
+        unpacks read()'s four kinds, so a reader handles three (a Picture, Dropped, the end)."""
+        delivered = self.read(stop)
+        return Decoded(fit(delivered)) if isinstance(delivered, np.ndarray) else delivered
 
     @abstractmethod
     def close(self) -> None:

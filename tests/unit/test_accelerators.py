@@ -522,3 +522,18 @@ def test_classify_refuses_an_ai_camera_network_in_one_line(tmp_path: Path) -> No
     assert result.stderr.splitlines() == [
         "edgecam: edgecam classify: imx500_network_mobilenet_v2.rpk runs on the AI Camera's sensor, "
         "on its own frames only: classify files with a .tflite, .onnx or .hef model (--model)"]
+
+
+def test_every_backend_in_the_table_has_an_opener_and_runs_somewhere_known() -> None:
+    """config.backends.TABLE is the one list of back-ends: models.factory opens each of its rows,
+    and a model on the sensor is told apart by its class's `on_sensor`, not by its class."""
+    from edgecam.config.backends import BY_NAME, SUFFIXES, TABLE
+    from edgecam.dependencies import PIECES
+    from edgecam.models.base import runs_on_sensor
+    from edgecam.models.factory import OPENERS
+
+    assert set(OPENERS) == set(BY_NAME)
+    assert all(backend.piece in PIECES for backend in TABLE)  # what its module raises when missing
+    assert len(SUFFIXES) == len(TABLE)
+    assert runs_on_sensor(object.__new__(Imx500Classifier))
+    assert not runs_on_sensor(object.__new__(HailoClassifier))

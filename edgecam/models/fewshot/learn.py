@@ -34,7 +34,7 @@ import numpy as np
 from edgecam.common.checkout import extractor_hint
 from edgecam.common.files import file_sha256, locked
 from edgecam.config import Config, ModelConfig, ZoneConfig
-from edgecam.config.backends import CPU_BACKENDS, NAMES, backend_of
+from edgecam.config.backends import backend_for
 from edgecam.core.frames import cut
 from edgecam.core.labels import read_labels
 from edgecam.errors import EdgecamError, MissingFileError, ModelError
@@ -130,9 +130,9 @@ def read_images(paths: Sequence[str | Path]) -> list[np.ndarray]:
 def load_embedder(model: ModelConfig) -> Embedder:
     """The extractor learning runs on this machine's CPU (LiteRT or ONNX Runtime); an accelerator's
     network (.rpk, .hef) classifies with its own labels and cannot be taught: one line says so."""
-    backend = backend_of(model.backend, model.path)
-    if backend not in CPU_BACKENDS:
-        raise ModelError(f"edgecam learn: model.path is a network for {NAMES[backend]}, which "
+    backend = backend_for(model.backend, model.path)
+    if not backend.on_cpu:
+        raise ModelError(f"edgecam learn: model.path is a network for {backend.title}, which "
                          "classifies with its own labels and cannot learn new classes; learning "
                          "runs on the CPU: pass --model with a .tflite or .onnx embedding extractor "
                          "(mobilenet_v1_1.0_224_quant_embedding_extractor.tflite) and use the head "
