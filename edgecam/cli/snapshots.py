@@ -7,14 +7,35 @@ training example with `edgecam learn add RIGHT_LABEL SNAPSHOT.jpg --zone NAME`
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
+from edgecam.cli import options
+from edgecam.cli.options import Commands, config_option
 from edgecam.config import SnapshotsConfig
 from edgecam.errors import EdgecamError
 from edgecam.snapshots.store import Listed, list_snapshots
+
+
+def add(commands: Commands) -> None:
+    shots = commands.add_parser(
+        "snapshots", help="list the saved label changes, newest first",
+        description="The snapshots in snapshots.dir, newest first: time, zone, label, score, path. "
+                    "A wrong one becomes a training example: edgecam learn add RIGHT_LABEL "
+                    "SNAPSHOT.jpg --zone NAME.")
+    config_option(shots)
+    shots.add_argument("--zone", metavar="NAME", help="only this zone's")
+    shots.add_argument("--label", metavar="L", help="only those whose top label is L (exactly)")
+    shots.add_argument("--json", action="store_true",
+                       help='one {"ts", "zone", "label", "index", "score", "path"} object a line')
+    shots.set_defaults(func=_snapshots)
+
+
+def _snapshots(args: argparse.Namespace) -> int:
+    return snapshots(options.config(args).snapshots, args.zone, args.label, args.json)
 
 
 def snapshots(config: SnapshotsConfig, zone: str | None, label: str | None, as_json: bool) -> int:

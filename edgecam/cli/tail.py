@@ -6,15 +6,30 @@ the stats line each zone's counts; without zones the lines are as they were.
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from edgecam.cli.options import Commands, config, config_option
 from edgecam.common.checkout import DEMO_CONFIG, DEMO_SOCKET, checkout_root
 from edgecam.errors import EX_UNAVAILABLE, SourceError
 from edgecam.outputs.human import labels_text
+
+
+def add(commands: Commands) -> None:
+    tail_parser = commands.add_parser("tail", help="print the running daemon's results")
+    tail_parser.add_argument("--socket", metavar="PATH",
+                             help="the daemon's socket (default: outputs.socket.path of the config)")
+    config_option(tail_parser)
+    tail_parser.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    tail_parser.set_defaults(func=_tail)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    return tail(args.socket or config(args).outputs.socket.path, args.json)
 
 
 def tail(path: str, raw_json: bool, out: TextIO = sys.stdout) -> int:

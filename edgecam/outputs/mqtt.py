@@ -1,6 +1,7 @@
 """The MQTT output: results, the current label, stats and availability on a broker.
 
 The topics and Home Assistant's discovery messages are in outputs.mqtt_topics,
+what this device retains and the messages that set it in outputs.mqtt_retained,
 the connection's set-up (paho, password, TLS) in outputs.mqtt_client.
 
 Nothing here can stall the pipeline. paho's network thread (`loop_start`)
@@ -11,14 +12,8 @@ connected and only MAX_INFLIGHT unconfirmed at a time, so nothing piles up in
 paho while the broker is away. On every (re)connect it first republishes the
 state (availability, discovery, the current labels), then the queued results.
 
-With zones (`set_zones`), each zone's results and retained label go to its own
-topics and Home Assistant gets its own label and score sensors. This device's
-retained messages that the zones in force no longer use (a zone removed by a
-reload, or by an edit before a restart; the whole frame's, once there are
-zones) are found by subscribing to everything it may have retained
-(mqtt_topics.owned_filters): the broker sends what it holds, at each connect
-and again when the zones change, and each stale one is cleared with an empty
-retained message, so Home Assistant drops the entity.
+With zones (`set_zones`), each zone has its own topics and entities, and the
+retained messages the zones in force no longer use are cleared (outputs.mqtt_retained).
 """
 
 from __future__ import annotations
@@ -35,18 +30,10 @@ from edgecam.common.worker import Worker
 from edgecam.config import Config, MqttConfig
 from edgecam.core.results import Result, stats_message
 from edgecam.core.stats import Stats
-from edgecam.errors import EdgecamError
 from edgecam.outputs.base import Output
-from edgecam.outputs.mqtt_client import LOST, SENT, close_client, fate, new_client, read_password
-from edgecam.outputs.mqtt_topics import (
-    OFFLINE,
-    ONLINE,
-    Topics,
-    client_id,
-    discovery_messages,
-    owned_filters,
-    topic_prefix,
-)
+from edgecam.outputs.mqtt_client import LOST, SENT, close_client, fate, new_client, same_password, settle
+from edgecam.outputs.mqtt_retained import Message, Retained
+from edgecam.outputs.mqtt_topics import OFFLINE, Topics, client_id, topic_prefix
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +69,7 @@ class MqttOutput(Output):
         self._last_failure = ""
         self._inflight: list[tuple[Any, bool]] = []  # (paho MQTTMessageInfo, is a result)
         self._acknowledged: set[int] = set()  # mids on_publish reported, until _reap reads them
-        self._labels: dict[str | None, str] = {}  # each zone's (None: the frame's) current label
-        self._follow(())
+        self._retained = Retained(config, self.topics)
         self._stale: set[str] = set()  # retained messages of ours to clear (no longer owned)
         self._resubscribe = False  # the zones changed: have the broker resend what it retains
         self._worker = Worker("edgecam-mqtt", self._run)
@@ -94,13 +80,7 @@ class MqttOutput(Output):
     def reusable(self, config: Config) -> bool:
         """Whether the mqtt section, and the password file's text, are what this output runs with."""
         mqtt = config.outputs.mqtt
-        if mqtt != self.config:
-            return False
-        try:
-            return self._password == (read_password(mqtt.password_file) if mqtt.password_file
-                                      else None)
-        except EdgecamError:
-            return False  # the new output's construction reports it
+        return mqtt == self.config and same_password(mqtt, self._password)
 
     def _make_client(self) -> Any:
         client, self._password = new_client(self.config, client_id(self.config),
@@ -124,31 +104,15 @@ class MqttOutput(Output):
         """Moves to `zones`' topics and entities; the publisher thread then has the broker resend
         what it retains for this device, so those of the zones removed are cleared."""
         with self._cond:
-            if zones == self._zones:
+            if zones == self._retained.zones:
                 return
-            self._follow(zones)
-            self._labels = {zone: label for zone, label in self._labels.items()
-                            if self._labelled(zone)}
-            self._stale -= self._owned
+            self._retained.follow(zones)
+            self._stale -= self._retained.owned
             self._resync = self._resubscribe = True  # announce the new zones' entities
             self._cond.notify_all()
 
-    def _follow(self, zones: tuple[str, ...]) -> None:
-        """Sets the zones, their discovery messages (if homeassistant is on) and every topic this
-        device then retains: its labels and its entities (the lock is held, or not yet needed)."""
-        self._zones = zones
-        self._discovery = (discovery_messages(self.topics, self.config.discovery_prefix, self._qos,
-                                              zones) if self.config.homeassistant else [])
-        self._owned = self.topics.labels(zones) | {topic for topic, _ in self._discovery}
-
-    def _labelled(self, zone: str | None) -> bool:
-        """Whether a result of `zone` sets a retained label (one queued before a reload that
-        removed its zone, or that set zones, does not: its label would come back)."""
-        return zone in self._zones if self._zones else zone is None
-
     def _subscribe_owned(self, client: Any) -> None:
-        discovery = self.config.discovery_prefix if self.config.homeassistant else None
-        client.subscribe([(topic, self._qos) for topic in owned_filters(self.topics, discovery)])
+        client.subscribe(self._retained.subscriptions())
 
     # -- the Output protocol (the dispatcher thread) -----------------------------------------
 
@@ -248,7 +212,7 @@ class MqttOutput(Output):
         # back) and not already cleared (an empty payload).
         if message.retain and message.payload:
             with self._cond:
-                if message.topic not in self._owned:
+                if message.topic not in self._retained.owned:
                     self._stale.add(message.topic)
                     self._cond.notify_all()
 
@@ -283,31 +247,23 @@ class MqttOutput(Output):
         for topic, payload, retain, is_result in batch:
             self._publish(topic, payload, retain, is_result)
 
-    def _take(self) -> list[tuple[str, str, bool, bool]] | None:
+    def _take(self) -> list[Message] | None:
         """What to hand to paho now (the lock is held); None when nothing can go."""
         if not self._connected or len(self._inflight) >= MAX_INFLIGHT:
             return None
-        batch: list[tuple[str, str, bool, bool]] = [(topic, "", True, False)
+        batch: list[Message] = [(topic, "", True, False)
                                                     for topic in sorted(self._stale)]
         self._stale.clear()
-        if self._resync:  # the entities first (Home Assistant's advice), then their state
+        if self._resync:
             self._resync = False
-            batch += [(topic, payload, True, False) for topic, payload in self._discovery]
-            batch.append((self.topics.availability, ONLINE, True, False))
-            batch += [(self.topics.label_of(zone), label, self.config.retain, False)
-                      for zone, label in self._labels.items()]
+            batch += self._retained.state()
         if self._stats_payload is not None:
             batch.append((self.topics.stats, self._stats_payload, False, False))
             self._stats_payload = None
         room = MAX_INFLIGHT - len(self._inflight)
         while room > 0 and (result := self._queue.pop()) is not None:
             room -= 1
-            zone, label = result.zone, result.top.label
-            batch.append((self.topics.classification_of(zone),
-                          json.dumps(result.message(), separators=(", ", ": ")), False, True))
-            if self._labelled(zone) and label != self._labels.get(zone):
-                self._labels[zone] = label
-                batch.append((self.topics.label_of(zone), label, self.config.retain, False))
+            batch += self._retained.result(result)
         return batch or None
 
     def _publish(self, topic: str, payload: str, retain: bool, is_result: bool) -> None:
@@ -329,13 +285,9 @@ class MqttOutput(Output):
             return
         with self._cond:
             acknowledged, self._acknowledged = self._acknowledged, set()
-        pending = []
-        for info, is_result in self._inflight:
-            what = fate(info, self._qos, acknowledged)
-            if what != SENT and what != LOST:
-                pending.append((info, is_result))
-            elif is_result:
-                self._stats.count("mqtt_published" if what == SENT else "mqtt_dropped")
+        pending, settled = settle(self._inflight, self._qos, acknowledged)
+        for what in settled:
+            self._stats.count("mqtt_published" if what == SENT else "mqtt_dropped")
         with self._cond:
             # An acknowledgement that came before its message was listed is kept for the next turn.
             self._acknowledged |= acknowledged & {info.mid for info, _ in pending}

@@ -123,6 +123,29 @@ def fate(info: Any, qos: int, acknowledged: Container[int]) -> str:
     return LOST
 
 
+def settle(inflight: list[tuple[Any, bool]], qos: int, acknowledged: Container[int]
+           ) -> tuple[list[tuple[Any, bool]], list[str]]:
+    """Of the (MQTTMessageInfo, is a result) handed to paho: those still WAITING, and the fate
+    (SENT or LOST) of each result no longer waiting."""
+    pending, settled = [], []
+    for info, is_result in inflight:
+        what = fate(info, qos, acknowledged)
+        if what == WAITING:
+            pending.append((info, is_result))
+        elif is_result:
+            settled.append(what)
+    return pending, settled
+
+
+def same_password(config: MqttConfig, password: str | None) -> bool:
+    """Whether the password file's text is still `password` (an unreadable file is not: the new
+    output's construction reports it)."""
+    try:
+        return password == (read_password(config.password_file) if config.password_file else None)
+    except EdgecamError:
+        return False
+
+
 def close_client(client: Any, last: tuple[str, str, int] | None, timeout_s: float) -> None:
     """Publishes `last` (topic, payload, qos; retained) if given, waits up to `timeout_s` for it,
     then disconnects and stops paho's loop, whatever failed before.
