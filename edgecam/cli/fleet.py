@@ -11,7 +11,7 @@ from edgecam.errors import EdgecamError
 
 def add(commands: Commands) -> None:
     fleet = commands.add_parser(
-        "fleet", help="several cameras: the members on the MQTT broker",
+        "fleet", help="a fleet of Pis: the members on the MQTT broker",
         description="The fleet shares learned classes and model rollouts over outputs.mqtt's "
                     "broker (the config's fleet: section).")
     fleet_actions = fleet.add_subparsers(dest="action", required=True, metavar="ACTION")
