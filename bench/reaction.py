@@ -34,7 +34,11 @@ in /proc/PID/cgroup; cpu.stat's throttling is reported):
 
 * ``edgecam``: the daemon, ``python -m edgecam run -c CONFIG --print``, on ``tcp://…`` with one
   inference thread, ``emit: every_frame``, ``min_score: 0``, the journal and the socket off
-  (``--daemon-stats`` turns the socket on and keeps its stats messages for --json).
+  (``--daemon-stats`` turns the socket on and keeps its stats messages for --json). It is started
+  by a wrapper of this file that names its OS threads (see NAMED_EDGECAM), so the CPU by thread
+  printed after each run says capture, inference, finish, outputs, reader, main.
+* ``tree``: the same daemon run from the sources of ``--tree DIR`` (a worktree of an older commit:
+  before and after in one run, interleaved).
 * ``serial``: this file's hidden ``--serial-loop`` mode, the loop of TensorFlow Lite's Raspberry
   Pi classification example: ``cv2.VideoCapture(url)``, then read, BGR to RGB, centre crop and
   resize, set_tensor, invoke, one JSON line per frame. The LiteRT interpreter, one thread.
