@@ -34,7 +34,11 @@ in /proc/PID/cgroup; cpu.stat's throttling is reported):
 
 * ``edgecam``: the daemon, ``python -m edgecam run -c CONFIG --print``, on ``tcp://…`` with one
   inference thread, ``emit: every_frame``, ``min_score: 0``, the journal and the socket off
-  (``--daemon-stats`` turns the socket on and keeps its stats messages for --json).
+  (``--daemon-stats`` turns the socket on and keeps its stats messages for --json). It is started
+  by a wrapper of this file that names its OS threads (see NAMED_EDGECAM), so the CPU by thread
+  printed after each run says capture, inference, finish, outputs, reader, main.
+* ``tree``: the same daemon run from the sources of ``--tree DIR`` (a worktree of an older commit:
+  before and after in one run, interleaved).
 * ``serial``: this file's hidden ``--serial-loop`` mode, the loop of TensorFlow Lite's Raspberry
   Pi classification example: ``cv2.VideoCapture(url)``, then read, BGR to RGB, centre crop and
   resize, set_tensor, invoke, one JSON line per frame. The LiteRT interpreter, one thread.
@@ -115,7 +119,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup/cpu")
 CFS_PERIOD_US = 100_000
 SLOW_PERIOD_US = 20_000  # --board slow: the kernel refuses quotas under 1 ms, so 20 ms periods
 SLOW_INVOKE_MS = 40.0  # --board slow: the quota at which one bare invoke takes this long
-CONTENDERS = ("edgecam", "serial", "gated")  # gated: edgecam with motion gating (bench/motion.py)
+CONTENDERS = ("edgecam", "serial", "gated", "tree")  # gated: edgecam with motion gating (bench/motion.py)
+# tree: edgecam run from the sources of --tree (such as a worktree of an older commit)
 NOISE_PER_STD = 1 / 0.587  # ffmpeg's noise=alls=S gives a luma std of 0.587 S
 DEFAULT_SECONDS = {"mjpeg": 30.0, "h264": 45.0}
 ACCEPT_TIMEOUT_S = 90.0  # start-up of a contender under a 25 % cap, until it connects
@@ -123,6 +128,22 @@ STOP_TIMEOUT_S = 10.0
 TS_PACKET = 188
 TS_VIDEO_PID = 0x100  # ffmpeg's mpegts muxer: the first stream's PID
 _RESULT_KEYS = {"type", "seq", "ts", "latency_ms", "inference_ms", "labels"}
+# The daemon under measurement, started so that /proc/PID/task/TID/comm names its threads: Python
+# 3.11 leaves every OS thread named as the process, so this wrapper (the benchmark's, never
+# edgecam's) sets each threading.Thread's OS name (prctl PR_SET_NAME, 15 bytes, without the
+# "edgecam-" prefix) as it starts, the main thread's "main". Native threads (the decoder's, LiteRT's)
+# inherit the name of the thread that started them. argv: SOURCE_TREE, then edgecam's arguments.
+NAMED_EDGECAM = """\
+import ctypes, runpy, sys, threading
+prctl = ctypes.CDLL(None).prctl
+def name(text): prctl(15, text.removeprefix("edgecam-")[:15].encode(), 0, 0, 0)
+start = threading.Thread._bootstrap_inner
+def named_start(self): name(self.name); start(self)
+threading.Thread._bootstrap_inner = named_start
+name("main")
+sys.path.insert(0, sys.argv.pop(1))
+runpy.run_module("edgecam", run_name="__main__", alter_sys=True)
+"""
 
 
 # -- the model, shared by calibration and the serial loop ------------------------------------------
@@ -691,12 +712,13 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
         listener.listen(1)
         port = listener.getsockname()[1]
         url = f"tcp://127.0.0.1:{port}"
-        if contender in ("edgecam", "gated"):
+        if contender in ("edgecam", "gated", "tree"):
             config = workdir / "edgecam.yaml"
             config.write_text(yaml.safe_dump(
                 edgecam_config(port, args.model, args.labels, workdir, args.daemon_stats,
                                gated=contender == "gated"), sort_keys=False))
-            cmd = edgecam_run(config, "--print")
+            tree = args.tree if contender == "tree" else ROOT
+            cmd = [sys.executable, "-c", NAMED_EDGECAM, str(tree), *edgecam_run(config, "--print")[3:]]
         else:
             cmd = [sys.executable, "-m", "bench.reaction", "--serial-loop", url,
                    str(args.model), str(args.labels)]
@@ -890,6 +912,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"takes ~{SLOW_INVOKE_MS:g} ms, calibrated here (replaces --cap)")
     parser.add_argument("--noise", type=float, default=0.0, metavar="STD",
                         help="temporal sensor noise added to the stream (luma std, gray levels)")
+    parser.add_argument("--tree", type=Path, metavar="DIR",
+                        help="the sources the contender 'tree' runs edgecam from (a worktree of 3f5f771)")
     parser.add_argument("--serial-loop", nargs=3, metavar=("URL", "MODEL", "LABELS"), help=argparse.SUPPRESS)
     parser.add_argument("--invoke-ms", nargs=2, metavar=("MODEL", "LABELS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -901,6 +925,9 @@ def main(argv: list[str] | None = None) -> int:
     args.period_us = CFS_PERIOD_US
 
     args.model, args.labels, args.images = (p.resolve() for p in (args.model, args.labels, args.images))
+    args.tree = args.tree.resolve() if args.tree else None
+    if "tree" in args.contenders and not (args.tree and (args.tree / "edgecam" / "__main__.py").exists()):
+        parser.error("the contender 'tree' needs --tree DIR, a source tree with edgecam/__main__.py")
     for path in (args.model, args.labels, args.images):
         if not path.exists():
             parser.error(f"{path}: not found")
