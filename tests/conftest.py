@@ -10,6 +10,7 @@ sys.path for its conftest.py.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,21 @@ def run_edgecam(*args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str
     kw.setdefault("timeout", CLI_TIMEOUT_S)
     return subprocess.run([sys.executable, "-m", "edgecam", *map(str, args)],
                           capture_output=True, text=True, check=False, **kw)
+
+
+# Hostile files a user may name (issue 24): each must be refused in one line, never read whole.
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    """A FIFO: opening it for reading blocks until a writer comes."""
+    path = tmp_path / "labels.fifo"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.fixture
+def sparse(tmp_path: Path) -> Path:
+    """A 4 GB file that takes no disk: a read of it all would take 4 GB of memory."""
+    path = tmp_path / "sparse.txt"
+    with path.open("wb") as file:
+        file.truncate(4 * 1024**3)
+    return path

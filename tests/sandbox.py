@@ -76,6 +76,16 @@ class Sandbox:
         out = self.run("journalctl", "-u", unit, "-o", "json", "--no-pager", *args).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
+    def cursor(self, unit: str = "edgecam") -> str:
+        """The journal's position now: `labels_since` reads what comes after it."""
+        entries = self.journal("-n", "1", unit=unit)
+        return entries[-1]["__CURSOR"] if entries else ""
+
+    def labels_since(self, cursor: str, unit: str = "edgecam") -> list[str]:
+        """The EDGECAM_LABEL of each result journalled after `cursor`."""
+        return [e["EDGECAM_LABEL"] for e in self.journal(f"--after-cursor={cursor}", unit=unit)
+                if "EDGECAM_LABEL" in e]
+
     def messages(self, *args: str, unit: str = "edgecam") -> list[str]:
         return [_text(entry.get("MESSAGE", "")) for entry in self.journal(*args, unit=unit)]
 

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -39,21 +38,6 @@ def one_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     return lines[0]
-
-
-@pytest.fixture
-def fifo(tmp_path: Path) -> Path:
-    path = tmp_path / "labels.fifo"
-    os.mkfifo(path)
-    return path
-
-
-@pytest.fixture
-def sparse(tmp_path: Path) -> Path:
-    path = tmp_path / "sparse.txt"
-    with path.open("wb") as file:
-        file.truncate(4 * 1024**3)
-    return path
 
 
 @pytest.mark.parametrize("labels", ["fifo", "/dev/zero", "sparse"])

@@ -119,16 +119,6 @@ def active(sandbox: Sandbox) -> str:
     return sandbox.systemctl("is-active", "edgecam", check=False).stdout.strip()
 
 
-def labels_since(sandbox: Sandbox, cursor: str) -> list[str]:
-    return [e["EDGECAM_LABEL"] for e in sandbox.journal(f"--after-cursor={cursor}")
-            if "EDGECAM_LABEL" in e]
-
-
-def cursor(sandbox: Sandbox) -> str:
-    entries = sandbox.journal("-n", "1")
-    return entries[-1]["__CURSOR"] if entries else ""
-
-
 def photos_config() -> str:
     config = {"camera": {"source": PHOTOS, "fps": 4}, "model": {"threads": 1},
               "outputs": {"heartbeat_s": 5}}
@@ -170,10 +160,10 @@ def test_the_packaged_unit_verifies_and_its_exposure_is_as_low_as_make_installs(
 
 def test_the_config_pointed_at_photos_and_reloaded_gives_labels_in_the_journal(
         installed: Sandbox) -> None:
-    mark = cursor(installed)
+    mark = installed.cursor()
     installed.run("tee", CONFIG, input=photos_config())
     installed.systemctl("reload", "edgecam")
-    wait_for(lambda: {"macaw", "Egyptian cat"} <= set(labels_since(installed, mark)), 180,
+    wait_for(lambda: {"macaw", "Egyptian cat"} <= set(installed.labels_since(mark)), 180,
              "the photos' labels in the journal")
 
 
@@ -185,8 +175,8 @@ def test_an_upgrade_keeps_the_edited_config_and_restarts_the_service(
     assert installed.run("dpkg-query", "-W", "-f=${Version}", "edgecam").stdout == f"{__version__}+test2"
     wait_for(lambda: active(installed) == "active", 120, "the service active after the upgrade")
     assert installed.show("MainPID")["MainPID"] not in ("0", before)
-    mark = cursor(installed)
-    wait_for(lambda: labels_since(installed, mark), 180, "labels after the upgrade")
+    mark = installed.cursor()
+    wait_for(lambda: installed.labels_since(mark), 180, "labels after the upgrade")
 
 
 def test_remove_stops_the_service_and_keeps_the_config(installed: Sandbox) -> None:

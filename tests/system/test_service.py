@@ -47,16 +47,6 @@ def write_config(sandbox: Sandbox, text: str) -> None:
     sandbox.run("tee", CONFIG, input=text)
 
 
-def labels_since(sandbox: Sandbox, cursor: str) -> list[str]:
-    return [e["EDGECAM_LABEL"] for e in sandbox.journal(f"--after-cursor={cursor}")
-            if "EDGECAM_LABEL" in e]
-
-
-def cursor(sandbox: Sandbox) -> str:
-    entries = sandbox.journal("-n", "1")
-    return entries[-1]["__CURSOR"] if entries else ""
-
-
 def active(sandbox: Sandbox) -> bool:
     return sandbox.systemctl("is-active", "edgecam", check=False).stdout.strip() == "active"
 
@@ -92,10 +82,10 @@ def first_start(sandbox: Sandbox) -> FirstStart:
     status = sandbox.show("StatusText")["StatusText"]
     stats = stats_message(sandbox, source_errors=3)  # retried at least three times
     waiting = [m for m in sandbox.messages() if "waiting for the camera" in m]
-    mark = cursor(sandbox)
+    mark = sandbox.cursor()
     write_config(sandbox, service_config())
     sandbox.systemctl("reload", "edgecam")
-    wait_for(lambda: labels_since(sandbox, mark), 120, "labels from the photos after the reload")
+    wait_for(lambda: sandbox.labels_since(mark), 120, "labels from the photos after the reload")
     return FirstStart(output, status, stats, waiting)
 
 
@@ -167,16 +157,16 @@ def test_socket_answers_the_edgecam_group_only(installed: Sandbox) -> None:
 
 def test_reload_applies_a_valid_edit(installed: Sandbox) -> None:
     write_config(installed, service_config(min_score=0.99))  # only the macaw scores 0.996
-    mark = cursor(installed)
+    mark = installed.cursor()
     installed.systemctl("reload", "edgecam")
     # A frame the inference thread had already taken when the reload landed may still go out
     # under the old filter, so the check starts once two results in a row pass the new one
     # (the old one emits every change: never two macaws in a row).
-    wait_for(lambda: labels_since(installed, mark)[-2:] == ["macaw", "macaw"] and any(
+    wait_for(lambda: installed.labels_since(mark)[-2:] == ["macaw", "macaw"] and any(
         "reloaded" in m for m in installed.messages(f"--after-cursor={mark}")), 120, "the reload")
-    mark = cursor(installed)
-    wait_for(lambda: len(labels_since(installed, mark)) >= 2, 120, "results after the reload")
-    assert set(labels_since(installed, mark)) == {"macaw"}
+    mark = installed.cursor()
+    wait_for(lambda: len(installed.labels_since(mark)) >= 2, 120, "results after the reload")
+    assert set(installed.labels_since(mark)) == {"macaw"}
     write_config(installed, service_config())
     installed.systemctl("reload", "edgecam")
 
@@ -184,7 +174,7 @@ def test_reload_applies_a_valid_edit(installed: Sandbox) -> None:
 def test_reload_with_a_broken_edit_keeps_running(installed: Sandbox) -> None:
     broken = service_config() + "pipeline:\n  max_fps: -3\ncamera_typo: 1\n"
     write_config(installed, broken)
-    mark = cursor(installed)
+    mark = installed.cursor()
     installed.systemctl("reload", "edgecam")
     wait_for(lambda: any("reload refused" in m for m in installed.messages(f"--after-cursor={mark}")),
              120, "the refused reload")
@@ -193,8 +183,8 @@ def test_reload_with_a_broken_edit_keeps_running(installed: Sandbox) -> None:
     assert f"{CONFIG}:{lines.index('  max_fps: -3') + 1}: pipeline.max_fps:" in errors
     assert f"{CONFIG}:{lines.index('camera_typo: 1') + 1}: camera_typo: unknown key" in errors
     assert active(installed)
-    mark = cursor(installed)
-    wait_for(lambda: labels_since(installed, mark), 120, "results on the old config")
+    mark = installed.cursor()
+    wait_for(lambda: installed.labels_since(mark), 120, "results on the old config")
     write_config(installed, service_config())
 
 
@@ -206,7 +196,7 @@ def test_the_ip_filter_follows_the_config(installed: Sandbox) -> None:
     assert set(installed.show("IPAddressAllow")["IPAddressAllow"].split()) == {"127.0.0.0/8", "::1/128"}
     write_config(installed, service_config(mqtt={"enabled": True, "host": broker}))
     try:
-        mark = cursor(installed)
+        mark = installed.cursor()
         installed.systemctl("reload", "edgecam")
         wait_for(lambda: any(f"blocks outputs.mqtt.host {broker}" in m
                              for m in installed.messages(f"--after-cursor={mark}")), 120,
@@ -216,10 +206,10 @@ def test_the_ip_filter_follows_the_config(installed: Sandbox) -> None:
         installed.sh(f"mkdir -p {dropin}")
         installed.run("tee", f"{dropin}/test-network.conf", input=text)
         installed.systemctl("daemon-reload")
-        mark = cursor(installed)
+        mark = installed.cursor()
         installed.systemctl("restart", "edgecam")
         assert broker in installed.show("IPAddressAllow")["IPAddressAllow"]
-        wait_for(lambda: labels_since(installed, mark), 120, "results with the drop-in")
+        wait_for(lambda: installed.labels_since(mark), 120, "results with the drop-in")
         assert not any("IP filter" in m for m in installed.messages(f"--after-cursor={mark}"))
     finally:
         installed.sh(f"rm -rf {dropin}")
@@ -232,7 +222,7 @@ def test_snapshots_are_saved_in_the_state_folder_and_listed_for_the_group(instal
     """Under ProtectSystem=strict the service writes only where the unit lets it: the default
     snapshots.dir is in its StateDirectory (/var/lib/edgecam)."""
     write_config(installed, service_config() + "snapshots:\n  enabled: true\n  max_files: 50\n")
-    mark = cursor(installed)
+    mark = installed.cursor()
     installed.systemctl("reload", "edgecam")
 
     def saved() -> list[str]:
@@ -269,7 +259,7 @@ def test_a_hung_pipeline_is_restarted_by_the_watchdog(installed: Sandbox) -> Non
         installed.systemctl("daemon-reload")
         installed.systemctl("restart", "edgecam")
         restarts = installed.show("NRestarts")["NRestarts"]
-        mark = cursor(installed)
+        mark = installed.cursor()
         wait_for(lambda: installed.show("NRestarts")["NRestarts"] != restarts, 120,
                  "the watchdog restart")
         assert any("Watchdog timeout" in m for m in installed.run(
@@ -283,7 +273,7 @@ def test_a_hung_pipeline_is_restarted_by_the_watchdog(installed: Sandbox) -> Non
 def test_stop_is_prompt_and_removes_the_socket(installed: Sandbox) -> None:
     wait_for(lambda: active(installed), 120, "the service to be active")
     installed.run("test", "-S", SOCKET)
-    mark = cursor(installed)
+    mark = installed.cursor()
     installed.systemctl("stop", "edgecam")
     after = "\n".join(installed.messages(f"--after-cursor={mark}"))
     assert "timed out" not in after and "SIGKILL" not in after

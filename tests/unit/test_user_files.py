@@ -10,7 +10,6 @@ hanging the suite.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -50,22 +49,6 @@ def bounded(call: Callable[[], Any]) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
-
-
-@pytest.fixture
-def fifo(tmp_path: Path) -> Path:
-    path = tmp_path / "labels.fifo"
-    os.mkfifo(path)
-    return path
-
-
-@pytest.fixture
-def sparse(tmp_path: Path) -> Path:
-    """A 4 GB file that takes no disk: a read of it all would take 4 GB of memory."""
-    path = tmp_path / "sparse.txt"
-    with path.open("wb") as file:
-        file.truncate(4 * 1024**3)
-    return path
 
 
 def test_a_fifo_a_device_and_a_sparse_4gb_file_are_refused_in_one_line_at_once(
