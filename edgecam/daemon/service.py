@@ -28,6 +28,7 @@ from edgecam.core.stats import Stats, status_line
 from edgecam.daemon import ipfilter
 from edgecam.daemon.board_watch import BoardWatch
 from edgecam.daemon.claims import Claims
+from edgecam.daemon.faults import Faults
 from edgecam.daemon.logs import set_level
 from edgecam.daemon.memory import pin_mmap_threshold
 from edgecam.daemon.notify import Notifier, StartTimeout, Watchdog
@@ -70,7 +71,7 @@ class Daemon:
         self._watchdog = Watchdog(self._notifier)
         context = OutputContext(self._stats, journal_sender, print_results, camera.name,
                                 print_text=print_text)
-        self._pipeline = Pipeline(self._stats, context, self._watchdog)
+        self._pipeline = Pipeline(self._stats, context, Faults().wrap(self._watchdog.kick, self._stop))
         self._config: Config | None = None  # as running: with the fleet's heads and model
         self._fleet: Fleet | NoFleet = NoFleet()
 

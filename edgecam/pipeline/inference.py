@@ -1,15 +1,14 @@
 """The inference thread: newest frame → classifier → filter → outputs.
 
-It takes the newest frame from the slot, drops it if older than
-`max_frame_age_ms` (so every result's latency is bounded by that age plus
-one decode and one inference), decodes it if its source deferred that (only
-the frames the model takes are ever decoded), honours `max_fps`, and hands emitted results to the output
-dispatcher without ever waiting on an output. Progress here is what feeds
-the systemd watchdog. With snapshots on, emitted results go to the snapshot
-writer instead, each label change with its frame (snapshots.writer: it
-sends them on once the JPEG is saved, and never makes this thread wait).
-With the status page on, each classified frame is left in a one-slot
-handoff (core.latest) for its preview: an assignment, never a wait.
+It takes the newest frame from the slot, drops it if older than `max_frame_age_ms` (so every
+result's latency is bounded by that age plus one decode and one inference), decodes it if its
+source deferred that (only the frames the model takes are ever decoded), honours `max_fps`, and
+hands emitted results to the output dispatcher without ever waiting on an output. Progress here
+is what feeds the systemd watchdog (a `Progress` callable, wired by the assembly). With
+snapshots on, emitted results go to the snapshot writer instead, each label change with its
+frame (snapshots.writer: it sends them on once the JPEG is saved, and never makes this thread
+wait). With the status page on, each classified frame is left in a one-slot handoff
+(core.latest) for its preview: an assignment, never a wait.
 
 The threads a frame wakes (an on-demand reader, told the slot is free; the
 outputs' threads, handed the last result) are woken right before invoke():
@@ -44,11 +43,10 @@ from edgecam.common.worker import Worker
 from edgecam.config import PipelineConfig
 from edgecam.core.frames import IDENTITY, WHOLE, Frame, FrameFormatError
 from edgecam.core.latest import LatestFrame
+from edgecam.core.protocols import Progress
 from edgecam.core.results import Classification, Result
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.daemon.faults import Faults
-from edgecam.daemon.notify import Watchdog
 from edgecam.models.base import ImageClassifier
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
@@ -78,14 +76,13 @@ class InferenceSettings:
 
 class Inference:
     def __init__(self, settings: InferenceSettings, slot: FrameSlot, stats: Stats, outputs: Dispatcher,
-                 watchdog: Watchdog, source_idle: Callable[[], bool], faults: Faults) -> None:
+                 progress: Progress, source_idle: Callable[[], bool]) -> None:
         self.settings = settings
         self._slot = slot
         self._stats = stats
         self._outputs = outputs
-        self._watchdog = watchdog
+        self._progress = progress  # the watchdog's kick, as the assembly wires it
         self._source_idle = source_idle
-        self._faults = faults
         self._worker = Worker("edgecam-inference", self._run)
         self._stop = self._worker.stopping
         self.first_result = threading.Event()
@@ -142,7 +139,7 @@ class Inference:
             taken = time.monotonic()
             if frame is None:
                 if self._source_idle():
-                    self._watchdog.kick()  # nothing to classify, but the source is being handled
+                    self._progress()  # nothing to classify, but the source is being handled
                 continue
             self._taken = True
             settings = self.settings  # a reload that landed while this thread waited applies
@@ -164,10 +161,9 @@ class Inference:
                 continue
             if settings.preview is not None:
                 settings.preview.put(frame.seq, frame.captured_wall, image)
-            self._watchdog.kick()
+            self._progress()
             if settings.pipeline.max_fps:
                 next_frame = taken + 1.0 / settings.pipeline.max_fps
-            self._faults.after_classified(self._stop, self._release)
 
     def _classify(self, frame: Frame, image: np.ndarray, settings: InferenceSettings) -> None:
         started = time.monotonic()
@@ -245,7 +241,7 @@ class Inference:
             return True
         self._unsent += [partial(self._send, repeated, None) for repeated in repeats]
         if not moved:
-            self._watchdog.kick()  # a still scene is progress
+            self._progress()  # a still scene is progress
         return not moved
 
     def _set_last_result(self, result: Result) -> None:

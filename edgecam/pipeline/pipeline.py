@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from edgecam.config import Config, ModelConfig, SnapshotsConfig
 from edgecam.core.frames import IDENTITY
 from edgecam.core.latest import LatestFrame
+from edgecam.core.protocols import Progress
 from edgecam.core.results import Result
 from edgecam.core.sensor import OnSensor
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.daemon.faults import Faults
-from edgecam.daemon.notify import Watchdog
 from edgecam.models.base import ImageClassifier
 from edgecam.models.factory import close_classifier
 from edgecam.models.imx500 import Imx500Classifier
@@ -57,10 +56,10 @@ class Reload:
 
 
 class Pipeline:
-    def __init__(self, stats: Stats, context: OutputContext, watchdog: Watchdog) -> None:
+    def __init__(self, stats: Stats, context: OutputContext, progress: Progress) -> None:
         self.stats = stats
         self._context = context
-        self._watchdog = watchdog
+        self._progress = progress
         self.slot = FrameSlot(lambda frame: stats.drop(frame.superseded_reason))
         self.dispatcher = Dispatcher([], stats)
         self.capture: Capture | None = None
@@ -89,8 +88,8 @@ class Pipeline:
         self._stack.callback(self._stop_snapshots)
         settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs), zones,
                                      self._snapshots, self._preview(config), frame_gate(config))
-        self.inference = Inference(settings, self.slot, self.stats, self.dispatcher, self._watchdog,
-                                   self.source_idle, Faults())
+        self.inference = Inference(settings, self.slot, self.stats, self.dispatcher, self._progress,
+                                   self.source_idle)
         self.inference.start()
         self._stack.callback(self.inference.stop, _STOP_S)
         self._start_capture(config, classifier, source)

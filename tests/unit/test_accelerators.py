@@ -127,7 +127,7 @@ def running(cfg: Config) -> Iterator[tuple[Pipeline, Client]]:
     """The daemon's pipeline in process (model first, then outputs, inference, capture), stopped
     in reverse at the end whatever happened."""
     stats = Stats()
-    pipeline = Pipeline(stats, OutputContext(stats, lambda: None), Watchdog(FakeNotifier()))  # type: ignore[arg-type]
+    pipeline = Pipeline(stats, OutputContext(stats, lambda: None), Watchdog(FakeNotifier()).kick)  # type: ignore[arg-type]
     classifier = make_classifier(cfg.model)
     client = None
     try:

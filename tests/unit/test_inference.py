@@ -23,7 +23,6 @@ from edgecam.config import OutputsConfig, PipelineConfig
 from edgecam.core.frames import Frame
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.classifier import Classifier
 from edgecam.models.preprocess import FrameFitter
@@ -66,8 +65,8 @@ class Pipeline:
         settings = InferenceSettings(classifier, PipelineConfig(max_frame_age_ms=max_frame_age_ms,
                                                                 max_fps=max_fps),
                                      ResultFilter(OutputsConfig(emit=emit, min_score=min_score)))
-        self.inference = Inference(settings, self.slot, self.stats, self.outputs, self.watchdog,
-                                   source_idle, Faults({}))
+        self.inference = Inference(settings, self.slot, self.stats, self.outputs, self.watchdog.kick,
+                                   source_idle)
 
     def start(self) -> Pipeline:
         self.outputs.start()

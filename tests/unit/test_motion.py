@@ -21,7 +21,6 @@ from edgecam.core.frames import Decoded, Frame, FrameFormatError
 from edgecam.core.results import Classification, Label, Result
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
@@ -173,7 +172,7 @@ class Thread:
         self.collect = Collect()
         self.outputs = Dispatcher([self.collect], self.stats)
         self.inference = Inference(settings, self.slot, self.stats, self.outputs,
-                                   Watchdog(FakeNotifier()), lambda: False, Faults({}))  # type: ignore[arg-type]
+                                   Watchdog(FakeNotifier()).kick, lambda: False)  # type: ignore[arg-type]
         self.seq = 0
 
     def __enter__(self) -> Thread:
