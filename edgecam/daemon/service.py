@@ -23,6 +23,7 @@ from contextlib import ExitStack
 
 from edgecam.common.fds import fit_limit
 from edgecam.config import SINGLE, Camera, Config, load_config
+from edgecam.config.diff import ConfigDiff
 from edgecam.config.files import source_override
 from edgecam.core.stats import Stats, status_line
 from edgecam.daemon import ipfilter
@@ -266,7 +267,7 @@ class Daemon:
             if not fleet.serves(written):
                 fleet = make_fleet(written, self._stats, self._fleet_reload)
             new = fleet.effective(written)
-            if new.model != old.model and on_camera_sensor(old.model, new.model):
+            if ConfigDiff(old, new).model and on_camera_sensor(old.model, new.model):
                 raise EdgecamError("the AI Camera's network is uploaded to the sensor when edgecam "
                                    "starts: restart it to change the model (systemctl restart "
                                    f"{self._camera.unit.removesuffix('.service')})")
@@ -292,14 +293,20 @@ class Daemon:
             close_classifier(current)  # the device an accelerator held (the Hailo) goes back
         self._config = new
         self._fleet.reloaded(None)
-        changed = [name for name in ("camera", "model", "pipeline", "outputs", "zones", "snapshots",
-                                     "web", "fleet", "log_level")
-                   if getattr(new, name) != getattr(old, name)]
-        if classifier is not current and new.model == old.model:
-            changed.append("model (files on disk)")
-        # A zone's head rewritten by `edgecam learn --zone`, its model section unchanged.
-        same = {zone.name for zone in new.zones if zone in old.zones and new.model == old.model}
-        changed += [f"zone {zone.name}: model (files on disk)" for zone in prepared.zones
-                    if zone.name in same and zone.classifier is not running.get(zone.name)]
+        changed = _changed(ConfigDiff(old, new), classifier is not current, running,
+                           {zone.name: zone.classifier for zone in prepared.zones})
         log.info("reloaded: %s", ", ".join(changed) if changed else "nothing changed")
         self._warn_if_filtered(new)
+
+
+def _changed(diff: ConfigDiff, reread: bool, before: dict[str, ImageClassifier],
+             after: dict[str, ImageClassifier]) -> list[str]:
+    """What the "reloaded: ..." line names: the sections that changed, and the models re-read
+    from disk (`reread`: the whole frame's; a zone's whose classifier is not the one before)."""
+    changed = diff.sections
+    if reread and not diff.model:
+        changed.append("model (files on disk)")
+    # A zone's head rewritten by `edgecam learn --zone`, its model section unchanged.
+    same = {zone.name for zone in diff.new.zones if zone in diff.old.zones and not diff.model}
+    return changed + [f"zone {name}: model (files on disk)" for name, classifier in after.items()
+                      if name in same and classifier is not before.get(name)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from edgecam.config import ModelConfig
 from edgecam.config.backends import backend_of
+from edgecam.config.diff import extractor_key
 from edgecam.models.base import ImageClassifier
 from edgecam.models.classifier import Classifier
 from edgecam.models.fewshot.imprint import HeadClassifier
@@ -56,8 +57,7 @@ def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelCon
     """
     if changed(current.loaded_files):  # the model or labels file was replaced in place
         return make_classifier(new)
-    same_extractor = ((new.path, new.threads, new.resize, new.backend, new.providers)
-                      == (old.path, old.threads, old.resize, old.backend, old.providers))
+    same_extractor = extractor_key(new) == extractor_key(old)
     if isinstance(current, HeadClassifier) and new.head is not None and same_extractor:
         if new == old:
             return current.reloaded(new)

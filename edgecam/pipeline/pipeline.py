@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from edgecam.config import Config, ModelConfig, SnapshotsConfig
+from edgecam.config.diff import ConfigDiff, whole_frames
 from edgecam.core.frames import IDENTITY
 from edgecam.core.latest import LatestFrame
 from edgecam.core.protocols import Progress
@@ -36,7 +37,7 @@ from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.inference import Inference, InferenceSettings
 from edgecam.pipeline.motion import MotionGate, make_gate
-from edgecam.pipeline.zones import Zone, build_zones, frame_size, whole_frames, zone_names
+from edgecam.pipeline.zones import Zone, build_zones, frame_size, zone_names
 from edgecam.snapshots.writer import SnapshotWriter
 from edgecam.sources import Source, make_source
 
@@ -101,18 +102,18 @@ class Pipeline:
         running = {**self._classifiers, new.model: classifier}
         zones, classifiers = build_zones(new, running, self.inference.settings.zones)
         outputs = None
-        if registry.concerned(old, new):
+        if ConfigDiff(old, new).outputs:
             outputs = registry.plan(new, self.dispatcher.outputs, self._context, zone_names(new))
         return Reload(new, classifier, outputs, zones, classifiers)
 
     def apply(self, old: Config, reload: Reload) -> None:
         """Swaps a prepared reload in; the source is reopened only if what it reads changed."""
         assert self.inference is not None
-        new, classifier = reload.config, reload.classifier
+        new, classifier, diff = reload.config, reload.classifier, ConfigDiff(old, reload.config)
         settings = self.inference.settings
-        result_filter = ResultFilter(new.outputs) if new.outputs != old.outputs else settings.filter
+        result_filter = ResultFilter(new.outputs) if diff.result_filter else settings.filter
         self.stats.set_zones(zone_names(new))  # before a new zone is counted
-        if new.snapshots != old.snapshots:
+        if diff.snapshots:
             self._stop_snapshots()  # what it holds goes out first; meanwhile results go straight out
             self._snapshots = self._start_snapshots(new.snapshots)
         self.inference.settings = InferenceSettings(classifier, new.pipeline, result_filter,
@@ -123,10 +124,7 @@ class Pipeline:
         self._classifiers = reload.classifiers
         if reload.outputs is not None:
             registry.commit(reload.outputs, self.dispatcher)
-        if (new.camera != old.camera or new.model.resize != old.model.resize
-                or new.pipeline.max_frame_age_ms != old.pipeline.max_frame_age_ms
-                or classifier.input_size != settings.classifier.input_size
-                or whole_frames(new) != whole_frames(old)
+        if (diff.reopen_source or classifier.input_size != settings.classifier.input_size
                 or on_sensor(new, classifier) != on_sensor(old, settings.classifier)):
             self._stop_capture()
             self.slot.clear()
