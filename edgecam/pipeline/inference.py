@@ -24,7 +24,8 @@ its heartbeat sent (a repeat of the last result, marked `still`).
 With the next frame already waiting when invoke() returns (the model is the bottleneck), the
 frame's finish (its labels, result, filter and sending) is left to the finisher thread instead,
 handed over at that same release: it then runs while the model does, and the next invoke()
-starts as soon as its input is written (pipeline.finisher).
+starts as soon as its input is written (pipeline.finisher). What is left travels as values
+(pipeline.work: `Send`, `Finish`), never as closures.
 """
 
 from __future__ import annotations
@@ -33,45 +34,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
-from edgecam.config import PipelineConfig
 from edgecam.core.frames import IDENTITY, WHOLE, Frame, FrameFormatError
-from edgecam.core.latest import LatestFrame
 from edgecam.core.protocols import Progress
-from edgecam.core.results import Classification, Result
+from edgecam.core.results import Result
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.models.base import ImageClassifier
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.finisher import Finisher
-from edgecam.pipeline.motion import MotionGate, gate_frame
-from edgecam.pipeline.zones import Zone, next_due
-from edgecam.snapshots.writer import Shot, SnapshotWriter
+from edgecam.pipeline.motion import gate_frame
+from edgecam.pipeline.work import Finish, InferenceSettings, Send, Work, classified
+from edgecam.pipeline.zones import next_due
+from edgecam.snapshots.writer import Shot
 
 log = logging.getLogger(__name__)
 
 _TAKE_TIMEOUT_S = 0.5
 _LOG_EVERY = 100
-
-
-@dataclass
-class InferenceSettings:
-    """What a reload may swap while the thread runs (replaced whole, never mutated)."""
-
-    classifier: ImageClassifier
-    pipeline: PipelineConfig
-    filter: ResultFilter
-    zones: tuple[Zone, ...] = ()  # with zones, each due zone is classified instead of the frame
-    snapshots: SnapshotWriter | None = None  # None: snapshots off, results straight to the outputs
-    preview: LatestFrame | None = None  # with the status page on: each classified frame goes there
-    motion: MotionGate | None = None  # with motion gating and no zones: the frame's gate
 
 
 class Inference:
@@ -92,9 +76,9 @@ class Inference:
         self._taken = False  # a frame was taken and the slot's reader not told yet
         #: what the last frames left to do, in order: results to send (with snapshots on, a label
         #: change's frame too), and with the next frame waiting, a frame's whole finish
-        self._unsent: list[Callable[[], None]] = []
+        self._unsent: list[Work] = []
         self._hand_over = False  # _unsent holds a frame's finish: it goes to the finisher
-        self._finisher = Finisher(self._finisher_failed)
+        self._finisher = Finisher(self._do, self._finisher_failed)
 
     def start(self) -> None:
         self._finisher.start()
@@ -168,39 +152,37 @@ class Inference:
     def _classify(self, frame: Frame, image: np.ndarray, settings: InferenceSettings) -> None:
         started = time.monotonic()
         if frame.picture.classification is not None:  # the AI Camera classified it on its sensor
-            self._unsent += self._finish(frame, image, frame.picture.classification, settings,
-                                         started, started)
+            self._unsent += self._finish(frame, image, classified(
+                frame, frame.picture.classification, started, started), settings)
             return
         labels = settings.classifier.infer(image, self._release)
         done = time.monotonic()
         if self._finisher.busy or (self._slot.waiting() and not settings.pipeline.max_fps):
             # The next frame waits for this thread: this one is finished beside its invoke.
-            self._unsent.append(partial(self._finish_and_send, frame, image, labels, settings,
-                                        started, done))
+            self._unsent.append(Finish(frame, image, labels, settings, started, done))
             self._hand_over = True
         else:
-            self._unsent += self._finish(frame, image, labels(), settings, started, done)
+            self._unsent += self._finish(frame, image, classified(frame, labels(), started, done),
+                                         settings)
 
-    def _finish(self, frame: Frame, image: np.ndarray, classification: Classification,
-                settings: InferenceSettings, started: float, done: float
-                ) -> list[Callable[[], None]]:
+    def _finish(self, frame: Frame, image: np.ndarray, result: Result,
+                settings: InferenceSettings) -> list[Send]:
         """A classified frame's result, counted and through the filter: what is left to send."""
-        result = Result(frame.seq, frame.captured_wall, frame.age_ms(done), (done - started) * 1000,
-                        classification)
-        self._stats.classified(result.latency_ms, classification.inference_ms)
+        self._stats.classified(result.latency_ms, result.classification.inference_ms)
         self._set_last_result(result)
         emitted = settings.filter.offer(result)
         if emitted is None:
             return []
         self._stats.count("emitted")
-        return [partial(self._send, emitted, self._shot(settings, settings.filter, frame, image))]
+        return [Send(emitted, self._shot(settings, settings.filter, frame, image))]
 
-    def _finish_and_send(self, frame: Frame, image: np.ndarray,
-                         labels: Callable[[], Classification], settings: InferenceSettings,
-                         started: float, done: float) -> None:
-        """A frame's whole finish, on the finisher thread."""
-        for send in self._finish(frame, image, labels(), settings, started, done):
-            send()
+    def _do(self, work: Work) -> None:
+        """Runs one piece of what a frame left (on this thread at a release, or the finisher's)."""
+        if isinstance(work, Send):
+            self._send(work)
+            return
+        for send in self._finish(work.frame, work.image, work.result(), work.settings):
+            self._send(send)
 
     def _classify_zones(self, frame: Frame, image: np.ndarray, settings: InferenceSettings,
                         taken: float) -> None:
@@ -215,17 +197,15 @@ class Inference:
             # The AI Camera classified the zone itself: it is the sensor's region (models.imx500).
             classification = (frame.picture.classification
                               or zone.classifier.classify(zone.image(image), self._release))
-            done = time.monotonic()
-            result = Result(frame.seq, frame.captured_wall, frame.age_ms(done),
-                            (done - started) * 1000, classification, zone.name)
+            result = classified(frame, classification, started, time.monotonic(), zone.name)
             inference_ms += classification.inference_ms
             self._stats.count_zone(zone.name, "classified")
             emitted = zone.filter.offer(result)
             if emitted is not None:
                 self._stats.count("emitted")
                 self._stats.count_zone(zone.name, "emitted")
-                self._unsent.append(partial(self._send, emitted,
-                                            self._shot(settings, zone.filter, frame, image, zone.crop)))
+                self._unsent.append(Send(emitted, self._shot(settings, zone.filter, frame, image,
+                                                             zone.crop)))
         if result is not None:
             self._stats.classified(result.latency_ms, inference_ms)
             self._set_last_result(result)
@@ -239,7 +219,7 @@ class Inference:
         except FrameFormatError as exc:
             self._bad_frame(exc)
             return True
-        self._unsent += [partial(self._send, repeated, None) for repeated in repeats]
+        self._unsent += [Send(repeated) for repeated in repeats]
         if not moved:
             self._progress()  # a still scene is progress
         return not moved
@@ -249,12 +229,12 @@ class Inference:
         if not self.first_result.is_set():
             self.first_result.set()
 
-    def _send(self, result: Result, shot: Shot | None) -> None:
+    def _send(self, send: Send) -> None:
         snapshots = self.settings.snapshots
         if snapshots is None:
-            self._outputs.emit(result)
+            self._outputs.emit(send.result)
         else:
-            snapshots.emit(result, shot)
+            snapshots.emit(send.result, send.shot)
 
     def _release(self) -> None:
         """Wakes the threads the last frame concerns: the slot's reader, the outputs'.
@@ -272,8 +252,8 @@ class Inference:
                 self._hand_over = False
                 self._finisher.hand_over(unsent)
             else:
-                for send in unsent:
-                    send()
+                for work in unsent:
+                    self._do(work)
         if self._taken:
             self._taken = False
             self._slot.notify_taken()

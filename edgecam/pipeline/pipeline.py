@@ -5,9 +5,10 @@ A Pipeline is built complete from the config and classifier it starts with
 needs: `first_result_seen`, `waiting_for`, `finished`, `last_result`). It
 wires the stages' seams: the progress callable it is given (the watchdog's
 kick) goes to inference. One ExitStack owns every running part (DESIGN.md,
-habit 2): `start_outputs` and `start` push each part's stop as they start it, so a failure half-way, or a stop signal,
-unwinds exactly what was started; `close` unwinds all. A reload (`prepare`, `apply`)
-builds every new part first (the outputs through outputs.registry.plan,
+habit 2): `start_outputs` and `start` push each part's stop as they start
+it, so a failure half-way, or a stop signal, unwinds exactly what was
+started; `close` unwinds all. A reload (`prepare`, `apply`) builds every
+new part first (the outputs through outputs.registry.plan,
 which cleans up after itself) and only then swaps them in, so a reload that
 fails leaves the running pipeline as it was. The snapshot writer, when on,
 starts before inference and stops after it (what it holds still reaches the
@@ -42,8 +43,9 @@ from edgecam.outputs.base import OutputContext
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.inference import Inference
 from edgecam.pipeline.motion import MotionGate, make_gate
+from edgecam.pipeline.work import InferenceSettings
 from edgecam.pipeline.zones import Zone, build_zones, frame_size, zone_names
 from edgecam.snapshots.writer import SnapshotWriter
 from edgecam.sources import Source, make_source

@@ -28,7 +28,8 @@ from edgecam.models.classifier import Classifier
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.inference import Inference
+from edgecam.pipeline.work import InferenceSettings
 from edgecam.sources.pictures import JpegPicture
 
 SMALL_MODEL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"

@@ -25,8 +25,9 @@ from edgecam.daemon.notify import Watchdog
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import CONFIRM_FRAMES, ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.inference import Inference
 from edgecam.pipeline.motion import HANGOVER, MotionGate, changed_part
+from edgecam.pipeline.work import InferenceSettings
 from edgecam.pipeline.zones import Zone
 from edgecam.sources.pictures import JpegPicture
 

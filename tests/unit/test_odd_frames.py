@@ -21,7 +21,8 @@ from edgecam.models.classifier import Classifier
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.inference import Inference
+from edgecam.pipeline.work import InferenceSettings
 from edgecam.sources.base import Source
 
 

@@ -28,7 +28,8 @@ from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.inference import Inference
+from edgecam.pipeline.work import InferenceSettings
 from edgecam.sources import OpenCVSource
 from edgecam.sources import opencv as opencv_source
 from edgecam.sources.base import Source
