@@ -3,12 +3,13 @@
 It takes the newest frame from the slot, drops it if older than `max_frame_age_ms` (so every
 result's latency is bounded by that age plus one decode and one inference), decodes it if its
 source deferred that (only the frames the model takes are ever decoded), honours `max_fps`, and
-hands emitted results to the output dispatcher without ever waiting on an output. Progress here
-is what feeds the systemd watchdog (a `Progress` callable, wired by the assembly). With
-snapshots on, emitted results go to the snapshot writer instead, each label change with its
-frame (snapshots.writer: it sends them on once the JPEG is saved, and never makes this thread
-wait). With the status page on, each classified frame is left in a one-slot handoff
-(core.latest) for its preview: an assignment, never a wait.
+hands emitted results to its `Sink` without ever waiting on it. It talks only to seams, which
+the assembly (pipeline.pipeline) wires: the sink is the outputs' dispatcher; progress (a
+`Progress` callable) is what feeds the systemd watchdog; with snapshots on, emitted results go
+to the snapshot writer in front of the dispatcher instead, each label change with its frame
+(snapshots.writer: it sends them on once the JPEG is saved, and never makes this thread wait);
+with the status page on, each classified frame goes to its preview (core.latest, a one-slot
+handoff: an assignment, never a wait).
 
 The threads a frame wakes (an on-demand reader, told the slot is free; the
 outputs' threads, handed the last result) are woken right before invoke():
@@ -40,11 +41,10 @@ import numpy as np
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
 from edgecam.core.frames import IDENTITY, WHOLE, Frame, FrameFormatError
-from edgecam.core.protocols import Progress
+from edgecam.core.protocols import Progress, Sink
 from edgecam.core.results import Result
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.finisher import Finisher
 from edgecam.pipeline.motion import gate_frame
@@ -59,12 +59,12 @@ _LOG_EVERY = 100
 
 
 class Inference:
-    def __init__(self, settings: InferenceSettings, slot: FrameSlot, stats: Stats, outputs: Dispatcher,
+    def __init__(self, settings: InferenceSettings, slot: FrameSlot, stats: Stats, sink: Sink,
                  progress: Progress, source_idle: Callable[[], bool]) -> None:
         self.settings = settings
         self._slot = slot
         self._stats = stats
-        self._outputs = outputs
+        self._sink = sink  # the outputs' (the dispatcher's emit), as the assembly wires it
         self._progress = progress  # the watchdog's kick, as the assembly wires it
         self._source_idle = source_idle
         self._worker = Worker("edgecam-inference", self._run)
@@ -144,7 +144,7 @@ class Inference:
                 self._bad_frame(exc)
                 continue
             if settings.preview is not None:
-                settings.preview.put(frame.seq, frame.captured_wall, image)
+                settings.preview(frame.seq, frame.captured_wall, image)
             self._progress()
             if settings.pipeline.max_fps:
                 next_frame = taken + 1.0 / settings.pipeline.max_fps
@@ -232,9 +232,9 @@ class Inference:
     def _send(self, send: Send) -> None:
         snapshots = self.settings.snapshots
         if snapshots is None:
-            self._outputs.emit(send.result)
+            self._sink(send.result)
         else:
-            snapshots.emit(send.result, send.shot)
+            snapshots(send.result, send.shot)
 
     def _release(self) -> None:
         """Wakes the threads the last frame concerns: the slot's reader, the outputs'.

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from edgecam.config import Config, ModelConfig, SnapshotsConfig
 from edgecam.config.diff import ConfigDiff, whole_frames
 from edgecam.core.frames import IDENTITY
-from edgecam.core.latest import LatestFrame
 from edgecam.core.protocols import Progress
 from edgecam.core.results import Result
 from edgecam.core.sensor import OnSensor
@@ -45,7 +44,7 @@ from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.inference import Inference
 from edgecam.pipeline.motion import MotionGate, make_gate
-from edgecam.pipeline.work import InferenceSettings
+from edgecam.pipeline.work import InferenceSettings, Preview, ShotSink
 from edgecam.pipeline.zones import Zone, build_zones, frame_size, zone_names
 from edgecam.snapshots.writer import SnapshotWriter
 from edgecam.sources import Source, make_source
@@ -87,7 +86,7 @@ class Pipeline:
         self._snapshots: SnapshotWriter | None = None  # with snapshots on, once started
         settings = InferenceSettings(classifier, config.pipeline, ResultFilter(config.outputs), zones,
                                      None, self._preview(config), frame_gate(config))
-        self._inference = Inference(settings, self.slot, stats, self.dispatcher, progress,
+        self._inference = Inference(settings, self.slot, stats, self.dispatcher.emit, progress,
                                     self.source_idle)
         self._capture = self._make_capture(config, classifier)
 
@@ -145,7 +144,7 @@ class Pipeline:
         self._snapshots = self._start_snapshots(self.config.snapshots)
         self._stack.callback(self._stop_snapshots)
         self._inference.settings = dataclasses.replace(self._inference.settings,
-                                                       snapshots=self._snapshots)
+                                                       snapshots=self._shots())
         self._inference.start()
         self._stack.callback(self._inference.stop, _STOP_S)
         self._capture.start(source)
@@ -170,7 +169,7 @@ class Pipeline:
             self._stop_snapshots()  # what it holds goes out first; meanwhile results go straight out
             self._snapshots = self._start_snapshots(new.snapshots)
         self._inference.settings = InferenceSettings(classifier, new.pipeline, result_filter,
-                                                    reload.zones, self._snapshots, self._preview(new),
+                                                    reload.zones, self._shots(), self._preview(new),
                                                     frame_gate(new))
         if not new.web.enabled:
             self._context.preview.clear()
@@ -210,8 +209,13 @@ class Pipeline:
         for classifier in {id(c): c for c in running}.values():
             close_classifier(classifier)
 
-    def _preview(self, config: Config) -> LatestFrame | None:
-        return self._context.preview if config.web.enabled else None
+    def _preview(self, config: Config) -> Preview | None:
+        """The status page's preview, as a seam inference feeds (with the page on)."""
+        return self._context.preview.put if config.web.enabled else None
+
+    def _shots(self) -> ShotSink | None:
+        """The snapshot writer in front of the outputs, as the seam inference sends to."""
+        return self._snapshots.emit if self._snapshots is not None else None
 
     def _start_snapshots(self, config: SnapshotsConfig) -> SnapshotWriter | None:
         if not config.enabled:

@@ -18,13 +18,18 @@ import numpy as np
 
 from edgecam.config import PipelineConfig
 from edgecam.core.frames import Frame
-from edgecam.core.latest import LatestFrame
 from edgecam.core.results import Classification, Result
 from edgecam.models.base import ImageClassifier
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.motion import MotionGate
 from edgecam.pipeline.zones import Zone
-from edgecam.snapshots.writer import Shot, SnapshotWriter
+from edgecam.snapshots.writer import Shot
+
+#: with snapshots on, where results go instead of the sink: each with its frame when it is a
+#: label change (the snapshot writer's emit, in front of the outputs)
+ShotSink = Callable[[Result, Shot | None], None]
+#: with the status page on, where each classified frame goes: (seq, capture time, picture)
+Preview = Callable[[int, float, np.ndarray], None]
 
 
 @dataclass
@@ -35,8 +40,8 @@ class InferenceSettings:
     pipeline: PipelineConfig
     filter: ResultFilter
     zones: tuple[Zone, ...] = ()  # with zones, each due zone is classified instead of the frame
-    snapshots: SnapshotWriter | None = None  # None: snapshots off, results straight to the outputs
-    preview: LatestFrame | None = None  # with the status page on: each classified frame goes there
+    snapshots: ShotSink | None = None  # None: snapshots off, results straight to the sink
+    preview: Preview | None = None  # with the status page on: each classified frame goes there
     motion: MotionGate | None = None  # with motion gating and no zones: the frame's gate
 
 

@@ -66,7 +66,7 @@ class Pipeline:
         settings = InferenceSettings(classifier, PipelineConfig(max_frame_age_ms=max_frame_age_ms,
                                                                 max_fps=max_fps),
                                      ResultFilter(OutputsConfig(emit=emit, min_score=min_score)))
-        self.inference = Inference(settings, self.slot, self.stats, self.outputs, self.watchdog.kick,
+        self.inference = Inference(settings, self.slot, self.stats, self.outputs.emit, self.watchdog.kick,
                                    source_idle)
 
     def start(self) -> Pipeline:

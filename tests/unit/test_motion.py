@@ -172,7 +172,7 @@ class Thread:
         self.slot = FrameSlot(lambda frame: self.stats.drop(frame.superseded_reason))
         self.collect = Collect()
         self.outputs = Dispatcher([self.collect], self.stats)
-        self.inference = Inference(settings, self.slot, self.stats, self.outputs,
+        self.inference = Inference(settings, self.slot, self.stats, self.outputs.emit,
                                    Watchdog(FakeNotifier()).kick, lambda: False)  # type: ignore[arg-type]
         self.seq = 0
 

@@ -69,7 +69,7 @@ def test_odd_frames_are_classified_or_dropped_and_counted() -> None:
         Classifier(str(DEFAULT_MODEL), str(LABELS), threads=1),
         PipelineConfig(max_frame_age_ms=60_000), ResultFilter(OutputsConfig(emit="every_frame",
                                                                              min_score=0.0)))
-    inference = Inference(settings, slot, stats, outputs, Watchdog(Notifier({})).kick,
+    inference = Inference(settings, slot, stats, outputs.emit, Watchdog(Notifier({})).kick,
                           lambda: False)
     first = ListSource(frames, slot, fail_first_read=True)
     sources = iter([first, ListSource(frames, slot)])

@@ -139,7 +139,7 @@ def test_latency_includes_the_time_a_frame_waited_undecoded(classifier: Classifi
     outputs = Dispatcher([collect], stats)
     settings = InferenceSettings(classifier, PipelineConfig(max_frame_age_ms=60_000),
                                  ResultFilter(OutputsConfig(emit="every_frame", min_score=0.0)))
-    inference = Inference(settings, slot, stats, outputs, Watchdog(Notifier({})).kick,
+    inference = Inference(settings, slot, stats, outputs.emit, Watchdog(Notifier({})).kick,
                           lambda: False)
     waited_s = 0.3
     arrived = time.monotonic() - waited_s, time.time() - waited_s
