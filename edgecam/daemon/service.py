@@ -182,7 +182,7 @@ class Daemon:
                 return code
             # The figures (percentiles of 2 x 1000 samples) only when STATUS= or an output is due.
             figures = self._stats.figures() if now - last_status >= _STATUS_S else None
-            pipeline.dispatcher.stats(self._stats.figures if figures is None else figures, now)
+            pipeline.send_stats(self._stats.figures if figures is None else figures, now)
             if figures is not None:
                 last_status = now
                 self._notifier.status(self._status(pipeline, figures))

@@ -21,8 +21,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 from edgecam.config import Config, ModelConfig, SnapshotsConfig
 from edgecam.config.diff import ConfigDiff, whole_frames
@@ -112,6 +114,10 @@ class Pipeline:
 
     def output_names(self) -> list[str]:
         return [output.name for output in self.dispatcher.outputs]
+
+    def send_stats(self, figures: dict[str, Any] | Callable[[], dict[str, Any]], now: float) -> None:
+        """The stats to each output whose interval has passed (Dispatcher.stats)."""
+        self.dispatcher.stats(figures, now)
 
     @property
     def error(self) -> BaseException | None:
