@@ -60,6 +60,7 @@ from edgecam.core.slot import FrameSlot
 from edgecam.models import classifier as classifier_module
 from edgecam.models.preprocess import Preprocessor
 from edgecam.pipeline.inference import Inference
+from edgecam.pipeline.work import Finish
 
 # (mark, the step that ends there), in a frame's order; a frame's steps start at "released".
 STEPS = [("invoked", "invoke"), ("classified", "finish"), ("taken", "next frame"),
@@ -120,14 +121,14 @@ def instrument(marks: Marks) -> None:
 
     classifier_module.interpreter_class = timed_interpreter_class
     marks.around(Inference, "_classify", None, "classified")
-    finish_and_send = Inference._finish_and_send
+    finish_result = Finish.result  # a Finish is only made for a frame finished beside
 
-    def counted(*args: Any) -> None:
+    def counted(*args: Any) -> Any:
         if marks.recording:
             marks.finished_beside += 1
-        finish_and_send(*args)
+        return finish_result(*args)
 
-    Inference._finish_and_send = counted  # type: ignore[method-assign]
+    Finish.result = counted  # type: ignore[method-assign]
     marks.around(FrameSlot, "take", None, "taken")
     marks.around(Preprocessor, "write", "fitting", "written")
     marks.around(Inference, "_release", None, "released")

@@ -23,16 +23,18 @@ from contextlib import ExitStack
 
 from edgecam.common.fds import fit_limit
 from edgecam.config import SINGLE, Camera, Config, load_config
+from edgecam.config.diff import ConfigDiff
 from edgecam.config.files import source_override
 from edgecam.core.stats import Stats, status_line
 from edgecam.daemon import ipfilter
 from edgecam.daemon.board_watch import BoardWatch
 from edgecam.daemon.claims import Claims
+from edgecam.daemon.faults import Faults
 from edgecam.daemon.logs import set_level
 from edgecam.daemon.memory import pin_mmap_threshold
 from edgecam.daemon.notify import Notifier, StartTimeout, Watchdog
 from edgecam.daemon.signals import Signals
-from edgecam.errors import EX_SOFTWARE, ConfigError, EdgecamError
+from edgecam.errors import ConfigError, EdgecamError
 from edgecam.fleet.member import Fleet, NoFleet, make_fleet
 from edgecam.models.base import ImageClassifier, start_progress
 from edgecam.models.factory import close_classifier, make_classifier, on_camera_sensor, refresh_classifier
@@ -68,10 +70,9 @@ class Daemon:
         self._stats = Stats()
         self._board = BoardWatch(self._stats)
         self._watchdog = Watchdog(self._notifier)
-        context = OutputContext(self._stats, journal_sender, print_results, camera.name,
-                                print_text=print_text)
-        self._pipeline = Pipeline(self._stats, context, self._watchdog)
-        self._config: Config | None = None  # as running: with the fleet's heads and model
+        self._context = OutputContext(self._stats, journal_sender, print_results, camera.name,
+                                      print_text=print_text)
+        self._close_pipeline: Callable[[], None] = lambda: None  # once built: its close
         self._fleet: Fleet | NoFleet = NoFleet()
 
     # -- signals -----------------------------------------------------------------------------
@@ -98,9 +99,8 @@ class Daemon:
         pin_mmap_threshold()
         fit_limit()  # the connection caps must fit in the descriptor limit
         try:
-            if not self._start():
-                return 0
-            return self._serve()
+            pipeline = self._start()
+            return 0 if pipeline is None else self._serve(pipeline)
         finally:
             self._shutdown()
             self._signals.close()
@@ -118,52 +118,54 @@ class Daemon:
         log.info("fleet: %s: reloading", why)
         self._reload.set()
 
-    def _start(self) -> bool:
-        """Starts every part in order; False if a stop signal came first."""
+    def _start(self) -> Pipeline | None:
+        """Starts every part in order; None if a stop signal came first."""
         written = self._load()
         self._fleet = make_fleet(written, self._stats, self._fleet_reload)
-        config = self._config = self._fleet.effective(written)
+        config = self._fleet.effective(written)
         set_level(config.log_level)
         self._claims.hold(config)  # another instance using its socket, ports or camera: one line
         self._warn_if_filtered(config)
         self._notifier.status("loading the model")
         classifier = make_classifier(config.model, recover=True)
         if self._stopping():
-            return False
-        self._pipeline.start_outputs(config)
+            return None
+        # The watchdog's kick is the pipeline's progress; the fault hook (tests only) wraps it.
+        pipeline = Pipeline(config, classifier, self._stats, self._context,
+                            Faults().wrap(self._watchdog.kick, self._stop))
+        self._close_pipeline = pipeline.close
+        pipeline.start_outputs()
         with ExitStack() as opened:
             source = self._first_source(config, classifier)
             if source is not None:
                 opened.callback(source.close)  # until the capture thread owns it
             if self._stopping():
-                return False
-            self._pipeline.start(config, classifier, source)
+                return None
+            pipeline.start(source)
             opened.pop_all()
         self._fleet.start()
         self._notifier.status("waiting for the first frame")
-        if not self._first_result(StartTimeout(self._notifier, start_progress(classifier))):
-            return not self._stop.is_set()
-        self._notifier.ready(self._status())
+        if not self._first_result(pipeline, StartTimeout(self._notifier, start_progress(classifier))):
+            return None if self._stop.is_set() else pipeline
+        self._notifier.ready(self._status(pipeline))
         self._watchdog.arm()
         log.info("running: %s → %s", config.camera.source,
-                 ", ".join(o.name for o in self._pipeline.dispatcher.outputs) or "no outputs")
-        return True
+                 ", ".join(pipeline.output_names()) or "no outputs")
+        return pipeline
 
-    def _first_result(self, extend: StartTimeout) -> bool:
+    def _first_result(self, pipeline: Pipeline, extend: StartTimeout) -> bool:
         """Waits for the first result, or for the camera to be found missing (READY then says
         what the service waits for; `extend` asks for time while a network uploads); False if a
         stop signal came or the pipeline ended first."""
-        inference, capture = self._pipeline.inference, self._pipeline.capture
-        assert inference is not None and capture is not None
-        while not inference.first_result.is_set() and capture.waiting is None:
+        while not pipeline.first_result_seen() and pipeline.waiting_for is None:
             self._check_signals(_LOOP_S / 5)
-            if self._stop.is_set() or self._finished() is not None:
+            if self._stop.is_set() or pipeline.finished() is not None:
                 return False
             extend.poll()
             self._stats.tick()
         return True
 
-    def _serve(self) -> int:
+    def _serve(self, pipeline: Pipeline) -> int:
         last_status = time.monotonic()
         while True:
             self._check_signals(_LOOP_S)
@@ -174,34 +176,21 @@ class Daemon:
             self._board.sample(now)
             if self._reload.is_set():
                 self._reload.clear()
-                self._apply_reload()
-            code = self._finished()
+                self._apply_reload(pipeline)
+            code = pipeline.finished()
             if code is not None:
                 return code
             # The figures (percentiles of 2 x 1000 samples) only when STATUS= or an output is due.
             figures = self._stats.figures() if now - last_status >= _STATUS_S else None
-            self._pipeline.dispatcher.stats(self._stats.figures if figures is None else figures, now)
+            pipeline.send_stats(self._stats.figures if figures is None else figures, now)
             if figures is not None:
                 last_status = now
-                self._notifier.status(self._status(figures))
-
-    def _finished(self) -> int | None:
-        """An exit code once the pipeline cannot go on: a file source ended, or inference died."""
-        inference, capture = self._pipeline.inference, self._pipeline.capture
-        if inference is not None and inference.error is not None:
-            log.error("stopping: inference failed: %s", inference.error)
-            return EX_SOFTWARE
-        # A file that ended: once inference took its last frame (that frame's result still goes
-        # out: stopping waits for inference, then delivers what the outputs have queued).
-        if capture is not None and capture.ended.is_set() and self._pipeline.slot.wait_taken(0):
-            log.info("stopping: the source ended")
-            return 0
-        return None
+                self._notifier.status(self._status(pipeline, figures))
 
     def _shutdown(self) -> None:
         """Stops in reverse order; every step runs even if an earlier one fails."""
         self._notifier.stopping()
-        for close in (self._fleet.close, self._pipeline.close, self._claims.close):
+        for close in (self._fleet.close, self._close_pipeline, self._claims.close):
             try:
                 close()
             except Exception:
@@ -229,26 +218,24 @@ class Daemon:
         if blocked:
             log.warning("%s", blocked)
 
-    def _status(self, figures: dict | None = None) -> str:
-        capture = self._pipeline.capture
-        if capture is not None and capture.waiting is not None:
-            return f"waiting for the camera: {capture.waiting.removeprefix('camera.source: ')}"
-        last = self._pipeline.last_result
+    def _status(self, pipeline: Pipeline, figures: dict | None = None) -> str:
+        if pipeline.waiting_for is not None:
+            return f"waiting for the camera: {pipeline.waiting_for.removeprefix('camera.source: ')}"
+        last = pipeline.last_result
         return status_line(figures or self._stats.figures(),
                            f"{last.top.label} {last.top.score:.2f}" if last else None)
 
     # -- reload ------------------------------------------------------------------------------
 
-    def _apply_reload(self) -> None:
+    def _apply_reload(self, pipeline: Pipeline) -> None:
         self._notifier.reloading()
         try:
-            self._reload_config()
+            self._reload_config(pipeline)
         finally:
-            self._notifier.ready(self._status())
+            self._notifier.ready(self._status(pipeline))
 
-    def _reload_config(self) -> None:
-        old, inference = self._config, self._pipeline.inference
-        assert old is not None and inference is not None
+    def _reload_config(self, pipeline: Pipeline) -> None:
+        old = pipeline.config
         try:
             written = self._load()
         except ConfigError as exc:
@@ -258,21 +245,20 @@ class Daemon:
                       len(exc.lines))
             self._fleet.reloaded(exc.lines[0])
             return
-        current = inference.settings.classifier
-        running = {zone.name: zone.classifier for zone in inference.settings.zones}
+        current, running = pipeline.classifier, pipeline.zone_classifiers()
         fleet = self._fleet
         try:
             if not fleet.serves(written):
                 fleet = make_fleet(written, self._stats, self._fleet_reload)
             new = fleet.effective(written)
-            if new.model != old.model and on_camera_sensor(old.model, new.model):
+            if ConfigDiff(old, new).model and on_camera_sensor(old.model, new.model):
                 raise EdgecamError("the AI Camera's network is uploaded to the sensor when edgecam "
                                    "starts: restart it to change the model (systemctl restart "
                                    f"{self._camera.unit.removesuffix('.service')})")
             self._claims.hold(new)
             # A head file rewritten by `edgecam learn` is re-read even if the config is unchanged.
             classifier = refresh_classifier(current, old.model, new.model)
-            prepared = self._pipeline.prepare(old, new, classifier)
+            prepared = pipeline.prepare(old, new, classifier)
         except EdgecamError as exc:
             self._claims.keep_only(old)
             log.error("reload refused: %s; still running on the previous config", exc)
@@ -285,20 +271,25 @@ class Daemon:
             self._fleet = fleet
             fleet.start()
         set_level(new.log_level)
-        self._pipeline.apply(old, prepared)
+        pipeline.apply(old, prepared)
         self._claims.keep_only(new)
         if classifier is not current and all(zone.classifier is not current for zone in prepared.zones):
             close_classifier(current)  # the device an accelerator held (the Hailo) goes back
-        self._config = new
         self._fleet.reloaded(None)
-        changed = [name for name in ("camera", "model", "pipeline", "outputs", "zones", "snapshots",
-                                     "web", "fleet", "log_level")
-                   if getattr(new, name) != getattr(old, name)]
-        if classifier is not current and new.model == old.model:
-            changed.append("model (files on disk)")
-        # A zone's head rewritten by `edgecam learn --zone`, its model section unchanged.
-        same = {zone.name for zone in new.zones if zone in old.zones and new.model == old.model}
-        changed += [f"zone {zone.name}: model (files on disk)" for zone in prepared.zones
-                    if zone.name in same and zone.classifier is not running.get(zone.name)]
+        changed = _changed(ConfigDiff(old, new), classifier is not current, running,
+                           {zone.name: zone.classifier for zone in prepared.zones})
         log.info("reloaded: %s", ", ".join(changed) if changed else "nothing changed")
         self._warn_if_filtered(new)
+
+
+def _changed(diff: ConfigDiff, reread: bool, before: dict[str, ImageClassifier],
+             after: dict[str, ImageClassifier]) -> list[str]:
+    """What the "reloaded: ..." line names: the sections that changed, and the models re-read
+    from disk (`reread`: the whole frame's; a zone's whose classifier is not the one before)."""
+    changed = diff.sections
+    if reread and not diff.model:
+        changed.append("model (files on disk)")
+    # A zone's head rewritten by `edgecam learn --zone`, its model section unchanged.
+    same = {zone.name for zone in diff.new.zones if zone in diff.old.zones and not diff.model}
+    return changed + [f"zone {name}: model (files on disk)" for name, classifier in after.items()
+                      if name in same and classifier is not before.get(name)]

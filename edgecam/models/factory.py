@@ -8,29 +8,14 @@ in config.backends.TABLE and its opener in OPENERS.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 from edgecam.config import ModelConfig
 from edgecam.config.backends import backend_for
+from edgecam.config.diff import extractor_key
 from edgecam.models.base import ImageClassifier
 from edgecam.models.classifier import Classifier
 from edgecam.models.fewshot.imprint import HeadClassifier
 from edgecam.models.filesig import changed
-
-
-class ExtractorKey(NamedTuple):
-    """The settings an extractor (the interpreter a head runs on) is made from: two model
-    sections with one key can share one, and a reload that keeps it keeps the interpreter."""
-
-    path: str
-    threads: int | str
-    resize: str
-    backend: str
-    providers: tuple[str, ...]
-
-    @classmethod
-    def of(cls, model: ModelConfig) -> ExtractorKey:
-        return cls(model.path, model.threads, model.resize, model.backend, model.providers)
 
 
 def _imx500(config: ModelConfig) -> ImageClassifier:
@@ -84,7 +69,7 @@ def refresh_classifier(current: ImageClassifier, old: ModelConfig, new: ModelCon
     """
     if changed(current.loaded_files):  # the model or labels file was replaced in place
         return make_classifier(new)
-    same_extractor = ExtractorKey.of(new) == ExtractorKey.of(old)
+    same_extractor = extractor_key(new) == extractor_key(old)
     if isinstance(current, HeadClassifier) and new.head is not None and same_extractor:
         if new == old:
             return current.reloaded(new)

@@ -90,12 +90,6 @@ def plan(config: Config, current: Sequence[Output], context: OutputContext,
     return OutputPlan(config, zones, kept, built)
 
 
-def concerned(old: Config, new: Config) -> bool:
-    """Whether a reload from `old` to `new` changed anything an output reads (else they stay)."""
-    return any(getattr(old, name) != getattr(new, name)
-               for name in ("outputs", "zones", "web", "model", "snapshots"))
-
-
 def commit(plan: OutputPlan, dispatcher: Dispatcher) -> None:
     """Swaps the plan's outputs in: kept ones reconfigured (and told the zones), dropped ones
     closed, exclusive ones started last (after the output they replace said goodbye)."""

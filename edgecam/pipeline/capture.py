@@ -46,14 +46,13 @@ class Capture:
     """Runs `make_source()` sources until stopped; `ended` is set when a file source finishes."""
 
     def __init__(self, make_source: Callable[[], Source], slot: FrameSlot, stats: Stats,
-                 stall_timeout_s: float, first_source: Source | None = None,
-                 fit: Fitter = IDENTITY) -> None:
+                 stall_timeout_s: float, fit: Fitter = IDENTITY) -> None:
         self._make_source = make_source
         self._fit = fit
         self._slot = slot
         self._stats = stats
         self._stall_timeout_s = stall_timeout_s
-        self._first_source = first_source
+        self._first_source: Source | None = None
         self._worker = Worker("edgecam-capture", self._run)
         self._stop = self._worker.stopping
         # Wakes the supervisor: a reader ended, or stop(). It otherwise sleeps until a stall would
@@ -67,7 +66,9 @@ class Capture:
         #: why no frame can come (the last failed open), until a source delivers again
         self.waiting: str | None = None
 
-    def start(self) -> None:
+    def start(self, first_source: Source | None = None) -> None:
+        """Runs `first_source` (opened already, the start's) first if given, then make_source()'s."""
+        self._first_source = first_source
         self._worker.start()
 
     def stop(self, timeout: float = 2.0) -> None:

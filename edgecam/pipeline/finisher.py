@@ -24,14 +24,18 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from edgecam.common.worker import Worker
+from edgecam.pipeline.work import Work
 
 log = logging.getLogger(__name__)
 
 
 class Finisher:
-    def __init__(self, on_error: Callable[[BaseException], None]) -> None:
+    """Runs each piece of `Work` handed over with `do` (the inference's), in order."""
+
+    def __init__(self, do: Callable[[Work], None], on_error: Callable[[BaseException], None]) -> None:
+        self._do = do
         self._cond = threading.Condition()
-        self._work: deque[Callable[[], None]] = deque()
+        self._work: deque[Work] = deque()
         #: work handed over and not all done: set by hand_over() on the inference thread, cleared
         #: here; so when that thread reads False (no lock needed) this one stays idle until it
         #: hands over more
@@ -42,7 +46,7 @@ class Finisher:
     def start(self) -> None:
         self._worker.start()
 
-    def hand_over(self, work: Iterable[Callable[[], None]]) -> None:
+    def hand_over(self, work: Iterable[Work]) -> None:
         """Queues `work` behind what is left, to run in order on this thread."""
         with self._cond:
             self._work.extend(work)
@@ -66,7 +70,7 @@ class Finisher:
                     self._cond.wait()  # stop() notifies too: no poll, no wake-up while idle
                 work = self._work.popleft()
             try:
-                work()
+                self._do(work)
             except Exception as exc:
                 log.exception("finishing a frame failed")
                 self._on_error(exc)

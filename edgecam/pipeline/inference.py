@@ -1,15 +1,15 @@
 """The inference thread: newest frame → classifier → filter → outputs.
 
-It takes the newest frame from the slot, drops it if older than
-`max_frame_age_ms` (so every result's latency is bounded by that age plus
-one decode and one inference), decodes it if its source deferred that (only
-the frames the model takes are ever decoded), honours `max_fps`, and hands emitted results to the output
-dispatcher without ever waiting on an output. Progress here is what feeds
-the systemd watchdog. With snapshots on, emitted results go to the snapshot
-writer instead, each label change with its frame (snapshots.writer: it
-sends them on once the JPEG is saved, and never makes this thread wait).
-With the status page on, each classified frame is left in a one-slot
-handoff (core.latest) for its preview: an assignment, never a wait.
+It takes the newest frame from the slot, drops it if older than `max_frame_age_ms` (so every
+result's latency is bounded by that age plus one decode and one inference), decodes it if its
+source deferred that (only the frames the model takes are ever decoded), honours `max_fps`, and
+hands emitted results to its `Sink` without ever waiting on it. It talks only to seams, which
+the assembly (pipeline.pipeline) wires: the sink is the outputs' dispatcher; progress (a
+`Progress` callable) is what feeds the systemd watchdog; with snapshots on, emitted results go
+to the snapshot writer in front of the dispatcher instead, each label change with its frame
+(snapshots.writer: it sends them on once the JPEG is saved, and never makes this thread wait);
+with the status page on, each classified frame goes to its preview (core.latest, a one-slot
+handoff: an assignment, never a wait).
 
 The threads a frame wakes (an on-demand reader, told the slot is free; the
 outputs' threads, handed the last result) are woken right before invoke():
@@ -25,7 +25,8 @@ its heartbeat sent (a repeat of the last result, marked `still`).
 With the next frame already waiting when invoke() returns (the model is the bottleneck), the
 frame's finish (its labels, result, filter and sending) is left to the finisher thread instead,
 handed over at that same release: it then runs while the model does, and the next invoke()
-starts as soon as its input is written (pipeline.finisher).
+starts as soon as its input is written (pipeline.finisher). What is left travels as values
+(pipeline.work: `Send`, `Finish`), never as closures.
 """
 
 from __future__ import annotations
@@ -34,28 +35,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
 from edgecam.common.throttle import LogThrottle
 from edgecam.common.worker import Worker
-from edgecam.config import PipelineConfig
 from edgecam.core.frames import IDENTITY, WHOLE, Frame, FrameFormatError
-from edgecam.core.latest import LatestFrame
-from edgecam.core.results import Classification, Result
+from edgecam.core.protocols import Progress, Sink
+from edgecam.core.results import Result
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.daemon.faults import Faults
-from edgecam.daemon.notify import Watchdog
-from edgecam.models.base import ImageClassifier
-from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
 from edgecam.pipeline.finisher import Finisher
-from edgecam.pipeline.motion import MotionGate, gate_frame
-from edgecam.pipeline.zones import Zone, next_due
-from edgecam.snapshots.writer import Shot, SnapshotWriter
+from edgecam.pipeline.motion import gate_frame
+from edgecam.pipeline.work import Finish, InferenceSettings, Send, Work, classified
+from edgecam.pipeline.zones import next_due
+from edgecam.snapshots.writer import Shot
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +58,15 @@ _TAKE_TIMEOUT_S = 0.5
 _LOG_EVERY = 100
 
 
-@dataclass
-class InferenceSettings:
-    """What a reload may swap while the thread runs (replaced whole, never mutated)."""
-
-    classifier: ImageClassifier
-    pipeline: PipelineConfig
-    filter: ResultFilter
-    zones: tuple[Zone, ...] = ()  # with zones, each due zone is classified instead of the frame
-    snapshots: SnapshotWriter | None = None  # None: snapshots off, results straight to the outputs
-    preview: LatestFrame | None = None  # with the status page on: each classified frame goes there
-    motion: MotionGate | None = None  # with motion gating and no zones: the frame's gate
-
-
 class Inference:
-    def __init__(self, settings: InferenceSettings, slot: FrameSlot, stats: Stats, outputs: Dispatcher,
-                 watchdog: Watchdog, source_idle: Callable[[], bool], faults: Faults) -> None:
+    def __init__(self, settings: InferenceSettings, slot: FrameSlot, stats: Stats, sink: Sink,
+                 progress: Progress, source_idle: Callable[[], bool]) -> None:
         self.settings = settings
         self._slot = slot
         self._stats = stats
-        self._outputs = outputs
-        self._watchdog = watchdog
+        self._sink = sink  # the outputs' (the dispatcher's emit), as the assembly wires it
+        self._progress = progress  # the watchdog's kick, as the assembly wires it
         self._source_idle = source_idle
-        self._faults = faults
         self._worker = Worker("edgecam-inference", self._run)
         self._stop = self._worker.stopping
         self.first_result = threading.Event()
@@ -95,9 +76,9 @@ class Inference:
         self._taken = False  # a frame was taken and the slot's reader not told yet
         #: what the last frames left to do, in order: results to send (with snapshots on, a label
         #: change's frame too), and with the next frame waiting, a frame's whole finish
-        self._unsent: list[Callable[[], None]] = []
+        self._unsent: list[Work] = []
         self._hand_over = False  # _unsent holds a frame's finish: it goes to the finisher
-        self._finisher = Finisher(self._finisher_failed)
+        self._finisher = Finisher(self._do, self._finisher_failed)
 
     def start(self) -> None:
         self._finisher.start()
@@ -142,7 +123,7 @@ class Inference:
             taken = time.monotonic()
             if frame is None:
                 if self._source_idle():
-                    self._watchdog.kick()  # nothing to classify, but the source is being handled
+                    self._progress()  # nothing to classify, but the source is being handled
                 continue
             self._taken = True
             settings = self.settings  # a reload that landed while this thread waited applies
@@ -163,48 +144,45 @@ class Inference:
                 self._bad_frame(exc)
                 continue
             if settings.preview is not None:
-                settings.preview.put(frame.seq, frame.captured_wall, image)
-            self._watchdog.kick()
+                settings.preview(frame.seq, frame.captured_wall, image)
+            self._progress()
             if settings.pipeline.max_fps:
                 next_frame = taken + 1.0 / settings.pipeline.max_fps
-            self._faults.after_classified(self._stop, self._release)
 
     def _classify(self, frame: Frame, image: np.ndarray, settings: InferenceSettings) -> None:
         started = time.monotonic()
         if frame.picture.classification is not None:  # the AI Camera classified it on its sensor
-            self._unsent += self._finish(frame, image, frame.picture.classification, settings,
-                                         started, started)
+            self._unsent += self._finish(frame, image, classified(
+                frame, frame.picture.classification, started, started), settings)
             return
         labels = settings.classifier.infer(image, self._release)
         done = time.monotonic()
         if self._finisher.busy or (self._slot.waiting() and not settings.pipeline.max_fps):
             # The next frame waits for this thread: this one is finished beside its invoke.
-            self._unsent.append(partial(self._finish_and_send, frame, image, labels, settings,
-                                        started, done))
+            self._unsent.append(Finish(frame, image, labels, settings, started, done))
             self._hand_over = True
         else:
-            self._unsent += self._finish(frame, image, labels(), settings, started, done)
+            self._unsent += self._finish(frame, image, classified(frame, labels(), started, done),
+                                         settings)
 
-    def _finish(self, frame: Frame, image: np.ndarray, classification: Classification,
-                settings: InferenceSettings, started: float, done: float
-                ) -> list[Callable[[], None]]:
+    def _finish(self, frame: Frame, image: np.ndarray, result: Result,
+                settings: InferenceSettings) -> list[Send]:
         """A classified frame's result, counted and through the filter: what is left to send."""
-        result = Result(frame.seq, frame.captured_wall, frame.age_ms(done), (done - started) * 1000,
-                        classification)
-        self._stats.classified(result.latency_ms, classification.inference_ms)
+        self._stats.classified(result.latency_ms, result.classification.inference_ms)
         self._set_last_result(result)
         emitted = settings.filter.offer(result)
         if emitted is None:
             return []
         self._stats.count("emitted")
-        return [partial(self._send, emitted, self._shot(settings, settings.filter, frame, image))]
+        return [Send(emitted, self._shot(settings, settings.filter, frame, image))]
 
-    def _finish_and_send(self, frame: Frame, image: np.ndarray,
-                         labels: Callable[[], Classification], settings: InferenceSettings,
-                         started: float, done: float) -> None:
-        """A frame's whole finish, on the finisher thread."""
-        for send in self._finish(frame, image, labels(), settings, started, done):
-            send()
+    def _do(self, work: Work) -> None:
+        """Runs one piece of what a frame left (on this thread at a release, or the finisher's)."""
+        if isinstance(work, Send):
+            self._send(work)
+            return
+        for send in self._finish(work.frame, work.image, work.result(), work.settings):
+            self._send(send)
 
     def _classify_zones(self, frame: Frame, image: np.ndarray, settings: InferenceSettings,
                         taken: float) -> None:
@@ -219,17 +197,15 @@ class Inference:
             # The AI Camera classified the zone itself: it is the sensor's region (models.imx500).
             classification = (frame.picture.classification
                               or zone.classifier.classify(zone.image(image), self._release))
-            done = time.monotonic()
-            result = Result(frame.seq, frame.captured_wall, frame.age_ms(done),
-                            (done - started) * 1000, classification, zone.name)
+            result = classified(frame, classification, started, time.monotonic(), zone.name)
             inference_ms += classification.inference_ms
             self._stats.count_zone(zone.name, "classified")
             emitted = zone.filter.offer(result)
             if emitted is not None:
                 self._stats.count("emitted")
                 self._stats.count_zone(zone.name, "emitted")
-                self._unsent.append(partial(self._send, emitted,
-                                            self._shot(settings, zone.filter, frame, image, zone.crop)))
+                self._unsent.append(Send(emitted, self._shot(settings, zone.filter, frame, image,
+                                                             zone.crop)))
         if result is not None:
             self._stats.classified(result.latency_ms, inference_ms)
             self._set_last_result(result)
@@ -243,9 +219,9 @@ class Inference:
         except FrameFormatError as exc:
             self._bad_frame(exc)
             return True
-        self._unsent += [partial(self._send, repeated, None) for repeated in repeats]
+        self._unsent += [Send(repeated) for repeated in repeats]
         if not moved:
-            self._watchdog.kick()  # a still scene is progress
+            self._progress()  # a still scene is progress
         return not moved
 
     def _set_last_result(self, result: Result) -> None:
@@ -253,12 +229,12 @@ class Inference:
         if not self.first_result.is_set():
             self.first_result.set()
 
-    def _send(self, result: Result, shot: Shot | None) -> None:
+    def _send(self, send: Send) -> None:
         snapshots = self.settings.snapshots
         if snapshots is None:
-            self._outputs.emit(result)
+            self._sink(send.result)
         else:
-            snapshots.emit(result, shot)
+            snapshots(send.result, send.shot)
 
     def _release(self) -> None:
         """Wakes the threads the last frame concerns: the slot's reader, the outputs'.
@@ -276,8 +252,8 @@ class Inference:
                 self._hand_over = False
                 self._finisher.hand_over(unsent)
             else:
-                for send in unsent:
-                    send()
+                for work in unsent:
+                    self._do(work)
         if self._taken:
             self._taken = False
             self._slot.notify_taken()

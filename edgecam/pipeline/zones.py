@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgecam.config import Config, ModelConfig, OutputsConfig
+from edgecam.config.diff import ExtractorKey, extractor_key, whole_frames
 from edgecam.core.frames import cut
 from edgecam.models.base import ImageClassifier
-from edgecam.models.factory import ExtractorKey, make_classifier, refresh_classifier
+from edgecam.models.factory import make_classifier, refresh_classifier
 from edgecam.models.fewshot.embedder import Embedder
 from edgecam.models.fewshot.imprint import HeadClassifier
 from edgecam.models.preprocess import FrameFitter
@@ -61,13 +62,6 @@ def zone_names(config: Config) -> tuple[str, ...]:
     return tuple(zone.name for zone in config.zones)
 
 
-def whole_frames(config: Config) -> bool:
-    """Whether frames reach inference whole, not fitted to the model's input by the capture thread:
-    with zones (each crops its part), with snapshots (a snapshot is the full frame) and with the
-    status page (its preview shows what the camera sees, not the model's square)."""
-    return bool(config.zones) or config.snapshots.enabled or config.web.enabled
-
-
 def frame_size(config: Config, input_size: tuple[int, int]) -> tuple[int, int]:
     """The size a source is asked to deliver: the model's input, or the whole frame (whole_frames)."""
     return (config.camera.width, config.camera.height) if whole_frames(config) else input_size
@@ -85,7 +79,7 @@ def build_zones(config: Config, current: dict[ModelConfig, ImageClassifier], run
     `recover` (the start, not a reload): a corrupt head is set aside (HeadClassifier.from_config).
     """
     classifiers: dict[ModelConfig, ImageClassifier] = {}
-    extractors = {ExtractorKey.of(model): classifier.embedder
+    extractors = {extractor_key(model): classifier.embedder
                   for model, classifier in current.items() if isinstance(classifier, HeadClassifier)}
     zones = []
     for zone in config.zones:
@@ -106,9 +100,9 @@ def _classifier(model: ModelConfig, current: dict[ModelConfig, ImageClassifier],
                 extractors: dict[ExtractorKey, Embedder], recover: bool) -> ImageClassifier:
     if model in current:
         return refresh_classifier(current[model], model, model)
-    if model.head is not None and ExtractorKey.of(model) in extractors:
-        return HeadClassifier.from_config(model, extractors[ExtractorKey.of(model)], recover=recover)
+    if model.head is not None and extractor_key(model) in extractors:
+        return HeadClassifier.from_config(model, extractors[extractor_key(model)], recover=recover)
     classifier = make_classifier(model, recover=recover)
     if isinstance(classifier, HeadClassifier):
-        extractors[ExtractorKey.of(model)] = classifier.embedder
+        extractors[extractor_key(model)] = classifier.embedder
     return classifier

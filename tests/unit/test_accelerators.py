@@ -127,12 +127,12 @@ def running(cfg: Config) -> Iterator[tuple[Pipeline, Client]]:
     """The daemon's pipeline in process (model first, then outputs, inference, capture), stopped
     in reverse at the end whatever happened."""
     stats = Stats()
-    pipeline = Pipeline(stats, OutputContext(stats, lambda: None), Watchdog(FakeNotifier()))  # type: ignore[arg-type]
-    classifier = make_classifier(cfg.model)
+    pipeline = Pipeline(cfg, make_classifier(cfg.model), stats, OutputContext(stats, lambda: None),
+                        Watchdog(FakeNotifier()).kick)  # type: ignore[arg-type]
     client = None
     try:
-        pipeline.start_outputs(cfg)
-        pipeline.start(cfg, classifier, None)
+        pipeline.start_outputs()
+        pipeline.start(None)
         client = Client(cfg.outputs.socket.path, WAIT_S)
         yield pipeline, client
     finally:
@@ -151,7 +151,7 @@ def test_imx500_results_go_through_the_pipeline_with_the_sensors_time(devices: D
         found = client.messages("classification", 4)
         wait_for(lambda: pipeline.stats.get("dropped_sensor_skipped") >= 2, WAIT_S, "skipped frames")
         stats = pipeline.stats
-        assert pipeline.inference is not None and pipeline.inference.error is None
+        assert pipeline.error is None
     tops = [(m["labels"][0]["index"], m["labels"][0]["label"], m["labels"][0]["score"]) for m in found]
     assert set(tops) == {(CAT, "Egyptian cat", 0.8), (MACAW, "macaw", 0.9)}
     cats = [m["labels"][:2] for m in found if m["labels"][0]["index"] == CAT]

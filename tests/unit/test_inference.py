@@ -23,13 +23,13 @@ from edgecam.config import OutputsConfig, PipelineConfig
 from edgecam.core.frames import Frame
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.classifier import Classifier
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.inference import Inference
+from edgecam.pipeline.work import InferenceSettings
 from edgecam.sources.pictures import JpegPicture
 
 SMALL_MODEL = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
@@ -66,8 +66,8 @@ class Pipeline:
         settings = InferenceSettings(classifier, PipelineConfig(max_frame_age_ms=max_frame_age_ms,
                                                                 max_fps=max_fps),
                                      ResultFilter(OutputsConfig(emit=emit, min_score=min_score)))
-        self.inference = Inference(settings, self.slot, self.stats, self.outputs, self.watchdog,
-                                   source_idle, Faults({}))
+        self.inference = Inference(settings, self.slot, self.stats, self.outputs.emit, self.watchdog.kick,
+                                   source_idle)
 
     def start(self) -> Pipeline:
         self.outputs.start()

@@ -41,17 +41,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 FLOOR = {name: level for level, names in enumerate(LAYERS) for name in names}
 
-#: Imports that run up a layer and that the next stage of issue 25 removes ("Inference emits to
-#: a Sink and reports progress through a callable": the assembly wires the watchdog and the
-#: fault injector, faults only in tests; Inference and Pipeline know neither). This list only
-#: shrinks: an entry here that is no longer in the tree fails the test, so it cannot outlive its
-#: reason. The goal of the issue is an empty list.
-ALLOWED: frozenset[tuple[str, str]] = frozenset({
-    ("edgecam.pipeline.inference", "edgecam.daemon.faults"),  # Faults.after_classified in the loop
-    ("edgecam.pipeline.inference", "edgecam.daemon.notify"),  # Watchdog.kick: a Progress callable
-    ("edgecam.pipeline.pipeline", "edgecam.daemon.faults"),  # builds Faults() for Inference
-    ("edgecam.pipeline.pipeline", "edgecam.daemon.notify"),  # passes the Watchdog to Inference
-})
+#: Imports allowed to run up a layer: none. The list stays (and the test that an entry is still
+#: in the tree) so that an exception, if one is ever argued for, is written down with its reason.
+ALLOWED: frozenset[tuple[str, str]] = frozenset()
 #: The ground floor speaks only the language below it: what it may import of edgecam.
 CORE_MAY_IMPORT = ("errors", "common", "core")
 
@@ -172,7 +164,7 @@ def describe(source: str, target: str) -> str:
 
 def violations() -> list[str]:
     edges = graph()
-    lines = [describe(s, t) + (" [allowed until the next stage]" if (s, t) in ALLOWED else "")
+    lines = [describe(s, t) + (" [allowed]" if (s, t) in ALLOWED else "")
              for s, t in upward(edges)]
     lines += ["cycle: " + " <-> ".join(component) for component in cycles(edges)]
     return lines

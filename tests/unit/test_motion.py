@@ -21,13 +21,13 @@ from edgecam.core.frames import Decoded, Frame, FrameFormatError
 from edgecam.core.results import Classification, Label, Result
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Watchdog
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.filter import CONFIRM_FRAMES, ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.inference import Inference
 from edgecam.pipeline.motion import HANGOVER, MotionGate, changed_part
+from edgecam.pipeline.work import InferenceSettings
 from edgecam.pipeline.zones import Zone
 from edgecam.sources.pictures import JpegPicture
 
@@ -172,8 +172,8 @@ class Thread:
         self.slot = FrameSlot(lambda frame: self.stats.drop(frame.superseded_reason))
         self.collect = Collect()
         self.outputs = Dispatcher([self.collect], self.stats)
-        self.inference = Inference(settings, self.slot, self.stats, self.outputs,
-                                   Watchdog(FakeNotifier()), lambda: False, Faults({}))  # type: ignore[arg-type]
+        self.inference = Inference(settings, self.slot, self.stats, self.outputs.emit,
+                                   Watchdog(FakeNotifier()).kick, lambda: False)  # type: ignore[arg-type]
         self.seq = 0
 
     def __enter__(self) -> Thread:

@@ -16,13 +16,13 @@ from harness import DEFAULT_MODEL, LABELS, wait_for
 from edgecam.config import OutputsConfig, PipelineConfig
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Notifier, Watchdog
 from edgecam.models.classifier import Classifier
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.inference import Inference
+from edgecam.pipeline.work import InferenceSettings
 from edgecam.sources.base import Source
 
 
@@ -69,8 +69,8 @@ def test_odd_frames_are_classified_or_dropped_and_counted() -> None:
         Classifier(str(DEFAULT_MODEL), str(LABELS), threads=1),
         PipelineConfig(max_frame_age_ms=60_000), ResultFilter(OutputsConfig(emit="every_frame",
                                                                              min_score=0.0)))
-    inference = Inference(settings, slot, stats, outputs, Watchdog(Notifier({})), lambda: False,
-                          Faults({}))
+    inference = Inference(settings, slot, stats, outputs.emit, Watchdog(Notifier({})).kick,
+                          lambda: False)
     first = ListSource(frames, slot, fail_first_read=True)
     sources = iter([first, ListSource(frames, slot)])
     capture = Capture(lambda: next(sources), slot, stats, stall_timeout_s=30)

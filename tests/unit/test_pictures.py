@@ -22,14 +22,14 @@ from edgecam.config import OutputsConfig, PipelineConfig
 from edgecam.core.frames import IDENTITY, Fitter, Frame, Picture
 from edgecam.core.slot import FrameSlot
 from edgecam.core.stats import Stats
-from edgecam.daemon.faults import Faults
 from edgecam.daemon.notify import Notifier, Watchdog
 from edgecam.models.classifier import Classifier
 from edgecam.models.preprocess import FrameFitter
 from edgecam.outputs.dispatcher import Dispatcher
 from edgecam.pipeline.capture import Capture
 from edgecam.pipeline.filter import ResultFilter
-from edgecam.pipeline.inference import Inference, InferenceSettings
+from edgecam.pipeline.inference import Inference
+from edgecam.pipeline.work import InferenceSettings
 from edgecam.sources import OpenCVSource
 from edgecam.sources import opencv as opencv_source
 from edgecam.sources.base import Source
@@ -139,8 +139,8 @@ def test_latency_includes_the_time_a_frame_waited_undecoded(classifier: Classifi
     outputs = Dispatcher([collect], stats)
     settings = InferenceSettings(classifier, PipelineConfig(max_frame_age_ms=60_000),
                                  ResultFilter(OutputsConfig(emit="every_frame", min_score=0.0)))
-    inference = Inference(settings, slot, stats, outputs, Watchdog(Notifier({})), lambda: False,
-                          Faults({}))
+    inference = Inference(settings, slot, stats, outputs.emit, Watchdog(Notifier({})).kick,
+                          lambda: False)
     waited_s = 0.3
     arrived = time.monotonic() - waited_s, time.time() - waited_s
     picture = JpegPicture(jpeg_of("cat.bmp"), 1280, 720)
