@@ -223,7 +223,7 @@ def report(measurements: list[Measurement], variants: list[str], threads: list[i
         paced = {(m.variant, m.extra["paced_fps"]) for m in measurements
                  if m.threads == n and m.extra.get("paced_fps") and not m.variant.startswith("bare")}
         for variant, fps in sorted(paced):
-            if variant == slow_variant:
+            if variant.removeprefix("tree:") == slow_variant:
                 if fps > bare_rate * 0.8:
                     out.append(f"note: threads {n}: a source paced at {fps:g} fps is not much slower "
                                f"than the bare model ({bare_rate:.0f}/s): the model is not idle between "
