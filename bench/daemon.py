@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from bench.cpu import CpuSample
-from bench.launcher import ROOT, Process, edgecam_run
+from bench.launcher import ROOT, Process, edgecam_from, edgecam_run
 
 SHARED = ROOT.parent / "shared"
 DEFAULT_MODEL = SHARED / "models" / "mobilenet_v2_1.0_224_quant.tflite"
@@ -74,13 +74,15 @@ class Window:
 
 
 class DaemonRun:
-    """One `python -m edgecam run` on `config` in a temporary folder, stopped (by its pid) on exit."""
+    """One `python -m edgecam run` on `config` in a temporary folder, stopped (by its pid) on exit;
+    with `tree`, the daemon of that source tree (launcher.edgecam_from), else this checkout's."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path) -> None:
+    def __init__(self, config: dict[str, Any], workdir: Path, tree: Path | None = None) -> None:
         self.sock_path = Path(config["outputs"]["socket"]["path"])
         self.config_path = workdir / "edgecam.yaml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.log_path = workdir / "daemon.log"
+        self.argv = edgecam_from(tree, self.config_path) if tree else edgecam_run(self.config_path)
         self.process: Process | None = None
         self.conn: socket.socket | None = None
         self._buffer = b""
@@ -88,7 +90,7 @@ class DaemonRun:
         self.latencies_ms: list[float] = []  # every classification's, in the order read
 
     def __enter__(self) -> DaemonRun:
-        self.process = Process(edgecam_run(self.config_path), stderr=self.log_path)
+        self.process = Process(self.argv, stderr=self.log_path)
         try:
             self.process.wait_socket(self.sock_path, START_TIMEOUT_S)
             self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -152,8 +154,9 @@ class DaemonRun:
 
 
 def measure_window(config: dict[str, Any], workdir: Path, seconds: float,
-                   on_first: Callable[[], None] | None = None) -> Window:
-    """One daemon on `config`, started, measured over one window, and stopped."""
-    with DaemonRun(config, workdir) as run:
+                   on_first: Callable[[], None] | None = None, tree: Path | None = None) -> Window:
+    """One daemon on `config` (of the source tree `tree`, if given), started, measured over one
+    window, and stopped."""
+    with DaemonRun(config, workdir, tree) as run:
         return run.window(seconds, on_first)
 

@@ -109,6 +109,30 @@ def edgecam_run(config_path: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "edgecam", "run", "-c", str(config_path), *args]
 
 
+# The daemon under measurement, started so that /proc/PID/task/TID/comm names its threads: Python
+# 3.11 leaves every OS thread named as the process, so this wrapper (the benchmark's, never
+# edgecam's) sets each threading.Thread's OS name (prctl PR_SET_NAME, 15 bytes, without the
+# "edgecam-" prefix) as it starts, the main thread's "main". Native threads (the decoder's, LiteRT's)
+# inherit the name of the thread that started them. argv: SOURCE_TREE, then edgecam's arguments.
+NAMED_EDGECAM = """\
+import ctypes, runpy, sys, threading
+prctl = ctypes.CDLL(None).prctl
+def name(text): prctl(15, text.removeprefix("edgecam-")[:15].encode(), 0, 0, 0)
+start = threading.Thread._bootstrap_inner
+def named_start(self): name(self.name); start(self)
+threading.Thread._bootstrap_inner = named_start
+name("main")
+sys.path.insert(0, sys.argv.pop(1))
+runpy.run_module("edgecam", run_name="__main__", alter_sys=True)
+"""
+
+
+def edgecam_from(tree: Path, config_path: Path, *args: str) -> list[str]:
+    """`edgecam_run`'s command with the daemon of the source tree `tree` (this checkout's ROOT, or a
+    worktree of an older commit: before and after in one benchmark), its threads named."""
+    return [sys.executable, "-c", NAMED_EDGECAM, str(tree), *edgecam_run(config_path, *args)[3:]]
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the process that started it dies, however it dies."""
     with contextlib.suppress(Exception):

@@ -3,7 +3,7 @@
 Run from the repository root:
 
     .venv/bin/python -m bench.pipeline [--model M] [--threads N [N ...]] [--seconds S] [--rounds R]
-                                       [--paced-fps F] [--slow-fps F]
+                                       [--paced-fps F] [--slow-fps F] [--tree DIR]
 
 What is compared, on the same model and the same thread count:
 
@@ -30,6 +30,10 @@ What is compared, on the same model and the same thread count:
   more when the CPU idles between frames (cold caches): a floor no pipeline can go below. So
   the slow camera's CPU is reported against both: the tight loop, and this loop fed by the same
   camera (the serial loop a user would write for that camera), within each round.
+* ``tree:VARIANT`` (``--tree DIR``): every daemon variant also run from the sources of DIR (a
+  worktree of an older commit), next to the same variant of this checkout, in the same rounds:
+  before and after, each against the bare loop of its round. Both are then started by
+  bench/launcher.py's ``edgecam_from`` (as bench.reaction's ``tree`` contender is).
 
 Why the daemon runs as a subprocess: it is then exactly what `edgecam run` and systemd run
 (config loading, the service loop, stats ticks, every thread with its real wiring), and
@@ -72,6 +76,7 @@ import cv2
 import numpy as np
 
 from bench.daemon import DEFAULT_IMAGES, DEFAULT_MODEL, daemon_config, measure_window
+from bench.launcher import ROOT
 from bench.machine import print_header, table
 
 WARMUP_S = 1.0  # of the bare loop
@@ -154,10 +159,10 @@ def measure_bare(model: Path, images: Path, threads: int, seconds: float, rnd: i
 
 
 def measure_daemon(variant: str, model: Path, labels: Path, images: Path, threads: int,
-                   paced_fps: float, seconds: float, rnd: int) -> Measurement:
+                   paced_fps: float, seconds: float, rnd: int, tree: Path | None = None) -> Measurement:
     with tempfile.TemporaryDirectory(prefix="edgecam-bench-") as tmp:
         config = daemon_config(model, labels, images, threads, paced_fps, Path(tmp) / "results.sock")
-        window = measure_window(config, Path(tmp), seconds)
+        window = measure_window(config, Path(tmp), seconds, tree=tree)
     last = window.last
     extra = {
         "paced_fps": paced_fps,
@@ -218,7 +223,7 @@ def report(measurements: list[Measurement], variants: list[str], threads: list[i
         paced = {(m.variant, m.extra["paced_fps"]) for m in measurements
                  if m.threads == n and m.extra.get("paced_fps") and not m.variant.startswith("bare")}
         for variant, fps in sorted(paced):
-            if variant == slow_variant:
+            if variant.removeprefix("tree:") == slow_variant:
                 if fps > bare_rate * 0.8:
                     out.append(f"note: threads {n}: a source paced at {fps:g} fps is not much slower "
                                f"than the bare model ({bare_rate:.0f}/s): the model is not idle between "
@@ -287,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-fps", type=float, default=20.0,
                         help="also measure the daemon with the photos paced at this rate, slower "
                              "than the model: CPU per classified frame (default: 20; 0: do not)")
+    parser.add_argument("--tree", type=Path, metavar="DIR",
+                        help="also run every daemon variant from the sources of DIR (a worktree of "
+                             "an older commit), as tree:VARIANT")
     args = parser.parse_args(argv)
     model = args.model.resolve()
     labels = (args.labels or model.parent / "imagenet_labels.txt").resolve()
@@ -294,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in (model, labels, images):
         if not path.exists():
             parser.error(f"{path}: not found")
+    tree = args.tree.resolve() if args.tree else None
+    if tree and not (tree / "edgecam" / "__main__.py").exists():
+        parser.error(f"--tree {tree}: not a source tree with edgecam/__main__.py")
 
     print_header("edgecam pipeline benchmark", __file__, argv)
     print(f"model: {model.name}; source: {images}; {args.seconds:g} s per measurement, "
@@ -309,7 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         if slow_variant in daemon_fps:
             parser.error("--slow-fps and --paced-fps must differ")
         daemon_fps[slow_variant] = args.slow_fps
-    variants = ["bare", *daemon_fps]
+    # variant -> the source tree its daemon runs from (None: this checkout, as `edgecam run`)
+    daemon_tree: dict[str, Path | None] = dict.fromkeys(daemon_fps, ROOT if tree else None)
+    if tree:
+        for variant, fps in list(daemon_fps.items()):
+            daemon_fps[f"tree:{variant}"] = fps
+            daemon_tree[f"tree:{variant}"] = tree
+    variants = ["bare", *sorted(daemon_fps, key=lambda v: list(daemon_fps).index(v.removeprefix("tree:")))]
     if slow_variant:
         variants.append(f"bare@{args.slow_fps:g}fps")
     measurements: list[Measurement] = []
@@ -323,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                     m = measure_bare(model, images, n, args.seconds, rnd, args.slow_fps)
                 else:
                     m = measure_daemon(variant, model, labels, images, n, daemon_fps[variant],
-                                       args.seconds, rnd)
+                                       args.seconds, rnd, daemon_tree[variant])
                 measurements.append(m)
                 print(f"round {rnd} threads {n} {variant:>18}: {m.rate:7.1f} results/s, "
                       f"{m.cpu_per_result_ms:6.2f} CPU ms/result, {m.cores:.2f} cores busy",

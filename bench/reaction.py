@@ -35,7 +35,7 @@ in /proc/PID/cgroup; cpu.stat's throttling is reported):
 * ``edgecam``: the daemon, ``python -m edgecam run -c CONFIG --print``, on ``tcp://…`` with one
   inference thread, ``emit: every_frame``, ``min_score: 0``, the journal and the socket off
   (``--daemon-stats`` turns the socket on and keeps its stats messages for --json). It is started
-  by a wrapper of this file that names its OS threads (see NAMED_EDGECAM), so the CPU by thread
+  by a wrapper that names its OS threads (NAMED_EDGECAM in bench/launcher.py), so the CPU by thread
   printed after each run says capture, inference, finish, outputs, reader, main.
 * ``tree``: the same daemon run from the sources of ``--tree DIR`` (a worktree of an older commit:
   before and after in one run, interleaved).
@@ -105,7 +105,7 @@ import numpy as np
 import yaml
 
 from bench.cpu import process_cpu_s, threads_cpu_ns
-from bench.launcher import ROOT, Process, edgecam_run
+from bench.launcher import ROOT, Process, edgecam_from
 from bench.machine import print_header, table
 
 SHARED = ROOT.parent / "shared"
@@ -128,22 +128,6 @@ STOP_TIMEOUT_S = 10.0
 TS_PACKET = 188
 TS_VIDEO_PID = 0x100  # ffmpeg's mpegts muxer: the first stream's PID
 _RESULT_KEYS = {"type", "seq", "ts", "latency_ms", "inference_ms", "labels"}
-# The daemon under measurement, started so that /proc/PID/task/TID/comm names its threads: Python
-# 3.11 leaves every OS thread named as the process, so this wrapper (the benchmark's, never
-# edgecam's) sets each threading.Thread's OS name (prctl PR_SET_NAME, 15 bytes, without the
-# "edgecam-" prefix) as it starts, the main thread's "main". Native threads (the decoder's, LiteRT's)
-# inherit the name of the thread that started them. argv: SOURCE_TREE, then edgecam's arguments.
-NAMED_EDGECAM = """\
-import ctypes, runpy, sys, threading
-prctl = ctypes.CDLL(None).prctl
-def name(text): prctl(15, text.removeprefix("edgecam-")[:15].encode(), 0, 0, 0)
-start = threading.Thread._bootstrap_inner
-def named_start(self): name(self.name); start(self)
-threading.Thread._bootstrap_inner = named_start
-name("main")
-sys.path.insert(0, sys.argv.pop(1))
-runpy.run_module("edgecam", run_name="__main__", alter_sys=True)
-"""
 
 
 # -- the model, shared by calibration and the serial loop ------------------------------------------
@@ -718,7 +702,7 @@ def run_once(contender: str, codec: str, cap_pct: float, rnd: int, seconds: floa
                 edgecam_config(port, args.model, args.labels, workdir, args.daemon_stats,
                                gated=contender == "gated"), sort_keys=False))
             tree = args.tree if contender == "tree" else ROOT
-            cmd = [sys.executable, "-c", NAMED_EDGECAM, str(tree), *edgecam_run(config, "--print")[3:]]
+            cmd = edgecam_from(tree, config, "--print")
         else:
             cmd = [sys.executable, "-m", "bench.reaction", "--serial-loop", url,
                    str(args.model), str(args.labels)]
