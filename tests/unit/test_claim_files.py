@@ -26,16 +26,22 @@ def held_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.lock"))
 
 
+def left_behind(folder: Path, config) -> Path:
+    """The claim file camera a leaves in `folder`, as a kill -9 would: the file stays, the lock goes."""
+    first = Claims(Camera.named("a"), "/etc/edgecam/a.yaml", folder)
+    first.hold(config)
+    first.close()
+    (path,) = held_files(folder)
+    return path
+
+
 @pytest.mark.parametrize("garbage", [b"", b'{"camera": "a", "pi', b"\0" * 100, b"[1, 2, 3]", b'"text"',
                                      b'{"camera": 5, "pid": "x"}', b'{"camera": "../etc", "pid": 1}',
                                      b"[" * 50_000])
 def test_a_claim_file_left_with_garbage_is_taken_and_rewritten(tmp_path: Path, garbage: bytes) -> None:
     folder = tmp_path / "claims"
     config = socket_config(tmp_path)
-    first = Claims(Camera.named("a"), "/etc/edgecam/a.yaml", folder)
-    first.hold(config)
-    first.close()  # as a kill -9 would: the file stays, the lock goes
-    (path,) = held_files(folder)
+    path = left_behind(folder, config)
     path.write_bytes(garbage)
     second = Claims(Camera.named("b"), "/etc/edgecam/b.yaml", folder)
     try:
@@ -67,10 +73,7 @@ def test_a_symlink_at_a_claims_name_is_set_aside_and_its_target_untouched(tmp_pa
                                                                          caplog) -> None:
     folder = tmp_path / "claims"
     config = socket_config(tmp_path)
-    probe = Claims(Camera.named("a"), "/etc/edgecam/a.yaml", folder)
-    probe.hold(config)
-    probe.close()
-    (path,) = held_files(folder)
+    path = left_behind(folder, config)
     path.unlink()
     victim = tmp_path / "shadow"
     victim.write_text("root:secret\n")
@@ -90,10 +93,7 @@ def test_a_symlink_at_a_claims_name_is_set_aside_and_its_target_untouched(tmp_pa
 def test_a_fifo_at_a_claims_name_is_set_aside(tmp_path: Path) -> None:
     folder = tmp_path / "claims"
     config = socket_config(tmp_path)
-    probe = Claims(Camera.named("a"), "/etc/edgecam/a.yaml", folder)
-    probe.hold(config)
-    probe.close()
-    (path,) = held_files(folder)
+    path = left_behind(folder, config)
     path.unlink()
     os.mkfifo(path)
     claims = Claims(Camera.named("a"), "/etc/edgecam/a.yaml", folder)
